@@ -1,0 +1,1 @@
+"""The crossbar machine: array backend, crossbars (exact, aihwkit), layers, networks."""

@@ -1,0 +1,82 @@
+"""The array namespace `xp` (CuPy on a GPU, NumPy otherwise) and zero-copy torch conversions.
+
+Everything in hilt computes in float32. `xp()` is resolved once per process and can be forced
+with the environment variable HILT_XP=numpy|cupy or with `use("numpy")` before anything is built.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+
+import numpy as np
+
+DTYPE = np.float32
+_XP: types.ModuleType | None = None
+
+
+def _cupy_with_gpu() -> types.ModuleType | None:
+    try:
+        import cupy
+    except ImportError:
+        return None
+    try:
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            return cupy
+    except Exception:  # cupy installed but no driver / no device
+        return None
+    return None
+
+
+def use(name: str) -> types.ModuleType:
+    """Select the array namespace: 'numpy', 'cupy', or 'auto' (CuPy if a GPU is usable)."""
+    global _XP
+    if name == "numpy":
+        _XP = np
+    elif name == "cupy":
+        cp = _cupy_with_gpu()
+        if cp is None:
+            raise RuntimeError("HILT_XP=cupy but CuPy or a CUDA GPU is not available")
+        _XP = cp
+    elif name == "auto":
+        _XP = _cupy_with_gpu() or np
+    else:
+        raise ValueError(f"unknown array backend {name!r}; allowed: numpy, cupy, auto")
+    return _XP
+
+
+def xp() -> types.ModuleType:
+    """The current array namespace (resolved on first use)."""
+    if _XP is None:
+        use(os.environ.get("HILT_XP", "auto"))
+    return _XP
+
+
+def asarray(a) -> "np.ndarray":
+    """A float32, C-contiguous array of the current namespace."""
+    return xp().ascontiguousarray(xp().asarray(a, dtype=DTYPE))
+
+
+def to_numpy(a) -> np.ndarray:
+    """Host copy for metrics and files (no-op for NumPy arrays)."""
+    if isinstance(a, np.ndarray):
+        return a
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def to_torch(a):
+    """Zero-copy view as a torch tensor: torch.from_numpy on the CPU, DLPack for CuPy."""
+    import torch
+
+    if isinstance(a, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=DTYPE))
+    return torch.from_dlpack(xp().ascontiguousarray(a, dtype=DTYPE))
+
+
+def from_torch(t):
+    """Zero-copy view of a torch tensor in the current namespace."""
+    t = t.detach()
+    if t.device.type == "cpu":
+        arr = t.numpy()
+        return arr if xp() is np else xp().asarray(arr)
+    return xp().from_dlpack(t)

@@ -1,0 +1,138 @@
+"""Networks as ordered blocks, model specs, and the crossbar factory.
+
+Model specs (DESIGN.md): `mlp:64-256-10` (input, hidden..., output; input and output must match
+the data), `cnn:8-16` (3x3 'same' conv + ReLU + 2x2 max-pool per listed channel count, then a
+dense readout to the classes). A suffix `@0.25` multiplies every hidden width.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from typing import Callable
+
+import numpy as np
+
+from analog import backend
+from analog.crossbar import Crossbar, ExactCrossbar
+from analog.layers import Block, Conv2d, Dense
+from analog.optim import Optimizer
+from analog.periphery import ACTIVATIONS, ConvGeometry, MaxPool2d
+from devices.errors import HiltError
+from devices.presets import DeviceSpec
+
+CrossbarFactory = Callable[[int, int, bool], Crossbar]
+
+
+def crossbar_factory(spec: DeviceSpec, optimizer: Callable[[], Optimizer] | None = None) -> CrossbarFactory:
+    """Builds crossbars of one kind: exact (with a fresh optimizer each) or analog tiles."""
+    if spec.is_exact:
+        return lambda out, inp, bias: ExactCrossbar(out, inp, bias, optimizer() if optimizer else None)
+    from analog.analog_crossbar import AnalogCrossbar
+
+    return lambda out, inp, bias: AnalogCrossbar(out, inp, bias, spec)
+
+
+class Network:
+    def __init__(self, blocks: list[Block], input_shape: tuple[int, ...], spec: str):
+        self.blocks, self.input_shape, self.spec = blocks, tuple(input_shape), spec
+
+    def __len__(self):
+        return len(self.blocks)
+
+    def forward(self, x):
+        """Output pre-activation a_L for input x, all reads on the crossbars."""
+        s = backend.asarray(x)
+        for block in self.blocks:
+            a, _ = block.forward(s)
+            s = block.act(a)
+        return s
+
+    def predict(self, x, batch_size: int = 500) -> np.ndarray:
+        out = [backend.to_numpy(self.forward(x[i : i + batch_size]).argmax(axis=1)) for i in range(0, len(x), batch_size)]
+        return np.concatenate(out)
+
+    def crossbars(self) -> list[Crossbar]:
+        return [b.crossbar for b in self.blocks]
+
+    def weights(self) -> list:
+        return [c.weights() for c in self.crossbars()]
+
+    def exact_copy(self) -> "Network":
+        """The same network on exact crossbars holding this network's current weights."""
+        blocks = []
+        for block in self.blocks:
+            old = block.crossbar
+            xbar = ExactCrossbar(old.out_size, old.in_size, old.bias)
+            xbar.program(backend.asarray(old.weights()))
+            layer = copy.copy(block.layer)
+            layer.crossbar = xbar
+            blocks.append(Block(layer, block.act, block.pool))
+        return Network(blocks, self.input_shape, self.spec)
+
+
+def _uniform_init(rng: np.random.Generator, out: int, fan_in: int, bias: bool) -> np.ndarray:
+    """torch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for W and b."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=(out, fan_in + bias)).astype(backend.DTYPE)
+
+
+_SPEC = re.compile(r"^(?P<kind>mlp|cnn):(?P<dims>\d+(?:-\d+)*)(?:@(?P<width>[0-9.]+))?$")
+MODEL_KINDS = ("mlp:IN-H1-...-OUT", "cnn:C1-C2-...")
+
+
+def build_network(
+    spec: str,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    make_crossbar: CrossbarFactory,
+    seed: int = 0,
+    activation: str = "relu",
+    bias: bool = True,
+) -> Network:
+    m = _SPEC.match(spec.replace(" ", ""))
+    if not m:
+        raise HiltError(f"unknown model {spec!r}; allowed forms: {', '.join(MODEL_KINDS)} with optional @WIDTH")
+    if activation not in ACTIVATIONS:
+        raise HiltError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+    dims = [int(v) for v in m["dims"].split("-")]
+    width = float(m["width"]) if m["width"] else 1.0
+    if not 0 < width <= 64 or min(dims) < 1:
+        raise HiltError(f"model {spec!r}: widths must be >= 1 and the multiplier in (0, 64]")
+    scaled = lambda h: max(1, round(h * width))  # noqa: E731
+    rng = np.random.default_rng(seed)
+    act = ACTIVATIONS[activation]()
+    ident = ACTIVATIONS["identity"]()
+
+    def crossbar(out, fan_in):
+        xbar = make_crossbar(out, fan_in, bias)
+        xbar.program(backend.asarray(_uniform_init(rng, out, fan_in, bias)))
+        return xbar
+
+    blocks: list[Block] = []
+    if m["kind"] == "mlp":
+        n_in = int(np.prod(input_shape))
+        if len(dims) < 2 or dims[0] != n_in or dims[-1] != n_classes:
+            raise HiltError(
+                f"model {spec!r} does not fit the data: it must start with the input size {n_in} "
+                f"and end with the number of classes {n_classes}, e.g. mlp:{n_in}-256-{n_classes}"
+            )
+        sizes = [n_in] + [scaled(h) for h in dims[1:-1]] + [n_classes]
+        for i, (fan_in, out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            last = i == len(sizes) - 2
+            blocks.append(Block(Dense(crossbar(out, fan_in)), ident if last else act))
+    else:
+        if len(input_shape) != 3:
+            raise HiltError(f"model {spec!r} needs image data (C, H, W); this dataset has shape {input_shape}")
+        C, H, W = input_shape
+        geometry = ConvGeometry(kernel=3, stride=1, padding=1)
+        for channels in dims:
+            out = scaled(channels)
+            if min(H, W) < 2:
+                raise HiltError(f"model {spec!r} has too many pooling stages for {input_shape} inputs")
+            conv = Conv2d(crossbar(out, C * 9), geometry)
+            blocks.append(Block(conv, act, MaxPool2d(2)))
+            C, H, W = out, H // 2, W // 2
+        blocks.append(Block(Dense(crossbar(n_classes, C * H * W)), ident))
+    return Network(blocks, input_shape, spec)

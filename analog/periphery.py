@@ -1,0 +1,159 @@
+"""Digital periphery in `xp`: activations with derivatives, pooling with switches, im2col.
+
+Everything here is plain array code that works on NumPy and CuPy alike (strided slices only, no
+scatter), NCHW layout, C-major flatten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analog import backend
+
+
+# ---------------------------------------------------------------- activations
+class Activation:
+    name = "identity"
+
+    def __call__(self, a):
+        return a
+
+    def deriv(self, a):
+        return backend.xp().ones_like(a)
+
+
+class ReLU(Activation):
+    name = "relu"
+
+    def __call__(self, a):
+        return backend.xp().maximum(a, 0)
+
+    def deriv(self, a):
+        return (a > 0).astype(a.dtype)
+
+
+class Tanh(Activation):
+    name = "tanh"
+
+    def __call__(self, a):
+        return backend.xp().tanh(a)
+
+    def deriv(self, a):
+        return 1 - backend.xp().tanh(a) ** 2
+
+
+class Sigmoid(Activation):
+    name = "sigmoid"
+
+    def __call__(self, a):
+        xp = backend.xp()
+        return 0.5 * (1 + xp.tanh(0.5 * a))  # overflow-free logistic
+
+    def deriv(self, a):
+        s = self(a)
+        return s * (1 - s)
+
+
+class HardTanh(Activation):
+    name = "hardtanh"
+
+    def __call__(self, a):
+        return backend.xp().clip(a, -1, 1)
+
+    def deriv(self, a):
+        return (abs(a) < 1).astype(a.dtype)
+
+
+ACTIVATIONS = {cls.name: cls for cls in (Activation, ReLU, Tanh, Sigmoid, HardTanh)}
+
+
+# ---------------------------------------------------------------- pooling
+def _windows(x, k):
+    """(B, C, H, W) -> (B, C, H//k, W//k, k*k), cropping a remainder as torch does."""
+    B, C, H, W = x.shape
+    Ho, Wo = H // k, W // k
+    x = x[:, :, : Ho * k, : Wo * k].reshape(B, C, Ho, k, Wo, k)
+    return x.transpose(0, 1, 2, 4, 3, 5).reshape(B, C, Ho, Wo, k * k)
+
+
+def _unwindows(g, k, shape):
+    B, C, H, W = shape
+    Ho, Wo = H // k, W // k
+    g = g.reshape(B, C, Ho, Wo, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(B, C, Ho * k, Wo * k)
+    if (Ho * k, Wo * k) == (H, W):
+        return g
+    out = backend.xp().zeros(shape, dtype=g.dtype)
+    out[:, :, : Ho * k, : Wo * k] = g
+    return out
+
+
+class MaxPool2d:
+    """Non-overlapping k x k max-pool; the cache is the switch (argmax) of every window."""
+
+    def __init__(self, k: int = 2):
+        self.k = k
+
+    def forward(self, x):
+        win = _windows(x, self.k)
+        switch = win.argmax(axis=-1)
+        return backend.xp().take_along_axis(win, switch[..., None], -1)[..., 0], (switch, x.shape)
+
+    def backward(self, g, cache):
+        switch, shape = cache
+        xp = backend.xp()
+        onehot = (switch[..., None] == xp.arange(self.k * self.k)).astype(g.dtype)
+        return _unwindows(onehot * g[..., None], self.k, shape)
+
+
+class AvgPool2d:
+    def __init__(self, k: int = 2):
+        self.k = k
+
+    def forward(self, x):
+        return _windows(x, self.k).mean(axis=-1), x.shape
+
+    def backward(self, g, shape):
+        xp = backend.xp()
+        win = xp.broadcast_to(g[..., None] / (self.k * self.k), g.shape + (self.k * self.k,))
+        return _unwindows(xp.ascontiguousarray(win), self.k, shape)
+
+
+# ---------------------------------------------------------------- im2col
+@dataclass(frozen=True)
+class ConvGeometry:
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+
+    def out_hw(self, H: int, W: int) -> tuple[int, int]:
+        k, s, p = self.kernel, self.stride, self.padding
+        return (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+
+
+def im2col(x, g: ConvGeometry):
+    """(B, C, H, W) -> patches (B*Ho*Wo, C*k*k), columns ordered (c, i, j) like torch's weight."""
+    xp = backend.xp()
+    B, C, H, W = x.shape
+    k, s, p = g.kernel, g.stride, g.padding
+    Ho, Wo = g.out_hw(H, W)
+    if p:
+        x = xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    cols = xp.empty((B, Ho, Wo, C, k, k), dtype=x.dtype)
+    for i in range(k):
+        for j in range(k):
+            cols[:, :, :, :, i, j] = x[:, :, i : i + s * Ho : s, j : j + s * Wo : s].transpose(0, 2, 3, 1)
+    return cols.reshape(B * Ho * Wo, C * k * k)
+
+
+def col2im(cols, g: ConvGeometry, shape):
+    """Adjoint of im2col: sums patch gradients (B*Ho*Wo, C*k*k) back into (B, C, H, W)."""
+    xp = backend.xp()
+    B, C, H, W = shape
+    k, s, p = g.kernel, g.stride, g.padding
+    Ho, Wo = g.out_hw(H, W)
+    cols = cols.reshape(B, Ho, Wo, C, k, k)
+    out = xp.zeros((B, C, H + 2 * p, W + 2 * p), dtype=cols.dtype)
+    for i in range(k):
+        for j in range(k):
+            out[:, :, i : i + s * Ho : s, j : j + s * Wo : s] += cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    return out[:, :, p : p + H, p : p + W] if p else out

@@ -1,0 +1,147 @@
+"""hilt command line: `python cli.py COMMAND` or `hilt COMMAND`.
+
+A thin front: parses, validates, calls experiments/, prints. User mistakes (HiltError) end in
+one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from devices import HiltError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="hilt: local learning rules on emulated analog crossbars (aihwkit) and on an exact path.",
+)
+
+
+def user_errors(fn):
+    """HiltError -> one line on stderr, exit 2 (no traceback for user mistakes)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HiltError as err:
+            Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {err}", soft_wrap=True)
+            raise typer.Exit(2)
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def train(
+    dataset: str = typer.Option("digits", help="digits | rhm"),
+    data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size)"),
+    model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT or cnn:C1-C2 (optional @WIDTH); default: the dataset's MLP"),
+    device: str = typer.Option("rram", help="device preset (see `hilt devices`)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
+    rule: str = typer.Option("bp", help="learning rule (see `hilt rules`)"),
+    loss: Optional[str] = typer.Option(None, help="ce | mse (rule default: ce)"),
+    epochs: int = typer.Option(30, help="training epochs"),
+    batch_size: int = typer.Option(20, help="mini-batch size"),
+    lr: float = typer.Option(0.05, help="learning rate (> 0)"),
+    seed: int = typer.Option(0, help="seeds init, data order, exact path, device-to-device spread"),
+    optimizer: str = typer.Option("sgd", help="exact device only: sgd | adam | adamw"),
+    momentum: float = typer.Option(0.0, help="exact device only: SGD momentum"),
+    weight_decay: float = typer.Option(0.0, help="exact device only: weight decay"),
+    activation: str = typer.Option("relu", help="hidden activation: relu | tanh | sigmoid | hardtanh | identity"),
+    out: str = typer.Option("results/runs", help="where run directories go"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
+):
+    """Train a network with a learning rule on a device; write results/runs/<id>/."""
+    from experiments.train import TrainConfig
+    from experiments.train import train as run_train
+
+    cfg = TrainConfig(
+        dataset=dataset, data_set=data_set or [], model=model, device=device, sets=set_ or [], rule=rule,
+        rule_options={"loss": loss}, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, activation=activation, out=out,
+    )
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"), console=err, transient=False,
+    ) as progress:
+        task = progress.add_task(f"{rule} on {device}", total=epochs, status="")
+
+        def on_step(epoch, step, steps):
+            progress.update(task, completed=epoch - 1 + step / steps)
+
+        def on_epoch(rows):
+            tr, te = rows
+            progress.update(task, completed=tr["epoch"], status=(
+                f"loss {tr['loss']:.3f}  train {tr['accuracy']:.3f}  test {te['accuracy']:.3f} "
+                f"(exact readout {te['accuracy_exact_readout']:.3f})"))
+
+        summary = run_train(cfg, on_step=on_step, on_epoch=on_epoch)
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table = Table(title=f"{summary['rule']} on {summary['device']}: {summary['dataset']} {summary['model']}")
+    for key in ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "epochs",
+                "wall_time_s", "run_dir"):
+        value = summary[key]
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    table.show_header = False
+    Console().print(table)
+
+
+@app.command()
+@user_errors
+def devices(
+    name: Optional[str] = typer.Argument(None, help="show one preset's effective parameters"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="apply overrides KEY=VALUE first"),
+):
+    """List device presets and their parameters, and the --set keys with their ranges."""
+    from devices.presets import PARAMS, PRESETS, parse_device
+
+    console = Console()
+    if name:
+        console.print_json(json.dumps(parse_device(name, set_ or []).describe(), default=str))
+        return
+    table = Table(title="device presets (--device)")
+    for col in ("name", "description", "dw_min", "w_max", "forward IO", "update_bl"):
+        table.add_column(col)
+    for preset, (_, description) in PRESETS.items():
+        d = parse_device(preset).describe()
+        io = d.get("forward_io", "-")
+        io = io if isinstance(io, str) else f"{io['dac_bits']}b DAC, {io['adc_bits']}b ADC, noise {io['read_noise']}"
+        table.add_row(preset, description, str(d.get("dw_min", "-")), str(d.get("w_max", "-")), io, str(d.get("update_bl", "-")))
+    console.print(table)
+    keys = Table(title="device parameters (--set KEY=VALUE)")
+    for col in ("key", "range", "meaning"):
+        keys.add_column(col)
+    for p in PARAMS.values():
+        keys.add_row(p.name, f"{p.kind.__name__} [{p.lo:g}, {p.hi:g}]", p.doc)
+    console.print(keys)
+
+
+@app.command()
+def rules():
+    """List learning rules and their options."""
+    from rules import RULES, rule_options
+
+    table = Table(title="learning rules (--rule)")
+    for col in ("name", "description", "options (default)"):
+        table.add_column(col)
+    for name, (_, description) in RULES.items():
+        opts = ", ".join(f"{k}={v}" for k, v in rule_options(name).items())
+        table.add_row(name, description, opts)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

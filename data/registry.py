@@ -1,0 +1,60 @@
+"""Dataset registry: name -> loader returning a `Dataset` of float32 arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from devices.errors import HiltError
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray  # (N, *input_shape) float32
+    y_train: np.ndarray  # (N,) int64
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def default_model(self) -> str:
+        return f"mlp:{int(np.prod(self.input_shape))}-256-{self.n_classes}"
+
+
+def _digits(params: dict[str, str], seed: int) -> Dataset:
+    from data.digits import load_digits
+
+    if params:
+        raise HiltError(f"dataset digits takes no --data-set options (got {', '.join(params)})")
+    return load_digits()
+
+
+def _rhm(params: dict[str, str], seed: int) -> Dataset:
+    from data.rhm import RHMParams, load_rhm
+
+    return load_rhm(RHMParams.parse(params), seed)
+
+
+DATASETS: dict[str, Callable[[dict[str, str], int], Dataset]] = {"digits": _digits, "rhm": _rhm}
+
+
+def load_dataset(name: str, params: list[str] | dict[str, str] | None = None, seed: int = 0) -> Dataset:
+    if name not in DATASETS:
+        raise HiltError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    if isinstance(params, list):
+        parsed = {}
+        for item in params:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise HiltError(f"--data-set {item!r}: expected key=value")
+            parsed[key.strip()] = value.strip()
+        params = parsed
+    return DATASETS[name](params or {}, seed)

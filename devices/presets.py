@@ -1,0 +1,228 @@
+"""Named device presets -> aihwkit RPU configurations, and friendly `--set key=value` overrides.
+
+A `DeviceSpec` is what the user asked for (preset name + validated overrides). `rpu_config()`
+builds a fresh aihwkit config from it for every tile (aihwkit deep-copies configs into tiles and
+ignores later edits, so configs are never shared or mutated after use).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from devices.errors import DeviceError
+
+# name -> (aihwkit preset class name or None, one-line description)
+PRESETS: dict[str, tuple[str | None, str]] = {
+    "exact": (None, "float32 NumPy/CuPy arithmetic, digital optimizer (no aihwkit)"),
+    "ideal": ("ideal", "aihwkit tile, ideal device, perfect IO, float update: must equal exact"),
+    "rram": ("ReRamESPreset", "ReRAM, exponential steps (Gong 2018), write noise"),
+    "rram-sb": ("ReRamSBPreset", "ReRAM, soft bounds with reference device"),
+    "pcm": ("PCMPreset", "PCM pair, unidirectional steps with refresh"),
+    "ecram": ("EcRamPreset", "ECRAM, linear steps (Tang 2018)"),
+    "ecram-mo": ("EcRamMOPreset", "metal-oxide ECRAM, linear steps, small dw_min"),
+    "capacitor": ("CapacitorPreset", "capacitor cell, linear steps with leakage (decay)"),
+    "idealized": ("IdealizedPreset", "constant-step device with ~10k states"),
+    "rram-mp": ("MixedPrecisionReRamESPreset", "ReRAM with mixed-precision (digital) update accumulation"),
+    "rram-ttv2": ("TTv2ReRamESPreset", "ReRAM with Tiki-Taka v2 (two devices, transfer)"),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One friendly override: its type, closed range and how it maps onto an aihwkit config."""
+
+    name: str
+    kind: type
+    lo: float
+    hi: float
+    doc: str
+    apply: Callable[[Any, Any], None] | None = None  # (rpu_config, value); None = crossbar-level
+
+    def parse(self, text: str):
+        try:
+            value = self.kind(text) if self.kind is float else int(text)
+        except ValueError:
+            raise DeviceError(f"--set {self.name}={text}: expected {self.kind.__name__} in [{self.lo}, {self.hi}]")
+        if not (self.lo <= value <= self.hi) or (self.kind is float and not math.isfinite(value)):
+            raise DeviceError(f"--set {self.name}={text}: out of range, allowed [{self.lo}, {self.hi}]")
+        return value
+
+
+def leaf_devices(device) -> list:
+    """The pulsed devices of a (possibly compound) aihwkit device, innermost first."""
+    if hasattr(device, "unit_cell_devices"):
+        return [leaf for d in device.unit_cell_devices for leaf in leaf_devices(d)]
+    inner = getattr(device, "device", None)
+    if inner is not None and hasattr(inner, "dw_min"):
+        return leaf_devices(inner)
+    return [device]
+
+
+def _set_device(field_name: str):
+    def apply(cfg, value):
+        leaves = [d for d in leaf_devices(cfg.device) if hasattr(d, field_name)]
+        if not leaves:
+            raise DeviceError(f"--set {field_name}: this device has no pulsed device parameter {field_name}")
+        for d in leaves:
+            setattr(d, field_name, value)
+
+    return apply
+
+
+def _set_w_max(cfg, value):
+    for d in leaf_devices(cfg.device):
+        if not hasattr(d, "w_max"):
+            raise DeviceError("--set w_max: this device has no bounded pulsed device")
+        d.w_max = value
+        if d.w_min < 0:  # unidirectional devices (PCM halves) keep w_min = 0
+            d.w_min = -value
+
+
+def _io(directions: tuple[str, ...], field_name: str, convert=lambda v: v):
+    def apply(cfg, value):
+        for direction in directions:
+            io = getattr(cfg, direction)
+            if io.is_perfect:  # a perfect read gets a clean, non-perfect IO with only this effect on
+                io.is_perfect = False
+                io.inp_res = io.out_res = -1.0
+                io.out_noise = 0.0
+                io.inp_noise = 0.0
+                io.w_noise = 0.0
+            setattr(io, field_name, convert(value))
+
+    return apply
+
+
+def _bits_to_res(bits: int) -> float:
+    return -1.0 if bits == 0 else 1.0 / (2**bits - 2)
+
+
+def _set_update_bl(cfg, value):
+    if not hasattr(cfg, "update"):
+        raise DeviceError("--set update_bl: this device has no pulsed update parameters")
+    cfg.update.desired_bl = value
+
+
+_BOTH = ("forward", "backward")
+PARAMS: dict[str, Param] = {
+    p.name: p
+    for p in [
+        Param("dw_min", float, 1e-7, 1.0, "mean weight step of one pulse", _set_device("dw_min")),
+        Param("dw_min_dtod", float, 0.0, 10.0, "device-to-device spread of dw_min (relative)", _set_device("dw_min_dtod")),
+        Param("dw_min_std", float, 0.0, 100.0, "cycle-to-cycle spread of a step (relative)", _set_device("dw_min_std")),
+        Param("up_down", float, -1.0, 1.0, "up/down step asymmetry", _set_device("up_down")),
+        Param("w_max", float, 1e-3, 100.0, "device weight bound (w_min = -w_max)", _set_w_max),
+        Param("dac_bits", int, 0, 24, "input DAC bits of both reads (0 = unquantised)", _io(_BOTH, "inp_res", _bits_to_res)),
+        Param("adc_bits", int, 0, 24, "output ADC bits of both reads (0 = unquantised)", _io(_BOTH, "out_res", _bits_to_res)),
+        Param("read_noise", float, 0.0, 10.0, "output read noise of both reads (normalised units)", _io(_BOTH, "out_noise")),
+        Param("backward_read_noise", float, 0.0, 10.0, "output read noise of the transposed read only", _io(("backward",), "out_noise")),
+        Param("update_bl", int, 1, 1000, "max pulse-train length of an update (desired_bl)", _set_update_bl),
+        Param("weight_scaling_omega", float, 0.0, 10.0, "device weight that the largest initial |W| maps to (0 = no scaling)"),
+        Param("tile_size", int, 4, 4096, "max rows/columns of one tile; larger matrices are split"),
+    ]
+}
+CROSSBAR_DEFAULTS = {"weight_scaling_omega": 0.0, "tile_size": 512}
+
+
+@dataclass
+class DeviceSpec:
+    name: str = "exact"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    @property
+    def is_exact(self) -> bool:
+        return self.name == "exact"
+
+    def crossbar_option(self, key: str):
+        return self.overrides.get(key, CROSSBAR_DEFAULTS[key])
+
+    def rpu_config(self):
+        cfg = base_rpu_config(self.name)
+        for key, value in self.overrides.items():
+            if PARAMS[key].apply is not None:
+                PARAMS[key].apply(cfg, value)
+        from aihwkit.simulator.parameters import MappingParameter
+
+        # hilt keeps the bias as an analog input column and does its own weight scaling/splitting.
+        cfg.mapping = MappingParameter(digital_bias=False, weight_scaling_omega=0.0)
+        for d in leaf_devices(cfg.device):
+            if hasattr(d, "construction_seed"):
+                d.construction_seed = self.seed
+        return cfg
+
+    def describe(self) -> dict[str, Any]:
+        """Effective friendly parameters (after overrides), for `hilt devices` and config.json."""
+        out = {"preset": self.name, "aihwkit": PRESETS[self.name][0]}
+        if self.is_exact:
+            return out
+        cfg = self.rpu_config()
+        out["config"] = type(cfg).__name__
+        leaves = leaf_devices(cfg.device)
+        out["devices"] = [type(d).__name__ for d in leaves]
+        leaf = leaves[0]
+        for key in ("dw_min", "dw_min_dtod", "dw_min_std", "up_down", "w_max", "w_min"):
+            if hasattr(leaf, key):
+                out[key] = getattr(leaf, key)
+        for direction in _BOTH:
+            io = getattr(cfg, direction, None)
+            if io is None:
+                continue
+            out[f"{direction}_io"] = "perfect" if io.is_perfect else {
+                "dac_bits": _res_to_bits(io.inp_res),
+                "adc_bits": _res_to_bits(io.out_res),
+                "read_noise": io.out_noise,
+            }
+        if hasattr(cfg, "update") and hasattr(cfg.update, "desired_bl"):
+            out["update_bl"] = cfg.update.desired_bl
+            out["pulse_type"] = cfg.update.pulse_type.name
+        for key in CROSSBAR_DEFAULTS:
+            out[key] = self.crossbar_option(key)
+        return out
+
+
+def _res_to_bits(res: float):
+    if res <= 0:
+        return 0
+    if res >= 1:  # given as a number of steps
+        return round(math.log2(res + 2), 2)
+    return round(math.log2(1 / res + 2), 2)
+
+
+def base_rpu_config(name: str):
+    from aihwkit.simulator import presets
+    from aihwkit.simulator.configs import SingleRPUConfig
+    from aihwkit.simulator.configs.devices import IdealDevice
+    from aihwkit.simulator.parameters import IOParameters, PulseType, UpdateParameters
+
+    if name == "ideal":
+        return SingleRPUConfig(
+            device=IdealDevice(),
+            forward=IOParameters(is_perfect=True),
+            backward=IOParameters(is_perfect=True),
+            update=UpdateParameters(pulse_type=PulseType.NONE),
+        )
+    return getattr(presets, PRESETS[name][0])()
+
+
+def parse_device(name: str, sets: list[str] | None = None, seed: int = 0) -> DeviceSpec:
+    """Validate a preset name and `key=value` overrides into a DeviceSpec (DeviceError on bad input)."""
+    if name not in PRESETS:
+        raise DeviceError(f"unknown device {name!r}; allowed: {', '.join(PRESETS)}")
+    overrides: dict[str, Any] = {}
+    for item in sets or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise DeviceError(f"--set {item!r}: expected key=value; keys: {', '.join(PARAMS)}")
+        if key not in PARAMS:
+            raise DeviceError(f"--set: unknown key {key!r}; allowed: {', '.join(PARAMS)}")
+        overrides[key] = PARAMS[key].parse(text.strip())
+    spec = DeviceSpec(name, overrides, seed)
+    if spec.is_exact and overrides:
+        raise DeviceError("--set: device 'exact' is the float path and takes no device parameters")
+    if not spec.is_exact:
+        spec.rpu_config()  # surfaces overrides that do not fit this preset (DeviceError)
+    return spec

@@ -1,0 +1,1 @@
+"""Experiments on top of rules, data and the crossbar machine: train, bench (more to come)."""

@@ -1,0 +1,36 @@
+"""Learning rules, each written against the crossbar primitives only. Registry for the CLI."""
+
+from __future__ import annotations
+
+import inspect
+
+from devices.errors import HiltError
+from rules.base import Rule
+from rules.bp import Backprop
+
+RULES: dict[str, tuple[type[Rule], str]] = {
+    "bp": (Backprop, "backprop: transposed reads carry the error, pulsed updates with d = dL/da / B"),
+}
+
+
+def rule_options(name: str) -> dict:
+    """The options a rule takes, with their defaults."""
+    sig = inspect.signature(RULES[name][0].__init__)
+    return {k: p.default for k, p in sig.parameters.items() if k != "self"}
+
+
+def make_rule(name: str, **options) -> Rule:
+    """Build a rule; options left as None take the rule's defaults (HiltError on bad input)."""
+    if name not in RULES:
+        raise HiltError(f"unknown rule {name!r}; allowed: {', '.join(RULES)}")
+    allowed = rule_options(name)
+    given = {k: v for k, v in options.items() if v is not None}
+    extra = sorted(set(given) - set(allowed))
+    if extra:
+        users = [r for r in RULES if set(extra) <= set(rule_options(r))]
+        where = f"; it applies to: {', '.join(users)}" if users else ""
+        raise HiltError(f"rule {name} takes no --{extra[0].replace('_', '-')}{where}")
+    return RULES[name][0](**given)
+
+
+__all__ = ["RULES", "Rule", "make_rule", "rule_options"]

@@ -1,0 +1,34 @@
+"""Output losses per sample, with their gradient with respect to the output pre-activation."""
+
+from __future__ import annotations
+
+from analog import backend
+
+
+def one_hot(y, n: int):
+    xp = backend.xp()
+    return (xp.asarray(y)[:, None] == xp.arange(n)[None, :]).astype(backend.DTYPE)
+
+
+def softmax(a):
+    xp = backend.xp()
+    e = xp.exp(a - a.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def cross_entropy(a, y):
+    """Summed softmax cross-entropy over the batch, and d/da per sample (softmax - onehot)."""
+    xp = backend.xp()
+    p = softmax(a)
+    t = one_hot(y, a.shape[1])
+    loss = -float(xp.sum(t * xp.log(xp.maximum(p, 1e-30))))
+    return loss, p - t
+
+
+def squared_error(a, y):
+    """Summed 1/2 ||a - onehot||^2 over the batch, and d/da per sample (a - onehot)."""
+    diff = a - one_hot(y, a.shape[1])
+    return 0.5 * float((diff * diff).sum()), diff
+
+
+LOSSES = {"ce": cross_entropy, "mse": squared_error}

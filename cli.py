@@ -62,7 +62,7 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
 ):
     """Train a network with a learning rule on a device; write results/runs/<id>/."""
-    from experiments.train import TrainConfig
+    from experiments.train import TrainConfig, build
     from experiments.train import train as run_train
 
     cfg = TrainConfig(
@@ -70,6 +70,7 @@ def train(
         rule_options={"loss": loss}, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
         optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, activation=activation, out=out,
     )
+    setup = build(cfg)
     err = Console(stderr=True)
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -86,7 +87,7 @@ def train(
                 f"loss {tr['loss']:.3f}  train {tr['accuracy']:.3f}  test {te['accuracy']:.3f} "
                 f"(exact readout {te['accuracy_exact_readout']:.3f})"))
 
-        summary = run_train(cfg, on_step=on_step, on_epoch=on_epoch)
+        summary = run_train(setup, on_step=on_step, on_epoch=on_epoch)
     if as_json:
         print(json.dumps(summary))
         return

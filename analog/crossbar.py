@@ -9,8 +9,7 @@ when `bias=True`) and offers exactly five operations:
     weights()         the (out, in[+1]) matrix, bias as the last column
     program(W)        write such a matrix
 
-Subclasses implement the same operations on the bias-augmented matrix (`_forward`,
-`_backward`, `_update`, `_weights`, `_program`); the bias column is added here once.
+The bias is one more input column driven by a constant 1: read and updated with the matrix.
 """
 
 from __future__ import annotations
@@ -28,25 +27,16 @@ class Crossbar:
         """Shape of the stored matrix, bias column included."""
         return self.out_size, self.in_size + self.bias
 
-    def _with_ones(self, x):
-        if not self.bias:
-            return backend.asarray(x)
-        xp = backend.xp()
-        out = xp.ones((x.shape[0], self.in_size + 1), dtype=backend.DTYPE)
-        out[:, : self.in_size] = x
-        return out
-
     def forward(self, x):
-        return self._forward(self._with_ones(x))
+        return self._forward(backend.asarray(x))
 
     def backward(self, d):
-        z = self._backward(backend.asarray(d))
-        return z[:, : self.in_size] if self.bias else z
+        return self._backward(backend.asarray(d))
 
     def update(self, x, d, lr: float) -> None:
         if not lr > 0:
             raise ValueError(f"crossbar update needs lr > 0 (got {lr}); pass -d for an ascending update")
-        self._update(self._with_ones(x), backend.asarray(d), float(lr))
+        self._update(backend.asarray(x), backend.asarray(d), float(lr))
 
     def weights(self):
         return self._weights()
@@ -57,7 +47,7 @@ class Crossbar:
             raise ValueError(f"program: expected a matrix of shape {self.shape}, got {W.shape}")
         self._program(W)
 
-    # Subclass hooks, all on the bias-augmented matrix.
+    # Backend hooks. x, d come without the bias input; the backend drives its bias column itself.
     def _forward(self, x):
         raise NotImplementedError
 
@@ -73,29 +63,39 @@ class Crossbar:
     def _program(self, W) -> None:
         raise NotImplementedError
 
-    def post_epoch(self) -> None:
-        """Hook for devices that need work once per epoch (none so far)."""
-
 
 class ExactCrossbar(Crossbar):
-    """Float32 `xp` arithmetic; the update goes through a digital optimizer (plain SGD by default)."""
+    """Float32 `xp` arithmetic; the update goes through a digital optimizer (plain SGD by default).
+
+    The bias column is kept as its own vector b (y = W x + b), which is the same arithmetic as an
+    input column driven by 1 without building that column on every read.
+    """
 
     def __init__(self, out_size, in_size, bias=False, optimizer: Optimizer | None = None):
         super().__init__(out_size, in_size, bias)
-        self.W = backend.xp().zeros(self.shape, dtype=backend.DTYPE)
+        xp = backend.xp()
+        self.W = xp.zeros((self.out_size, self.in_size), dtype=backend.DTYPE)
+        self.b = xp.zeros(self.out_size, dtype=backend.DTYPE) if bias else None
         self.optimizer = optimizer or SGD()
 
     def _forward(self, x):
-        return x @ self.W.T
+        y = x @ self.W.T
+        if self.b is not None:
+            y += self.b
+        return y
 
     def _backward(self, d):
         return d @ self.W
 
     def _update(self, x, d, lr):
-        self.optimizer.step(self.W, d, x, lr)
+        self.optimizer.step(self.W, self.b, d, x, lr)
 
     def _weights(self):
-        return self.W.copy()
+        if self.b is None:
+            return self.W.copy()
+        return backend.xp().concatenate([self.W, self.b[:, None]], axis=1)
 
     def _program(self, W):
-        self.W[...] = W
+        self.W[...] = W[:, : self.in_size]
+        if self.b is not None:
+            self.b[...] = W[:, self.in_size]

@@ -1,7 +1,8 @@
 """Digital optimizers held by an exact crossbar.
 
-`step(W, d, x, lr)` applies the optimizer to the batch-summed gradient G = d^T x in place,
-following torch.optim's conventions (coupled weight decay for SGD/Adam, decoupled for AdamW).
+`step(W, b, d, x, lr)` applies the optimizer to the batch-summed gradients G_W = d^T x and
+G_b = sum_b d (b may be None), in place, following torch.optim's conventions (coupled weight
+decay for SGD/Adam, decoupled for AdamW; decay applies to the bias column too).
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ except ImportError:  # pragma: no cover - scipy comes with scikit-learn
     _sgemm = None
 
 
-def _outer(d, x):
-    return d.T @ x
+def _grads(b, d, x):
+    return [d.T @ x] + ([d.sum(axis=0)] if b is not None else [])
 
 
 class Optimizer:
     name = "optimizer"
 
-    def step(self, W, d, x, lr: float) -> None:
+    def step(self, W, b, d, x, lr: float) -> None:
         raise NotImplementedError
 
 
@@ -36,28 +37,33 @@ class SGD(Optimizer):
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.momentum, self.weight_decay = momentum, weight_decay
-        self.buf = None
+        self.bufs: list | None = None
 
-    def step(self, W, d, x, lr):
+    def step(self, W, b, d, x, lr):
         if self.momentum == 0.0 and self.weight_decay == 0.0:
-            if _sgemm is not None and isinstance(W, np.ndarray) and W.flags.f_contiguous is False:
-                # W is C-contiguous (out, in); its transpose is F-contiguous (in, out), which
-                # BLAS can update in place: W^T <- W^T - lr x^T d.
+            if _sgemm is not None and isinstance(W, np.ndarray) and W.flags.c_contiguous:
+                # W^T is F-contiguous (in, out): BLAS updates it in place, W^T <- W^T - lr x^T d.
                 _sgemm(-lr, x, d, beta=1.0, c=W.T, trans_a=1, overwrite_c=1)
             else:
-                W -= lr * _outer(d, x)
+                W -= lr * (d.T @ x)
+            if b is not None:
+                b -= lr * d.sum(axis=0)
             return
-        g = _outer(d, x)
-        if self.weight_decay:
-            g += self.weight_decay * W
-        if self.momentum:
-            if self.buf is None:
-                self.buf = g
-            else:
-                self.buf *= self.momentum
-                self.buf += g
-            g = self.buf
-        W -= lr * g
+        params = [W] + ([b] if b is not None else [])
+        grads = _grads(b, d, x)
+        if self.bufs is None and self.momentum:
+            self.bufs = [None] * len(params)
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if self.weight_decay:
+                g += self.weight_decay * p
+            if self.momentum:
+                if self.bufs[i] is None:
+                    self.bufs[i] = g
+                else:
+                    self.bufs[i] *= self.momentum
+                    self.bufs[i] += g
+                g = self.bufs[i]
+            p -= lr * g
 
 
 class Adam(Optimizer):
@@ -69,26 +75,27 @@ class Adam(Optimizer):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.b1, self.b2 = betas
         self.eps, self.weight_decay = eps, weight_decay
-        self.m = self.v = None
+        self.moments: list | None = None
         self.t = 0
 
-    def step(self, W, d, x, lr):
+    def step(self, W, b, d, x, lr):
         xp = backend.xp()
-        g = _outer(d, x)
-        if self.weight_decay and not self.decoupled:
-            g += self.weight_decay * W
-        if self.m is None:
-            self.m, self.v = xp.zeros_like(W), xp.zeros_like(W)
+        params = [W] + ([b] if b is not None else [])
+        if self.moments is None:
+            self.moments = [(xp.zeros_like(p), xp.zeros_like(p)) for p in params]
         self.t += 1
-        self.m *= self.b1
-        self.m += (1 - self.b1) * g
-        self.v *= self.b2
-        self.v += (1 - self.b2) * g * g
-        if self.weight_decay and self.decoupled:
-            W *= 1 - lr * self.weight_decay
-        m_hat = self.m / (1 - self.b1**self.t)
-        v_hat = self.v / (1 - self.b2**self.t)
-        W -= lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+        for p, g, (m, v) in zip(params, _grads(b, d, x), self.moments):
+            if self.weight_decay and not self.decoupled:
+                g += self.weight_decay * p
+            m *= self.b1
+            m += (1 - self.b1) * g
+            v *= self.b2
+            v += (1 - self.b2) * g * g
+            if self.weight_decay and self.decoupled:
+                p *= 1 - lr * self.weight_decay
+            m_hat = m / (1 - self.b1**self.t)
+            v_hat = v / (1 - self.b2**self.t)
+            p -= lr * m_hat / (xp.sqrt(v_hat) + self.eps)
 
 
 class AdamW(Adam):

@@ -105,12 +105,12 @@ def build(cfg: TrainConfig) -> Setup:
 
 
 def train(
-    cfg: TrainConfig,
+    setup: Setup,
     on_step: Callable[[int, int, int], None] | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[list[dict]], None] | None = None,
 ) -> dict:
-    setup = build(cfg)
-    data, net, rule = setup.data, setup.net, setup.rule
+    """Run a built setup (see `build`); returns the summary also written to summary.json."""
+    cfg, data, net, rule = setup.cfg, setup.data, setup.net, setup.rule
     run_dir = new_run_dir(Path(cfg.out), f"{cfg.dataset}-{cfg.device}-{cfg.rule}-s{cfg.seed}")
     config = {
         **asdict(cfg),

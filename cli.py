@@ -74,7 +74,7 @@ def train(
     err = Console(stderr=True)
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"), console=err, transient=False,
+        TextColumn("{task.fields[status]}"), console=err, transient=True,
     ) as progress:
         task = progress.add_task(f"{rule} on {device}", total=epochs, status="")
 

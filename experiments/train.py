@@ -135,7 +135,7 @@ def train(
     start = time.perf_counter()
 
     def record(epoch, split, **values):
-        rows.append({"epoch": epoch, "split": split, **values, "wall_time_s": round(time.perf_counter() - start, 3)})
+        rows.append({"epoch": epoch, "split": split, **values})
 
     def evaluate_test(epoch):
         loss, acc = evaluate(net, x_te, y_te, rule.loss)
@@ -150,6 +150,8 @@ def train(
 
     evaluate_test(0)
     epoch = 0
+    quiet = np.errstate(over="ignore", invalid="ignore")  # divergence is detected and reported below
+    quiet.__enter__()
     try:
         for epoch in range(1, cfg.epochs + 1):
             perm = xp.asarray(order.permutation(n))
@@ -180,6 +182,8 @@ def train(
     except KeyboardInterrupt:
         finish("interrupted", epochs=epoch - 1, wall_time_s=round(time.perf_counter() - start, 3))
         raise
+    finally:
+        quiet.__exit__(None, None, None)
     test = rows[-1]
     finish(
         "finished",

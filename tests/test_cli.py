@@ -1,0 +1,88 @@
+"""The command line: bad input is one clear line and exit 2; runs write their files."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--device", "nope"], "unknown device 'nope'; allowed:"),
+        (["--rule", "nope"], "unknown rule 'nope'; allowed: bp"),
+        (["--dataset", "nope"], "unknown dataset 'nope'; allowed: digits, rhm"),
+        (["--model", "resnet"], "unknown model 'resnet'; allowed forms:"),
+        (["--model", "mlp:10-5-10"], "must start with the input size 64"),
+        (["--set", "foo=1"], "unknown key 'foo'; allowed:"),
+        (["--set", "dw_min=2"], "dw_min=2: out of range"),
+        (["--lr", "0"], "--lr must be a finite number > 0"),
+        (["--lr", "-0.1"], "--lr must be a finite number > 0"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--device", "rram", "--optimizer", "adam"], "apply to --device exact only"),
+        (["--loss", "hinge"], "unknown loss 'hinge'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = run("train", "--out", str(tmp_path), *args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    assert not list(tmp_path.iterdir())  # nothing written for a refused run
+
+
+def test_train_json_writes_run_files(tmp_path):
+    result = run("train", "--device", "exact", "--epochs", "2", "--out", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    for key in ("test_accuracy", "test_accuracy_exact_readout", "epochs", "wall_time_s", "run_dir"):
+        assert key in summary
+    run_dir = tmp_path / summary["run_dir"].split("/")[-1]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["seed"] == 0 and "numpy" in config["versions"] and config["device"] == "exact"
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert list(metrics[metrics.split == "train"].epoch) == [1, 2]
+    assert list(metrics[metrics.split == "test"].epoch) == [0, 1, 2]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+
+
+def test_same_seed_twice_on_exact_gives_identical_metrics(tmp_path):
+    outs = []
+    for i in range(2):
+        result = run("train", "--device", "exact", "--epochs", "3", "--seed", "7", "--out", str(tmp_path / str(i)), "--json")
+        outs.append((tmp_path / str(i)).glob("*/metrics.csv").__next__().read_bytes())
+    assert outs[0] == outs[1]
+    other = run("train", "--device", "exact", "--epochs", "3", "--seed", "8", "--out", str(tmp_path / "x"), "--json")
+    assert other.exit_code == 0
+    assert (tmp_path / "x").glob("*/metrics.csv").__next__().read_bytes() != outs[0]
+
+
+def test_devices_and_rules_listings():
+    result = run("devices")
+    assert result.exit_code == 0 and "rram-ttv2" in result.stdout and "adc_bits" in result.stdout
+    one = run("devices", "rram", "--set", "adc_bits=6")
+    assert one.exit_code == 0 and json.loads(one.stdout)["forward_io"]["adc_bits"] == 6
+    assert run("devices", "nope").exit_code == 2
+    rules = run("rules")
+    assert rules.exit_code == 0 and "bp" in rules.stdout
+
+
+def test_divergence_is_reported_and_files_are_kept(tmp_path):
+    result = run("train", "--device", "exact", "--lr", "1e4", "--loss", "mse", "--epochs", "3", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "training diverged at epoch 1, step" in lines[0]
+    run_dir = next(tmp_path.iterdir())
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
+    assert len(pd.read_csv(run_dir / "metrics.csv")) == 1  # the epoch-0 evaluation survives
+    assert (run_dir / "config.json").exists()

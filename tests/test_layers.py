@@ -1,0 +1,88 @@
+"""Conv2d (im2col through a crossbar), pooling and activations against torch and autograd."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from analog.crossbar import ExactCrossbar
+from analog.layers import Block, Conv2d, Dense
+from analog.periphery import ACTIVATIONS, AvgPool2d, ConvGeometry, MaxPool2d
+
+
+def conv_layer(rng, C=3, O=4, k=3, stride=1, padding=1, bias=True):
+    xb = ExactCrossbar(O, C * k * k, bias)
+    W = rng.normal(size=xb.shape).astype(np.float32)
+    xb.program(W)
+    return Conv2d(xb, ConvGeometry(k, stride, padding)), W
+
+
+@pytest.mark.parametrize("stride,padding,bias", [(1, 1, True), (2, 0, False), (2, 1, True), (1, 0, False)])
+def test_conv_matches_torch_and_autograd(rng, stride, padding, bias):
+    layer, W = conv_layer(rng, stride=stride, padding=padding, bias=bias)
+    x = rng.normal(size=(2, 3, 7, 6)).astype(np.float32)
+    weight = torch.tensor(W[:, :27].reshape(4, 3, 3, 3), requires_grad=True)
+    b = torch.tensor(W[:, 27], requires_grad=True) if bias else None
+    xt = torch.tensor(x, requires_grad=True)
+    yt = F.conv2d(xt, weight, b, stride=stride, padding=padding)
+    y, cache = layer.forward(x)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-4, atol=1e-4)
+
+    g = rng.normal(size=y.shape).astype(np.float32)
+    yt.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(layer.backward(g, cache), xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    layer.update(g, cache, 0.5)
+    grad = weight.grad.reshape(4, -1).numpy()
+    if bias:
+        grad = np.concatenate([grad, b.grad.numpy()[:, None]], 1)
+    np.testing.assert_allclose(layer.crossbar.weights(), W - 0.5 * grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("pool_cls,torch_pool", [(MaxPool2d, F.max_pool2d), (AvgPool2d, F.avg_pool2d)])
+def test_pooling_matches_torch(rng, pool_cls, torch_pool):
+    x = rng.normal(size=(2, 3, 5, 6)).astype(np.float32)  # odd height: remainder cropped like torch
+    pool = pool_cls(2)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch_pool(xt, 2)
+    y, cache = pool.forward(x)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-6)
+    g = rng.normal(size=y.shape).astype(np.float32)
+    yt.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(pool.backward(g, cache), xt.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_derivatives_match_autograd(rng, name):
+    act = ACTIVATIONS[name]()
+    a = rng.normal(size=(50,)).astype(np.float32) * 2
+    a = a[np.abs(np.abs(a) - 1) > 1e-3]  # keep away from hardtanh's kinks
+    at = torch.tensor(a, requires_grad=True)
+    ref = {"identity": lambda t: t, "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+           "hardtanh": F.hardtanh}[name](at)
+    ref.sum().backward()
+    np.testing.assert_allclose(act(a), ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(act.deriv(a), at.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_block_with_maxpool_routes_through_switches(rng):
+    layer, W = conv_layer(rng, padding=1)
+    block = Block(layer, ACTIVATIONS["relu"](), MaxPool2d(2))
+    x = rng.normal(size=(2, 3, 4, 4)).astype(np.float32)
+    weight = torch.tensor(W[:, :27].reshape(4, 3, 3, 3), requires_grad=True)
+    xt = torch.tensor(x, requires_grad=True)
+    at = F.max_pool2d(F.conv2d(xt, weight, torch.tensor(W[:, 27]), padding=1), 2)
+    a, cache = block.forward(x)
+    np.testing.assert_allclose(a, at.detach().numpy(), rtol=1e-4, atol=1e-4)
+    g = rng.normal(size=a.shape).astype(np.float32)
+    at.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(block.backward(g, cache), xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_dense_flattens_images_c_major(rng):
+    xb = ExactCrossbar(3, 2 * 2 * 2, False)
+    W = rng.normal(size=xb.shape).astype(np.float32)
+    xb.program(W)
+    x = rng.normal(size=(4, 2, 2, 2)).astype(np.float32)
+    y, cache = Dense(xb).forward(x)
+    np.testing.assert_allclose(y, torch.flatten(torch.from_numpy(x), 1).numpy() @ W.T, rtol=1e-5)
+    assert Dense(xb).backward(np.ones((4, 3), np.float32), cache).shape == x.shape

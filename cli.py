@@ -50,6 +50,12 @@ def train(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
     rule: str = typer.Option("bp", help="learning rule (see `hilt rules`)"),
     loss: Optional[str] = typer.Option(None, help="ce | mse (rule default: ce)"),
+    alpha: Optional[float] = typer.Option(None, help="dp/dp_adjoint: asymmetric nudging in [0, 1]"),
+    beta: Optional[float] = typer.Option(None, help="dp/dp_adjoint: nudging strength > 0"),
+    schedule: Optional[str] = typer.Option(None, help="dp/dp_adjoint: inference schedule fwbw | fw (or fwbwK, fwK)"),
+    passes: Optional[int] = typer.Option(None, help="dp/dp_adjoint: passes K of the schedule"),
+    damping: Optional[bool] = typer.Option(None, "--damping/--no-damping", help="dp/dp_adjoint: stabilised (proximal) iteration"),
+    log_alignment: bool = typer.Option(False, "--log-alignment", help="record per-layer cosine with the BP gradient each epoch"),
     epochs: int = typer.Option(30, help="training epochs"),
     batch_size: int = typer.Option(20, help="mini-batch size"),
     lr: float = typer.Option(0.05, help="learning rate (> 0)"),
@@ -67,7 +73,9 @@ def train(
 
     cfg = TrainConfig(
         dataset=dataset, data_set=data_set or [], model=model, device=device, sets=set_ or [], rule=rule,
-        rule_options={"loss": loss}, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        rule_options={"loss": loss, "alpha": alpha, "beta": beta, "schedule": schedule, "passes": passes,
+                      "damping": damping},
+        log_alignment=log_alignment, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
         optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, activation=activation, out=out,
     )
     setup = build(cfg)
@@ -128,6 +136,41 @@ def devices(
     for p in PARAMS.values():
         keys.add_row(p.name, f"{p.kind.__name__} [{p.lo:g}, {p.hi:g}]", p.doc)
     console.print(keys)
+
+
+@app.command()
+@user_errors
+def bench(
+    device: str = typer.Option("rram", help="analog device preset for the analog comparison"),
+    model: str = typer.Option("mlp:64-256-10", help="MLP for both comparisons"),
+    large_model: str = typer.Option("mlp:784-1024-1024-10", help="a second, compute-bound MLP for the exact path"),
+    batch_size: int = typer.Option(20, help="batch for --model"),
+    large_batch_size: int = typer.Option(100, help="batch for --large-model"),
+    steps: int = typer.Option(200, help="timed steps per case"),
+    lr: float = typer.Option(0.05, help="learning rate of the timed steps"),
+    as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
+):
+    """Time per training step: hilt vs aihwkit-native (analog) and vs bare NumPy matmuls (exact)."""
+    from devices import parse_device
+    from experiments.bench import bench_analog, bench_exact
+
+    parse_device(device)
+    if device == "exact":
+        raise HiltError("bench --device takes an analog preset (the exact path is always benchmarked)")
+    results = [
+        bench_analog(model, device, batch_size, steps, lr),
+        bench_exact(model, batch_size, steps, lr),
+        bench_exact(large_model, large_batch_size, max(20, steps // 4), lr),
+    ]
+    if as_json:
+        print(json.dumps([{**r.__dict__, "ratio": r.ratio} for r in results]))
+        return
+    table = Table(title="step time (median ms)")
+    for col in ("case", "hilt", "reference", "ratio", "reference is"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.name, f"{r.hilt_ms:.3f}", f"{r.reference_ms:.3f}", f"{r.ratio:.2f}", r.reference)
+    Console().print(table)
 
 
 @app.command()

@@ -11,6 +11,7 @@ Blocks expose the operator a(x) and its transpose; rules apply the activation th
 
 from __future__ import annotations
 
+from analog import backend
 from analog.crossbar import Crossbar
 from analog.periphery import Activation, AvgPool2d, ConvGeometry, MaxPool2d, col2im, im2col
 
@@ -21,12 +22,24 @@ class Dense:
     def __init__(self, crossbar: Crossbar):
         self.crossbar = crossbar
 
+    def input_cache(self, x):
+        """What the layer keeps of its input: the crossbar rows and the input shape."""
+        return x.reshape(x.shape[0], -1), x.shape
+
     def forward(self, x):
-        rows = x.reshape(x.shape[0], -1)
-        return self.crossbar.forward(rows), (rows, x.shape)
+        cache = self.input_cache(x)
+        return self.crossbar.forward(cache[0]), cache
 
     def _g_rows(self, g):
         return g
+
+    def outer(self, g, cache):
+        """The batch-summed update this layer's crossbar would receive: g_rows^T rows (+ bias column)."""
+        rows, g_rows = cache[0], self._g_rows(g)
+        G = g_rows.T @ rows
+        if self.crossbar.bias:
+            G = backend.xp().concatenate([G, g_rows.sum(axis=0)[:, None]], axis=1)
+        return G
 
     def backward(self, g, cache):
         _, in_shape = cache
@@ -44,12 +57,15 @@ class Conv2d(Dense):
         super().__init__(crossbar)
         self.geometry = geometry
 
+    def input_cache(self, x):
+        return im2col(x, self.geometry), x.shape
+
     def forward(self, x):
         B, _, H, W = x.shape
         Ho, Wo = self.geometry.out_hw(H, W)
-        rows = im2col(x, self.geometry)
-        y = self.crossbar.forward(rows).reshape(B, Ho, Wo, -1).transpose(0, 3, 1, 2)
-        return y, (rows, x.shape)
+        cache = self.input_cache(x)
+        y = self.crossbar.forward(cache[0]).reshape(B, Ho, Wo, -1).transpose(0, 3, 1, 2)
+        return y, cache
 
     def _g_rows(self, g):
         return g.transpose(0, 2, 3, 1).reshape(-1, g.shape[1])
@@ -75,6 +91,16 @@ class Block:
         a, pool_cache = self.pool.forward(z)
         return a, (layer_cache, pool_cache)
 
+    def cache_for(self, x):
+        """The cache of `forward(x)`; reads the crossbar only when max-pool switches are needed."""
+        if isinstance(self.pool, MaxPool2d):
+            return self.forward(x)[1]
+        if self.pool is None:
+            return self.layer.input_cache(x), None
+        B, _, H, W = x.shape
+        Ho, Wo = self.layer.geometry.out_hw(H, W)
+        return self.layer.input_cache(x), (B, self.crossbar.out_size, Ho, Wo)  # avg-pool: shape only
+
     def _g_z(self, g_a, cache):
         return g_a if self.pool is None else self.pool.backward(g_a, cache[1])
 
@@ -85,3 +111,7 @@ class Block:
     def update(self, g_a, cache, lr):
         """W <- W - lr * sum_b g_z x^T, with g_z = dL/d(Wx) routed through the cached switches."""
         self.layer.update(self._g_z(g_a, cache), cache[0], lr)
+
+    def outer(self, g_a, cache):
+        """The matrix `update` descends along (digital; for metrics such as alignment)."""
+        return self.layer.outer(self._g_z(g_a, cache), cache[0])

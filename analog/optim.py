@@ -7,14 +7,7 @@ decay for SGD/Adam, decoupled for AdamW; decay applies to the bias column too).
 
 from __future__ import annotations
 
-import numpy as np
-
 from analog import backend
-
-try:  # BLAS gemm with beta=1 updates W in place: W <- W - lr d^T x in one pass.
-    from scipy.linalg.blas import sgemm as _sgemm
-except ImportError:  # pragma: no cover - scipy comes with scikit-learn
-    _sgemm = None
 
 
 def _grads(b, d, x):
@@ -41,11 +34,7 @@ class SGD(Optimizer):
 
     def step(self, W, b, d, x, lr):
         if self.momentum == 0.0 and self.weight_decay == 0.0:
-            if _sgemm is not None and isinstance(W, np.ndarray) and W.flags.c_contiguous:
-                # W^T is F-contiguous (in, out): BLAS updates it in place, W^T <- W^T - lr x^T d.
-                _sgemm(-lr, x, d, beta=1.0, c=W.T, trans_a=1, overwrite_c=1)
-            else:
-                W -= lr * (d.T @ x)
+            W -= (lr * d).T @ x  # lr folded into the small factor: one matmul, one pass over W
             if b is not None:
                 b -= lr * d.sum(axis=0)
             return

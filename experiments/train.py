@@ -22,6 +22,7 @@ from analog.network import Network, build_network, crossbar_factory
 from analog.optim import make_optimizer
 from data import load_dataset
 from devices import HiltError, parse_device
+from experiments.alignment import mean_alignment
 from experiments.results import new_run_dir, versions, write_csv, write_json
 from rules import make_rule
 from rules.base import DivergenceError
@@ -137,6 +138,12 @@ def train(
     def record(epoch, split, **values):
         rows.append({"epoch": epoch, "split": split, **values})
 
+    probe = []
+    if cfg.log_alignment:
+        fixed = np.random.default_rng(cfg.seed + 1).permutation(n)
+        probe = [(x_tr[xp.asarray(idx)], y_tr[xp.asarray(idx)])
+                 for idx in np.array_split(fixed[: 5 * cfg.batch_size], 5)]
+
     def evaluate_test(epoch):
         loss, acc = evaluate(net, x_te, y_te, rule.loss)
         _, acc_exact = evaluate(net.exact_copy(), x_te, y_te, rule.loss)
@@ -171,7 +178,10 @@ def train(
             for k, W in enumerate(net.weights()):
                 if not bool(xp.isfinite(xp.asarray(W)).all()):
                     raise DivergenceError(f"epoch {epoch}: weights of layer {k + 1} are not finite")
-            record(epoch, "train", loss=loss_sum / n, accuracy=correct / n)
+            extra = {}
+            if probe:
+                extra = {f"align_{k}": c for k, c in enumerate(mean_alignment(net, rule, probe), 1)}
+            record(epoch, "train", loss=loss_sum / n, accuracy=correct / n, **extra)
             acc, acc_exact = evaluate_test(epoch)
             write_csv(run_dir / "metrics.csv", pd.DataFrame(rows))
             if on_epoch:

@@ -7,9 +7,12 @@ import inspect
 from devices.errors import HiltError
 from rules.base import Rule
 from rules.bp import Backprop
+from rules.dual_prop import DualPropagation, DualPropagationAdjoint
 
 RULES: dict[str, tuple[type[Rule], str]] = {
     "bp": (Backprop, "backprop: transposed reads carry the error, pulsed updates with d = dL/da / B"),
+    "dp": (DualPropagation, "dual propagation (Hoier 2023): dyadic states, stable for alpha = 1/2"),
+    "dp_adjoint": (DualPropagationAdjoint, "adjoint dual propagation DP-transpose (Hoier & Zach 2024): stable for any alpha"),
 }
 
 

@@ -1,0 +1,34 @@
+"""Alignment of a rule's intended update with the true backprop gradient, per layer.
+
+The rule's signals are computed on the network as it is (analog reads included); the reference
+is exact `bp` on the read-out weights (`Network.exact_copy`), same batch, same loss. Cosine of
+the batch-summed update matrices (bias column included).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analog import backend
+from rules.bp import Backprop
+
+
+def cosine(a, b) -> float:
+    xp = backend.xp()
+    na, nb = float(xp.linalg.norm(a)), float(xp.linalg.norm(b))
+    return float((a * b).sum()) / (na * nb) if na > 0 and nb > 0 else float("nan")
+
+
+def alignment(net, rule, x, y) -> list[float]:
+    _, signals = rule.signals(net, x, y)
+    exact = net.exact_copy()
+    _, reference = Backprop(loss=rule.loss_name).signals(exact, x, y)
+    return [
+        cosine(block.outer(*sig), ref_block.outer(*ref))
+        for block, sig, ref_block, ref in zip(net.blocks, signals, exact.blocks, reference)
+    ]
+
+
+def mean_alignment(net, rule, batches) -> list[float]:
+    """Per-layer cosine averaged over (x, y) batches."""
+    return list(np.nanmean([alignment(net, rule, x, y) for x, y in batches], axis=0))

@@ -1,0 +1,121 @@
+"""Step-time benchmarks (what `hilt bench` runs).
+
+- analog: one `bp` training step of hilt on AnalogCrossbars divided by one step of aihwkit's own
+  AnalogSequential + AnalogSGD (forward, loss.backward, optimizer.step) on the same MLP, device,
+  batch, lr and data. Same work: same tiles, reads and pulsed updates; the ratio is hilt's
+  overhead. Pulsed updates cost what the data asks for (pulse coincidences), so both sides run
+  the same batches and are timed in alternating blocks.
+- exact: one `bp` step on ExactCrossbars divided by the same matmuls done directly in NumPy
+  (per layer x W^T, d W (not for the first layer), d^T x): the floor any exact step must pay.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from analog import backend
+from analog.network import build_network, crossbar_factory
+from devices import parse_device
+from rules import make_rule
+
+
+@dataclass
+class BenchResult:
+    name: str
+    hilt_ms: float
+    reference_ms: float
+    reference: str
+
+    @property
+    def ratio(self) -> float:
+        return self.hilt_ms / self.reference_ms
+
+
+def _batches(model_in: int, n_classes: int, batch: int, count: int, seed: int):
+    rng = np.random.default_rng(seed)
+    xs = rng.uniform(0, 1, size=(count, batch, model_in)).astype(np.float32)
+    ys = rng.integers(0, n_classes, size=(count, batch))
+    return xs, ys
+
+
+def _dims(model: str) -> list[int]:
+    return [int(v) for v in model.split(":")[1].split("-")]
+
+
+def _median_ms(fn, xs, ys, start: int, count: int) -> list[float]:
+    times = []
+    for i in range(start, start + count):
+        t0 = time.perf_counter()
+        fn(xs[i], ys[i])
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
+    import torch
+    from aihwkit.optim import AnalogSGD
+
+    from experiments.native import native_mlp
+
+    backend.use("numpy")
+    dims = _dims(model)
+    spec = parse_device(device, seed=seed)
+    net = build_network(model, (dims[0],), dims[-1], crossbar_factory(spec), seed=seed)
+    rule = make_rule("bp")
+    native = native_mlp(net, spec, seed)
+    opt = AnalogSGD(native.parameters(), lr=lr)
+    opt.regroup_param_groups(native)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def native_step(x, y):
+        opt.zero_grad()
+        loss_fn(native(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        opt.step()
+
+    def hilt_step(x, y):
+        rule.step(net, x, y, lr)
+
+    xs, ys = _batches(dims[0], dims[-1], batch, steps + 4, seed)
+    hilt_step(xs[0], ys[0]), native_step(xs[1], ys[1])  # warm-up
+    hilt_t, native_t, block = [], [], max(1, steps // 10)
+    for start in range(2, steps + 2, block):
+        count = min(block, steps + 2 - start)
+        hilt_t += _median_ms(hilt_step, xs, ys, start, count)
+        native_t += _median_ms(native_step, xs, ys, start, count)
+    return BenchResult(f"bp step, {device}, {model}, batch {batch}", float(np.median(hilt_t)),
+                       float(np.median(native_t)), "aihwkit AnalogSequential + AnalogSGD")
+
+
+def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
+    backend.use("numpy")
+    dims = _dims(model)
+    net = build_network(model, (dims[0],), dims[-1], crossbar_factory(parse_device("exact")), seed=seed)
+    rule = make_rule("bp")
+    Ws = [np.ascontiguousarray(c.W) for c in net.crossbars()]
+
+    def floor_step(x, y):
+        acts = [x]
+        for W in Ws:
+            acts.append(acts[-1] @ W.T)
+        d = acts[-1]
+        for k in reversed(range(len(Ws))):
+            grad = d.T @ acts[k]
+            if k:
+                d = d @ Ws[k]
+        return grad
+
+    def hilt_step(x, y):
+        rule.step(net, x, y, lr)
+
+    xs, ys = _batches(dims[0], dims[-1], batch, steps + 4, seed)
+    hilt_step(xs[0], ys[0]), floor_step(xs[1], ys[1])
+    hilt_t, floor_t, block = [], [], max(1, steps // 10)
+    for start in range(2, steps + 2, block):
+        count = min(block, steps + 2 - start)
+        hilt_t += _median_ms(hilt_step, xs, ys, start, count)
+        floor_t += _median_ms(floor_step, xs, ys, start, count)
+    return BenchResult(f"bp step, exact, {model}, batch {batch}", float(np.median(hilt_t)),
+                       float(np.median(floor_t)), "NumPy matmuls only")

@@ -50,7 +50,7 @@ def parse_schedule(text: str, passes: int | None) -> tuple[str, int]:
     m = re.fullmatch(r"(fwbw|fw)(\d*)", text)
     if not m:
         raise HiltError(f"unknown schedule {text!r}; allowed: fwbwK, fwK (e.g. fwbw1, fw4)")
-    k = int(m[2]) if m[2] else (passes or 1)
+    k = int(m[2]) if m[2] else (1 if passes is None else passes)
     if passes is not None and m[2] and int(m[2]) != passes:
         raise HiltError(f"--schedule {text} and --passes {passes} disagree")
     if k < 1:

@@ -152,7 +152,7 @@ def bench(
 ):
     """Time per training step: hilt vs aihwkit-native (analog) and vs bare NumPy matmuls (exact)."""
     from devices import parse_device
-    from experiments.bench import bench_analog, bench_exact
+    from experiments.bench import bench_analog, bench_exact, bench_rule_vs_bp
 
     parse_device(device)
     if device == "exact":
@@ -161,6 +161,9 @@ def bench(
         bench_analog(model, device, batch_size, steps, lr),
         bench_exact(model, batch_size, steps, lr),
         bench_exact(large_model, large_batch_size, max(20, steps // 4), lr),
+        bench_rule_vs_bp("dp_adjoint", model, "exact", batch_size, steps, lr),
+        bench_rule_vs_bp("dp_adjoint", model, device, batch_size, steps, lr),
+        bench_rule_vs_bp("dp_adjoint", large_model, "exact", large_batch_size, max(20, steps // 4), lr),
     ]
     if as_json:
         print(json.dumps([{**r.__dict__, "ratio": r.ratio} for r in results]))

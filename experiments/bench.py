@@ -7,6 +7,8 @@
   the same batches and are timed in alternating blocks.
 - exact: one `bp` step on ExactCrossbars divided by the same matmuls done directly in NumPy
   (per layer x W^T, d W (not for the first layer), d^T x): the floor any exact step must pay.
+- rule vs bp: one step of another rule (dp_adjoint with its defaults: fwbw, K = 1) divided by
+  one bp step of hilt on the same backend.
 """
 
 from __future__ import annotations
@@ -45,13 +47,24 @@ def _dims(model: str) -> list[int]:
     return [int(v) for v in model.split(":")[1].split("-")]
 
 
-def _median_ms(fn, xs, ys, start: int, count: int) -> list[float]:
+def _time_ms(fn, xs, ys, start: int, count: int) -> list[float]:
     times = []
     for i in range(start, start + count):
         t0 = time.perf_counter()
         fn(xs[i], ys[i])
         times.append((time.perf_counter() - t0) * 1e3)
     return times
+
+
+def _alternate(hilt_step, ref_step, xs, ys, steps: int) -> tuple[float, float]:
+    """Median ms per step of both, after a warm-up, timed in alternating blocks of the same batches."""
+    hilt_step(xs[0], ys[0]), ref_step(xs[1], ys[1])
+    hilt_t, ref_t, block = [], [], max(1, steps // 10)
+    for start in range(2, steps + 2, block):
+        count = min(block, steps + 2 - start)
+        hilt_t += _time_ms(hilt_step, xs, ys, start, count)
+        ref_t += _time_ms(ref_step, xs, ys, start, count)
+    return float(np.median(hilt_t)), float(np.median(ref_t))
 
 
 def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
@@ -79,14 +92,9 @@ def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, see
         rule.step(net, x, y, lr)
 
     xs, ys = _batches(dims[0], dims[-1], batch, steps + 4, seed)
-    hilt_step(xs[0], ys[0]), native_step(xs[1], ys[1])  # warm-up
-    hilt_t, native_t, block = [], [], max(1, steps // 10)
-    for start in range(2, steps + 2, block):
-        count = min(block, steps + 2 - start)
-        hilt_t += _median_ms(hilt_step, xs, ys, start, count)
-        native_t += _median_ms(native_step, xs, ys, start, count)
-    return BenchResult(f"bp step, {device}, {model}, batch {batch}", float(np.median(hilt_t)),
-                       float(np.median(native_t)), "aihwkit AnalogSequential + AnalogSGD")
+    hilt_ms, native_ms = _alternate(hilt_step, native_step, xs, ys, steps)
+    return BenchResult(f"bp step, {device}, {model}, batch {batch}", hilt_ms, native_ms,
+                       "aihwkit AnalogSequential + AnalogSGD")
 
 
 def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
@@ -111,11 +119,19 @@ def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) ->
         rule.step(net, x, y, lr)
 
     xs, ys = _batches(dims[0], dims[-1], batch, steps + 4, seed)
-    hilt_step(xs[0], ys[0]), floor_step(xs[1], ys[1])
-    hilt_t, floor_t, block = [], [], max(1, steps // 10)
-    for start in range(2, steps + 2, block):
-        count = min(block, steps + 2 - start)
-        hilt_t += _median_ms(hilt_step, xs, ys, start, count)
-        floor_t += _median_ms(floor_step, xs, ys, start, count)
-    return BenchResult(f"bp step, exact, {model}, batch {batch}", float(np.median(hilt_t)),
-                       float(np.median(floor_t)), "NumPy matmuls only")
+    hilt_ms, floor_ms = _alternate(hilt_step, floor_step, xs, ys, steps)
+    return BenchResult(f"bp step, exact, {model}, batch {batch}", hilt_ms, floor_ms, "NumPy matmuls only")
+
+
+def bench_rule_vs_bp(rule_name: str, model: str, device: str, batch: int, steps: int, lr: float,
+                     seed: int = 0) -> BenchResult:
+    """One training step of a rule (its default options) divided by one `bp` step, same backend."""
+    spec = parse_device(device, seed=seed)
+    backend.use("auto" if spec.is_exact else "numpy")
+    dims = _dims(model)
+    nets = [build_network(model, (dims[0],), dims[-1], crossbar_factory(spec), seed=seed) for _ in range(2)]
+    rule, bp = make_rule(rule_name), make_rule("bp")
+    xs, ys = _batches(dims[0], dims[-1], batch, steps + 4, seed)
+    rule_ms, bp_ms = _alternate(lambda x, y: rule.step(nets[0], x, y, lr), lambda x, y: bp.step(nets[1], x, y, lr),
+                                xs, ys, steps)
+    return BenchResult(f"{rule_name} step, {device}, {model}, batch {batch}", rule_ms, bp_ms, "hilt bp step")

@@ -25,7 +25,7 @@ from devices import HiltError, parse_device
 from experiments.alignment import mean_alignment
 from experiments.results import new_run_dir, versions, write_csv, write_json
 from rules import make_rule
-from rules.base import DivergenceError
+from rules.base import DivergenceError, output_metrics
 
 
 @dataclass
@@ -71,9 +71,10 @@ def evaluate(net: Network, x, y, loss, batch_size: int = 500) -> tuple[float, fl
     """Mean loss and accuracy of the network's output on (x, y)."""
     total, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
-        a = net.forward(x[i : i + batch_size])
-        total += loss(a, y[i : i + batch_size])[0]
-        correct += int(backend.to_numpy((a.argmax(axis=1) == y[i : i + batch_size]).sum()))
+        a, yb = net.forward(x[i : i + batch_size]), y[i : i + batch_size]
+        m = output_metrics(a, yb, loss(a, yb)[0])
+        total += m["loss_sum"]
+        correct += m["correct"]
     return total / len(x), correct / len(x)
 
 
@@ -148,7 +149,6 @@ def train(
         loss, acc = evaluate(net, x_te, y_te, rule.loss)
         _, acc_exact = evaluate(net.exact_copy(), x_te, y_te, rule.loss)
         record(epoch, "test", loss=loss, accuracy=acc, accuracy_exact_readout=acc_exact)
-        return acc, acc_exact
 
     def finish(status, **extra):
         summary.update(status=status, **extra)
@@ -157,43 +157,41 @@ def train(
 
     evaluate_test(0)
     epoch = 0
-    quiet = np.errstate(over="ignore", invalid="ignore")  # divergence is detected and reported below
-    quiet.__enter__()
-    try:
-        for epoch in range(1, cfg.epochs + 1):
-            perm = xp.asarray(order.permutation(n))
-            loss_sum = correct = 0.0
-            for step in range(steps):
-                idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-                try:
-                    m = rule.step(net, x_tr[idx], y_tr[idx], cfg.lr)
-                except DivergenceError as err:
-                    raise DivergenceError(f"epoch {epoch}, step {step + 1}: {err}") from None
-                if not math.isfinite(m["loss_sum"]):
-                    raise DivergenceError(f"epoch {epoch}, step {step + 1}: the training loss is not finite")
-                loss_sum += m["loss_sum"]
-                correct += m["correct"]
-                if on_step:
-                    on_step(epoch, step + 1, steps)
-            for k, W in enumerate(net.weights()):
-                if not bool(xp.isfinite(xp.asarray(W)).all()):
-                    raise DivergenceError(f"epoch {epoch}: weights of layer {k + 1} are not finite")
-            extra = {}
-            if probe:
-                extra = {f"align_{k}": c for k, c in enumerate(mean_alignment(net, rule, probe), 1)}
-            record(epoch, "train", loss=loss_sum / n, accuracy=correct / n, **extra)
-            acc, acc_exact = evaluate_test(epoch)
-            write_csv(run_dir / "metrics.csv", pd.DataFrame(rows))
-            if on_epoch:
-                on_epoch(rows[-2:])
-    except DivergenceError as err:
-        finish("diverged", error=str(err), epochs=epoch - 1, wall_time_s=round(time.perf_counter() - start, 3))
-        raise HiltError(f"training diverged at {err}; results so far kept in {run_dir}") from None
-    except KeyboardInterrupt:
-        finish("interrupted", epochs=epoch - 1, wall_time_s=round(time.perf_counter() - start, 3))
-        raise
-    finally:
-        quiet.__exit__(None, None, None)
+    # Divergence is detected and reported below; numpy need not warn on the way there.
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            for epoch in range(1, cfg.epochs + 1):
+                perm = xp.asarray(order.permutation(n))
+                loss_sum = correct = 0.0
+                for step in range(steps):
+                    idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+                    try:
+                        m = rule.step(net, x_tr[idx], y_tr[idx], cfg.lr)
+                    except DivergenceError as err:
+                        raise DivergenceError(f"epoch {epoch}, step {step + 1}: {err}") from None
+                    if not math.isfinite(m["loss_sum"]):
+                        raise DivergenceError(f"epoch {epoch}, step {step + 1}: the training loss is not finite")
+                    loss_sum += m["loss_sum"]
+                    correct += m["correct"]
+                    if on_step:
+                        on_step(epoch, step + 1, steps)
+                for k, W in enumerate(net.weights()):
+                    if not bool(xp.isfinite(xp.asarray(W)).all()):
+                        raise DivergenceError(f"epoch {epoch}: weights of layer {k + 1} are not finite")
+                extra = {}
+                if probe:
+                    extra = {f"align_{k}": c for k, c in enumerate(mean_alignment(net, rule, probe), 1)}
+                record(epoch, "train", loss=loss_sum / n, accuracy=correct / n, **extra)
+                evaluate_test(epoch)
+                write_csv(run_dir / "metrics.csv", pd.DataFrame(rows))
+                if on_epoch:
+                    on_epoch(rows[-2:])
+        except DivergenceError as err:
+            finish("diverged", error=str(err), epochs=epoch - 1, wall_time_s=round(time.perf_counter() - start, 3))
+            raise HiltError(f"training diverged at {err}; results so far kept in {run_dir}") from None
+        except KeyboardInterrupt:
+            finish("interrupted", epochs=epoch - 1, wall_time_s=round(time.perf_counter() - start, 3))
+            raise
     test = rows[-1]
     finish(
         "finished",

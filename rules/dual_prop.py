@@ -94,15 +94,9 @@ class DualPropagation(Rule):
                 "damping": self.damping, "loss": self.loss_name}
 
     def coefficients(self) -> tuple[float, float]:
-        """(c+, c-): hidden s+ = rho(a + c+ e), s- = rho(a - c- e)."""
+        """(c+, c-): hidden s+ = rho(a + c+ e), s- = rho(a - c- e); output s± = a ∓ c± beta g."""
         a = self.alpha
         return (1 - a, a) if self.adjoint else (a, 1 - a)
-
-    def output_nudge(self, a, g):
-        """(s+_L, s-_L) from the output input a_L and the loss gradient g."""
-        a_ = self.alpha
-        plus, minus = ((1 - a_), a_) if self.adjoint else (a_, (1 - a_))
-        return a - plus * self.beta * g, a + minus * self.beta * g
 
     def infer(self, net, x, y):
         """Run the inference schedule; returns (feed-forward output, loss, s̄ per layer, delta per layer)."""
@@ -126,7 +120,7 @@ class DualPropagation(Rule):
             a, _ = block.forward(mean[k - 1])
             if k == L:
                 g = g_hat if self.adjoint else self.loss(a, y)[1]
-                plus[k], minus[k] = self.output_nudge(a, g)
+                plus[k], minus[k] = a - c_plus * self.beta * g, a + c_minus * self.beta * g
             else:
                 above = blocks[k]
                 if delta[k + 1] is None:

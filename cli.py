@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -45,7 +46,7 @@ def user_errors(fn):
 def train(
     dataset: str = typer.Option("digits", help="digits | rhm"),
     data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size)"),
-    model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT or cnn:C1-C2 (optional @WIDTH); default: the dataset's MLP"),
+    model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT or cnn:C1-C2 (optional @WIDTH); default: the dataset's MLP (digits 64-512-10)"),
     device: str = typer.Option("rram", help="device preset (see `hilt devices`)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
     rule: str = typer.Option("bp", help="learning rule (see `hilt rules`)"),
@@ -57,7 +58,7 @@ def train(
     damping: Optional[bool] = typer.Option(None, "--damping/--no-damping", help="dp/dp_adjoint: stabilised (proximal) iteration"),
     log_alignment: bool = typer.Option(False, "--log-alignment", help="record per-layer cosine with the BP gradient each epoch"),
     epochs: int = typer.Option(30, help="training epochs"),
-    batch_size: int = typer.Option(20, help="mini-batch size"),
+    batch_size: Optional[int] = typer.Option(None, help="mini-batch size; default: the dataset's (digits 10, rhm 20)"),
     lr: float = typer.Option(0.05, help="learning rate (> 0)"),
     seed: int = typer.Option(0, help="seeds init, data order, exact path, device-to-device spread"),
     optimizer: str = typer.Option("sgd", help="exact device only: sgd | adam | adamw"),
@@ -190,5 +191,23 @@ def rules():
     Console().print(table)
 
 
+def main() -> None:
+    """Entry point. Click's own usage errors (`--epochs abc`, an unknown option) become one line
+    on stderr and exit 2, like every other user mistake, instead of Typer's usage panel."""
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer is pinned
+
+    try:
+        code = typer.main.get_command(app).main(prog_name="hilt", standalone_mode=False)
+    except NoArgsIsHelpError as err:
+        err.show()
+        code = 0
+    except UsageError as err:
+        where = f"`{err.ctx.command_path} --help`" if err.ctx else "`hilt --help`"
+        Console(stderr=True, highlight=False).print(
+            f"[bold red]error:[/] {escape(err.format_message())} (see {where})", soft_wrap=True)
+        code = 2
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

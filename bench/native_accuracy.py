@@ -29,19 +29,20 @@ def main() -> None:
     ap.add_argument("--devices", default="exact,ideal,rram,rram-mp,rram-ttv2,ecram,pcm")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the dataset's")
+    ap.add_argument("--model", default=None, help="default: the dataset's MLP")
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--out", default="results/native_accuracy.csv")
     args = ap.parse_args()
     rows = []
     for device in args.devices.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
-            cfg = TrainConfig(device=device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                              seed=seed, out="results/runs/native_accuracy")
+            cfg = TrainConfig(device=device, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                              lr=args.lr, seed=seed, out="results/runs/native_accuracy")
             hilt = train(build(cfg))
             ref = build(cfg)
             spec = parse_device("ideal" if device == "exact" else device, seed=seed)
-            native = train_native(ref.net, spec, ref.data, args.epochs, args.batch_size, args.lr, seed)
+            native = train_native(ref.net, spec, ref.data, args.epochs, ref.cfg.batch_size, args.lr, seed)
             rows.append({"device": device, "seed": seed, "hilt": hilt["test_accuracy"],
                          "hilt_exact_readout": hilt["test_accuracy_exact_readout"], "native": native["test_accuracy"],
                          "hilt_s": hilt["wall_time_s"], "native_s": native["wall_time_s"]})

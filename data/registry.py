@@ -19,6 +19,9 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     info: dict[str, Any] = field(default_factory=dict)
+    # The dataset's training recipe: what `train` uses when --model / --batch-size are not given.
+    default_hidden: int = 256
+    default_batch_size: int = 20
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -26,7 +29,7 @@ class Dataset:
 
     @property
     def default_model(self) -> str:
-        return f"mlp:{int(np.prod(self.input_shape))}-256-{self.n_classes}"
+        return f"mlp:{int(np.prod(self.input_shape))}-{self.default_hidden}-{self.n_classes}"
 
 
 def _digits(params: dict[str, str], seed: int) -> Dataset:

@@ -123,7 +123,7 @@ PARAMS: dict[str, Param] = {
         Param("tile_size", int, 4, 4096, "max rows/columns of one tile; larger matrices are split"),
     ]
 }
-CROSSBAR_DEFAULTS = {"weight_scaling_omega": 0.5, "tile_size": 512}
+CROSSBAR_DEFAULTS = {"weight_scaling_omega": 0.3, "tile_size": 512}
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +38,7 @@ class TrainConfig:
     rule: str = "bp"
     rule_options: dict = field(default_factory=dict)
     epochs: int = 30
-    batch_size: int = 20
+    batch_size: int | None = None  # None: the dataset's
     lr: float = 0.05
     seed: int = 0
     optimizer: str = "sgd"
@@ -54,7 +54,7 @@ def _check(cfg: TrainConfig) -> None:
         raise HiltError(f"--lr must be a finite number > 0 (got {cfg.lr})")
     if cfg.epochs < 1:
         raise HiltError(f"--epochs must be >= 1 (got {cfg.epochs})")
-    if cfg.batch_size < 1:
+    if cfg.batch_size is not None and cfg.batch_size < 1:
         raise HiltError(f"--batch-size must be >= 1 (got {cfg.batch_size})")
     if cfg.momentum and not 0 <= cfg.momentum < 1:
         raise HiltError(f"--momentum must be in [0, 1) (got {cfg.momentum})")
@@ -95,13 +95,14 @@ def build(cfg: TrainConfig) -> Setup:
     # aihwkit's PyPI tiles are CPU tiles: analog runs stay in NumPy (no host<->GPU copy per read).
     backend.use("auto" if spec.is_exact else "numpy")
     data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed)
+    cfg = replace(cfg, model=cfg.model or data.default_model, batch_size=cfg.batch_size or data.default_batch_size)
     new_optimizer = lambda: make_optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay)  # noqa: E731
     try:
         new_optimizer()
     except ValueError as err:
         raise HiltError(str(err)) from None
     factory = crossbar_factory(spec, new_optimizer)
-    net = build_network(cfg.model or data.default_model, data.input_shape, data.n_classes, factory,
+    net = build_network(cfg.model, data.input_shape, data.n_classes, factory,
                         seed=cfg.seed, activation=cfg.activation)
     return Setup(cfg, data, net, rule)
 

@@ -1,6 +1,9 @@
 """The command line: bad input is one clear line and exit 2; runs write their files."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -28,6 +31,7 @@ def run(*args):
         (["--lr", "0"], "--lr must be a finite number > 0"),
         (["--lr", "-0.1"], "--lr must be a finite number > 0"),
         (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
         (["--device", "rram", "--optimizer", "adam"], "apply to --device exact only"),
         (["--loss", "hinge"], "unknown loss 'hinge'"),
     ],
@@ -50,6 +54,7 @@ def test_train_json_writes_run_files(tmp_path):
     run_dir = tmp_path / summary["run_dir"].split("/")[-1]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["seed"] == 0 and "numpy" in config["versions"] and config["device"] == "exact"
+    assert (config["model"], config["batch_size"]) == ("mlp:64-512-10", 10)  # the digits recipe, recorded
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert list(metrics[metrics.split == "train"].epoch) == [1, 2]
     assert list(metrics[metrics.split == "test"].epoch) == [0, 1, 2]
@@ -86,3 +91,12 @@ def test_divergence_is_reported_and_files_are_kept(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 1  # the epoch-0 evaluation survives
     assert (run_dir / "config.json").exists()
+
+
+@pytest.mark.parametrize("args", [["train", "--epochs", "abc"], ["train", "--no-such-option"], ["no-such-command"]])
+def test_click_usage_errors_are_one_line_and_exit_2(args):
+    cli = Path(__file__).resolve().parents[1] / "cli.py"
+    proc = subprocess.run([sys.executable, str(cli), *args], capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert "--help" in lines[0]

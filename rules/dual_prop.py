@@ -128,11 +128,13 @@ class DualPropagation(Rule):
                 else:
                     e = above.backward(delta[k + 1], above.cache_for(plus[k]))
                 Lk = lipschitz[k]
-                plus[k] = block.act((a + c_plus * e + Lk * plus[k]) / (1 + Lk))
-                minus[k] = block.act((a - c_minus * e + Lk * minus[k]) / (1 + Lk))
-            check_finite(plus[k], "states s+", k)
-            check_finite(minus[k], "states s-", k)
-            mean[k] = self.alpha * plus[k] + (1 - self.alpha) * minus[k]
+                if Lk:
+                    plus[k] = block.act((a + c_plus * e + Lk * plus[k]) / (1 + Lk))
+                    minus[k] = block.act((a - c_minus * e + Lk * minus[k]) / (1 + Lk))
+                else:
+                    plus[k], minus[k] = block.act(a + c_plus * e), block.act(a - c_minus * e)
+            # s̄ is non-finite exactly when s+ or s- is (0 * inf is nan): one check covers both.
+            mean[k] = check_finite(self.alpha * plus[k] + (1 - self.alpha) * minus[k], "states s+/s-", k)
             delta[k] = plus[k] - minus[k]
         for k in range(1, L + 1):
             if delta[k] is None:  # a layer the schedule never reached carries no error

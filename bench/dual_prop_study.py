@@ -4,7 +4,7 @@
     python bench/dual_prop_study.py alignment --seeds 0,1,2   # final alignment + accuracy, beta x alpha
 
 Runs go through `experiments.train` (the same code as `hilt train`), `--workers` at a time, each
-worker on one thread. Prints a markdown table and writes results/dual_prop_<study>.csv.
+worker on one thread. Prints mean and std per setting and writes results/dual_prop_<study>.csv.
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ Blocks expose the operator a(x) and its transpose; rules apply the activation th
 
 from __future__ import annotations
 
+import copy
+
 from analog import backend
-from analog.crossbar import Crossbar
+from analog.crossbar import Crossbar, ExactCrossbar
 from analog.periphery import Activation, AvgPool2d, ConvGeometry, MaxPool2d, col2im, im2col
 
 
@@ -29,6 +31,16 @@ class Dense:
     def forward(self, x):
         cache = self.input_cache(x)
         return self.crossbar.forward(cache[0]), cache
+
+    def exact_copy(self, bias: bool = True):
+        """This layer on an ExactCrossbar holding the current (read-out) weights; bias=False drops b."""
+        old = self.crossbar
+        xbar = ExactCrossbar(old.out_size, old.in_size, old.bias and bias)
+        W = backend.asarray(old.weights())
+        xbar.program(W if xbar.bias else W[:, : old.in_size])
+        layer = copy.copy(self)
+        layer.crossbar = xbar
+        return layer
 
     def _g_rows(self, g):
         return g

@@ -7,7 +7,6 @@ dense readout to the classes). A suffix `@0.25` multiplies every hidden width.
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from typing import Callable
@@ -61,14 +60,7 @@ class Network:
 
     def exact_copy(self) -> "Network":
         """The same network on exact crossbars holding this network's current weights."""
-        blocks = []
-        for block in self.blocks:
-            old = block.crossbar
-            xbar = ExactCrossbar(old.out_size, old.in_size, old.bias)
-            xbar.program(backend.asarray(old.weights()))
-            layer = copy.copy(block.layer)
-            layer.crossbar = xbar
-            blocks.append(Block(layer, block.act, block.pool))
+        blocks = [Block(block.layer.exact_copy(), block.act, block.pool) for block in self.blocks]
         return Network(blocks, self.input_shape, self.spec)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from analog import backend
 
 
-def _grads(b, d, x):
-    return [d.T @ x] + ([d.sum(axis=0)] if b is not None else [])
+def _params_and_grads(W, b, d, x):
+    """[(W, d^T x)] plus (b, sum_b d) when there is a bias."""
+    return [(W, d.T @ x)] + ([(b, d.sum(axis=0))] if b is not None else [])
 
 
 class Optimizer:
@@ -38,11 +39,10 @@ class SGD(Optimizer):
             if b is not None:
                 b -= lr * d.sum(axis=0)
             return
-        params = [W] + ([b] if b is not None else [])
-        grads = _grads(b, d, x)
+        pairs = _params_and_grads(W, b, d, x)
         if self.bufs is None and self.momentum:
-            self.bufs = [None] * len(params)
-        for i, (p, g) in enumerate(zip(params, grads)):
+            self.bufs = [None] * len(pairs)
+        for i, (p, g) in enumerate(pairs):
             if self.weight_decay:
                 g += self.weight_decay * p
             if self.momentum:
@@ -69,11 +69,11 @@ class Adam(Optimizer):
 
     def step(self, W, b, d, x, lr):
         xp = backend.xp()
-        params = [W] + ([b] if b is not None else [])
+        pairs = _params_and_grads(W, b, d, x)
         if self.moments is None:
-            self.moments = [(xp.zeros_like(p), xp.zeros_like(p)) for p in params]
+            self.moments = [(xp.zeros_like(p), xp.zeros_like(p)) for p, _ in pairs]
         self.t += 1
-        for p, g, (m, v) in zip(params, _grads(b, d, x), self.moments):
+        for (p, g), (m, v) in zip(pairs, self.moments):
             if self.weight_decay and not self.decoupled:
                 g += self.weight_decay * p
             m *= self.b1

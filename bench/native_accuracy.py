@@ -39,10 +39,10 @@ def main() -> None:
         for seed in [int(s) for s in args.seeds.split(",")]:
             cfg = TrainConfig(device=device, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=seed, out="results/runs/native_accuracy")
-            hilt = train(build(cfg))
-            ref = build(cfg)
+            setup = build(cfg)
+            hilt = train(setup)
             spec = parse_device("ideal" if device == "exact" else device, seed=seed)
-            native = train_native(ref.net, spec, ref.data, args.epochs, ref.cfg.batch_size, args.lr, seed)
+            native = train_native(setup.net, spec, setup.data, args.epochs, setup.cfg.batch_size, args.lr, seed)
             rows.append({"device": device, "seed": seed, "hilt": hilt["test_accuracy"],
                          "hilt_exact_readout": hilt["test_accuracy_exact_readout"], "native": native["test_accuracy"],
                          "hilt_s": hilt["wall_time_s"], "native_s": native["wall_time_s"]})

@@ -19,9 +19,10 @@ def cosine(a, b) -> float:
     return float((a * b).sum()) / (na * nb) if na > 0 and nb > 0 else float("nan")
 
 
-def alignment(net, rule, x, y) -> list[float]:
+def alignment(net, rule, x, y, exact=None) -> list[float]:
+    """Per-layer cosine on one batch; `exact` is net.exact_copy(), made here if not given."""
     _, signals = rule.signals(net, x, y)
-    exact = net.exact_copy()
+    exact = net.exact_copy() if exact is None else exact
     _, reference = Backprop(loss=rule.loss_name).signals(exact, x, y)
     return [
         cosine(block.outer(*sig), ref_block.outer(*ref))
@@ -31,4 +32,5 @@ def alignment(net, rule, x, y) -> list[float]:
 
 def mean_alignment(net, rule, batches) -> list[float]:
     """Per-layer cosine averaged over (x, y) batches."""
-    return list(np.nanmean([alignment(net, rule, x, y) for x, y in batches], axis=0))
+    exact = net.exact_copy()
+    return list(np.nanmean([alignment(net, rule, x, y, exact) for x, y in batches], axis=0))

@@ -36,15 +36,21 @@ class BenchResult:
         return self.hilt_ms / self.reference_ms
 
 
-def _batches(model_in: int, n_classes: int, batch: int, count: int, seed: int):
-    rng = np.random.default_rng(seed)
-    xs = rng.uniform(0, 1, size=(count, batch, model_in)).astype(np.float32)
-    ys = rng.integers(0, n_classes, size=(count, batch))
-    return xs, ys
-
-
 def _dims(model: str) -> list[int]:
     return [int(v) for v in model.split(":")[1].split("-")]
+
+
+def _mlp(model: str, spec, seed: int):
+    dims = _dims(model)
+    return build_network(model, (dims[0],), dims[-1], crossbar_factory(spec), seed=seed)
+
+
+def _batches(model: str, batch: int, steps: int, seed: int):
+    """Random inputs and labels for the warm-up and `steps` timed steps of each side."""
+    dims, rng = _dims(model), np.random.default_rng(seed)
+    xs = rng.uniform(0, 1, size=(steps + 4, batch, dims[0])).astype(np.float32)
+    ys = rng.integers(0, dims[-1], size=(steps + 4, batch))
+    return xs, ys
 
 
 def _time_ms(fn, xs, ys, start: int, count: int) -> list[float]:
@@ -74,9 +80,8 @@ def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, see
     from experiments.native import native_mlp
 
     backend.use("numpy")
-    dims = _dims(model)
     spec = parse_device(device, seed=seed)
-    net = build_network(model, (dims[0],), dims[-1], crossbar_factory(spec), seed=seed)
+    net = _mlp(model, spec, seed)
     rule = make_rule("bp")
     native = native_mlp(net, spec, seed)
     opt = AnalogSGD(native.parameters(), lr=lr)
@@ -91,7 +96,7 @@ def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, see
     def hilt_step(x, y):
         rule.step(net, x, y, lr)
 
-    xs, ys = _batches(dims[0], dims[-1], batch, steps + 4, seed)
+    xs, ys = _batches(model, batch, steps, seed)
     hilt_ms, native_ms = _alternate(hilt_step, native_step, xs, ys, steps)
     return BenchResult(f"bp step, {device}, {model}, batch {batch}", hilt_ms, native_ms,
                        "aihwkit AnalogSequential + AnalogSGD")
@@ -99,8 +104,7 @@ def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, see
 
 def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
     backend.use("numpy")
-    dims = _dims(model)
-    net = build_network(model, (dims[0],), dims[-1], crossbar_factory(parse_device("exact")), seed=seed)
+    net = _mlp(model, parse_device("exact"), seed)
     rule = make_rule("bp")
     Ws = [np.ascontiguousarray(c.W) for c in net.crossbars()]
 
@@ -118,7 +122,7 @@ def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) ->
     def hilt_step(x, y):
         rule.step(net, x, y, lr)
 
-    xs, ys = _batches(dims[0], dims[-1], batch, steps + 4, seed)
+    xs, ys = _batches(model, batch, steps, seed)
     hilt_ms, floor_ms = _alternate(hilt_step, floor_step, xs, ys, steps)
     return BenchResult(f"bp step, exact, {model}, batch {batch}", hilt_ms, floor_ms, "NumPy matmuls only")
 
@@ -128,10 +132,9 @@ def bench_rule_vs_bp(rule_name: str, model: str, device: str, batch: int, steps:
     """One training step of a rule (its default options) divided by one `bp` step, same backend."""
     spec = parse_device(device, seed=seed)
     backend.use("auto" if spec.is_exact else "numpy")
-    dims = _dims(model)
-    nets = [build_network(model, (dims[0],), dims[-1], crossbar_factory(spec), seed=seed) for _ in range(2)]
+    nets = [_mlp(model, spec, seed) for _ in range(2)]
     rule, bp = make_rule(rule_name), make_rule("bp")
-    xs, ys = _batches(dims[0], dims[-1], batch, steps + 4, seed)
+    xs, ys = _batches(model, batch, steps, seed)
     rule_ms, bp_ms = _alternate(lambda x, y: rule.step(nets[0], x, y, lr), lambda x, y: bp.step(nets[1], x, y, lr),
                                 xs, ys, steps)
     return BenchResult(f"{rule_name} step, {device}, {model}, batch {batch}", rule_ms, bp_ms, "hilt bp step")

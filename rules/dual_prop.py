@@ -23,13 +23,11 @@ the gradient of J = -(1/(beta B)) sum_k sum_batch delta_k^T (W_{k-1} s̄_{k-1} +
 
 from __future__ import annotations
 
-import copy
 import re
 
 import numpy as np
 
 from analog import backend
-from analog.crossbar import ExactCrossbar
 from devices.errors import HiltError
 from rules.base import Rule, check_finite, output_metrics
 
@@ -60,11 +58,7 @@ def parse_schedule(text: str, passes: int | None) -> tuple[str, int]:
 
 def spectral_norm(block, input_shape, iterations: int = 20, seed: int = 0) -> float:
     """||W||_2 of a block's weight operator (no bias, no pooling) from its read-out weights."""
-    xbar = block.crossbar
-    exact = ExactCrossbar(xbar.out_size, xbar.in_size, False)
-    exact.program(backend.asarray(backend.to_numpy(xbar.weights())[:, : xbar.in_size]))
-    layer = copy.copy(block.layer)
-    layer.crossbar = exact
+    layer = block.layer.exact_copy(bias=False)
     xp = backend.xp()
     b = backend.asarray(np.random.default_rng(seed).normal(size=(1, *input_shape)))
     for _ in range(iterations):

@@ -5,6 +5,9 @@
 Prints one row per device (mean +- std over seeds) and writes results/native_accuracy.csv.
 The exact device has no aihwkit counterpart; its native column trains on the `ideal` aihwkit
 config (perfect IO, float update), the same float math through aihwkit.
+
+--same-init starts native from the weights hilt programmed (read back from its tiles) instead of
+aihwkit's own init: a paired comparison, fair only where programming adds no write noise (pcm).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="default: the dataset's")
     ap.add_argument("--model", default=None, help="default: the dataset's MLP")
     ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--same-init", action="store_true", help="native starts from hilt's initial weights")
     ap.add_argument("--out", default="results/native_accuracy.csv")
     args = ap.parse_args()
     rows = []
@@ -40,11 +44,14 @@ def main() -> None:
             cfg = TrainConfig(device=device, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=seed, out="results/runs/native_accuracy")
             setup = build(cfg)
+            init = [np.asarray(b.crossbar.weights()) for b in setup.net.blocks] if args.same_init else None
             hilt = train(setup)
             spec = parse_device("ideal" if device == "exact" else device, seed=seed)
-            native = train_native(setup.net, spec, setup.data, args.epochs, setup.cfg.batch_size, args.lr, seed)
+            native = train_native(setup.net, spec, setup.data, args.epochs, setup.cfg.batch_size, args.lr, seed,
+                                  init_weights=init)
             rows.append({"device": device, "seed": seed, "hilt": hilt["test_accuracy"],
                          "hilt_exact_readout": hilt["test_accuracy_exact_readout"], "native": native["test_accuracy"],
+                         "native_init": "hilt" if args.same_init else "aihwkit",
                          "hilt_s": hilt["wall_time_s"], "native_s": native["wall_time_s"]})
             print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)

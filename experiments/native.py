@@ -21,8 +21,13 @@ from analog.network import Network
 from devices.presets import DeviceSpec
 
 
-def native_mlp(net: Network, spec: DeviceSpec, seed: int = 0):
-    """aihwkit AnalogSequential with the layer sizes of an hilt MLP, its own init programmed once."""
+def native_mlp(net: Network, spec: DeviceSpec, seed: int = 0, init_weights=None):
+    """aihwkit AnalogSequential with the layer sizes of an hilt MLP, its own init programmed once.
+
+    `init_weights` (one [W | b] array per layer) reprograms the tiles with those weights instead:
+    a paired comparison from one starting point, fair only on devices whose programming adds no
+    write noise (pcm; not the ReRAM presets).
+    """
     import torch
     from aihwkit.nn import AnalogLinear, AnalogSequential
 
@@ -34,18 +39,22 @@ def native_mlp(net: Network, spec: DeviceSpec, seed: int = 0):
         cfg.mapping.weight_scaling_omega = spec.crossbar_option("weight_scaling_omega")
         cfg.mapping.weight_scaling_columnwise = False
         lin = AnalogLinear(xbar.in_size, xbar.out_size, bias=xbar.bias, rpu_config=cfg)
+        if init_weights is not None:
+            W = torch.from_numpy(np.array(init_weights[k], dtype=np.float32))
+            lin.set_weights(W[:, : xbar.in_size], W[:, xbar.in_size] if xbar.bias else None)
         layers.append(lin)
         if k < len(net.blocks) - 1:
             layers.append(torch.nn.ReLU())
     return AnalogSequential(*layers)
 
 
-def train_native(net: Network, spec: DeviceSpec, data, epochs: int, batch_size: int, lr: float, seed: int) -> dict:
+def train_native(net: Network, spec: DeviceSpec, data, epochs: int, batch_size: int, lr: float, seed: int,
+                 init_weights=None) -> dict:
     """Train with aihwkit's AnalogSGD; data order drawn exactly as hilt's train loop draws it."""
     import torch
     from aihwkit.optim import AnalogSGD
 
-    model = native_mlp(net, spec, seed)
+    model = native_mlp(net, spec, seed, init_weights)
     opt = AnalogSGD(model.parameters(), lr=lr)
     opt.regroup_param_groups(model)
     loss_fn = torch.nn.CrossEntropyLoss()

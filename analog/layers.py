@@ -42,6 +42,10 @@ class Dense:
         layer.crossbar = xbar
         return layer
 
+    def output_shape(self, in_shape):
+        """Per-sample shape of the crossbar output for per-sample input shape `in_shape`."""
+        return (self.crossbar.out_size,)
+
     def _g_rows(self, g):
         return g
 
@@ -71,6 +75,9 @@ class Conv2d(Dense):
 
     def input_cache(self, x):
         return im2col(x, self.geometry), x.shape
+
+    def output_shape(self, in_shape):
+        return (self.crossbar.out_size, *self.geometry.out_hw(*in_shape[1:]))
 
     def forward(self, x):
         B, _, H, W = x.shape
@@ -109,9 +116,15 @@ class Block:
             return self.forward(x)[1]
         if self.pool is None:
             return self.layer.input_cache(x), None
-        B, _, H, W = x.shape
-        Ho, Wo = self.layer.geometry.out_hw(H, W)
-        return self.layer.input_cache(x), (B, self.crossbar.out_size, Ho, Wo)  # avg-pool: shape only
+        return self.layer.input_cache(x), (x.shape[0], *self.layer.output_shape(x.shape[1:]))  # avg-pool: shape only
+
+    def output_shape(self, in_shape):
+        """Per-sample shape of a = pool(W x) for per-sample input shape `in_shape`."""
+        shape = self.layer.output_shape(in_shape)
+        if self.pool is None:
+            return shape
+        C, H, W = shape
+        return (C, H // self.pool.k, W // self.pool.k)
 
     def _g_z(self, g_a, cache):
         return g_a if self.pool is None else self.pool.backward(g_a, cache[1])

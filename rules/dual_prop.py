@@ -146,7 +146,7 @@ class DualPropagation(Rule):
             if k > 1:
                 gamma = spectral_norm(block, shape)
                 out[k - 1] = scale * max(0.0, gamma**2 - 1) / 2
-            shape = _output_shape(block, shape)
+            shape = block.output_shape(shape)
         return out
 
     def signals(self, net, x, y):
@@ -160,12 +160,3 @@ class DualPropagationAdjoint(DualPropagation):
     name = "dp_adjoint"
     adjoint = True
 
-
-def _output_shape(block, shape):
-    """Per-sample shape of a_k given the per-sample shape of s_{k-1}."""
-    if not hasattr(block.layer, "geometry"):
-        return (block.crossbar.out_size,)
-    Ho, Wo = block.layer.geometry.out_hw(*shape[1:])
-    if block.pool is not None:
-        Ho, Wo = Ho // block.pool.k, Wo // block.pool.k
-    return (block.crossbar.out_size, Ho, Wo)

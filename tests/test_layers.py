@@ -86,3 +86,14 @@ def test_dense_flattens_images_c_major(rng):
     y, cache = Dense(xb).forward(x)
     np.testing.assert_allclose(y, torch.flatten(torch.from_numpy(x), 1).numpy() @ W.T, rtol=1e-5)
     assert Dense(xb).backward(np.ones((4, 3), np.float32), cache).shape == x.shape
+
+
+@pytest.mark.parametrize("pool", [None, MaxPool2d(2), AvgPool2d(2)])
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 0)])
+def test_block_output_shape_is_the_forward_shape(rng, pool, stride, padding):
+    layer, _ = conv_layer(rng, stride=stride, padding=padding)
+    block = Block(layer, ACTIVATIONS["relu"](), pool)
+    x = rng.normal(size=(2, 3, 9, 7)).astype(np.float32)
+    assert block.output_shape(x.shape[1:]) == block.forward(x)[0].shape[1:]
+    dense = Block(Dense(ExactCrossbar(5, 3 * 9 * 7)), ACTIVATIONS["relu"]())
+    assert dense.output_shape(x.shape[1:]) == dense.forward(x)[0].shape[1:]

@@ -150,7 +150,7 @@ class DeviceSpec:
         cfg.mapping = MappingParameter(digital_bias=False, weight_scaling_omega=0.0)
         for d in leaf_devices(cfg.device):
             if hasattr(d, "construction_seed"):
-                d.construction_seed = self.seed
+                d.construction_seed = self.seed + 1  # aihwkit draws a fresh random spread for 0
         return cfg
 
     def describe(self) -> dict[str, Any]:

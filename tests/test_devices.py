@@ -67,3 +67,16 @@ def test_describe_lists_effective_parameters():
     assert d["dw_min"] == 0.005 and d["forward_io"]["adc_bits"] == 6
     assert set(PARAMS) >= {"dw_min", "dw_min_dtod", "dw_min_std", "up_down", "w_max", "dac_bits", "adc_bits",
                            "read_noise", "backward_read_noise", "update_bl"}
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_seed_fixes_the_device_to_device_spread(seed):
+    from aihwkit.simulator.tiles import AnalogTile
+
+    def spread(s):
+        return AnalogTile(6, 5, parse_device("rram", seed=s).rpu_config()).get_hidden_parameters()["dwmin_up"].numpy()
+
+    first = spread(seed)
+    assert first.std() > 0  # there is a spread to fix
+    np.testing.assert_array_equal(spread(seed), first)  # seed 0 included: aihwkit's 0 means "random"
+    assert not np.array_equal(spread(seed + 1), first)

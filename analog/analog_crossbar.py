@@ -13,6 +13,10 @@
   count depends only on lr*|x|*|d|, so this is the same as aihwkit's division of d by scale).
 - Sign and lr: the tile's update descends and needs lr > 0, exactly the crossbar contract.
 - `post_update_step()` follows every update (decay and diffusion happen only there).
+- Saturated reads: outputs of a forward read at the tile's output bound (out_bound * out_scale *
+  0.999, aihwkit's own number) are reported as `clipped`, and the transposed read of the same
+  layer zeroes d there, exactly as aihwkit's AnalogFunction does (`handle_output_bound`). Without
+  it, bp on ecram-mo trained to 0.87 where aihwkit's own AnalogSGD reaches 0.95.
 Arrays cross into torch zero-copy (torch.from_numpy), so the analog path runs with xp = NumPy.
 """
 
@@ -46,7 +50,10 @@ class AnalogCrossbar(Crossbar):
              for j, (c0, c1) in enumerate(self.col_blocks)]
             for r0, r1 in self.row_blocks
         ]
-        self.tiles_T = [list(col) for col in zip(*self.tiles)]
+        # aihwkit's AnalogFunction zeroes the gradient of outputs at this bound; a perfect read has no ADC.
+        first = self.tiles[0][0]
+        saturates = first.handle_output_bound and not first.rpu_config.forward.is_perfect
+        self.out_bound = first.get_forward_out_bound() if saturates else None
         self.single = len(self.row_blocks) == len(self.col_blocks) == 1
         self.scale: float | None = None
         self._lr: float | None = None
@@ -55,45 +62,66 @@ class AnalogCrossbar(Crossbar):
     def _torch(a):
         return backend.to_torch(np.ascontiguousarray(a))
 
-    def _read(self, a, grid, blocks_in, blocks_out, read):
-        """y[:, out block i] = sum_j read(grid[i][j], a[:, in block j]), one read per tile."""
-        if self.single:
-            return read(grid[0][0], self._torch(a)).numpy()
-        y = np.zeros((a.shape[0], blocks_out[-1][1]), dtype=backend.DTYPE)
-        for j, (i0, i1) in enumerate(blocks_in):
-            part = self._torch(a[:, i0:i1])
-            for i, (o0, o1) in enumerate(blocks_out):
-                y[:, o0:o1] += read(grid[i][j], part).numpy()
-        return y
+    def _tiles(self):
+        """(i, j, out block, in block, tile) for every tile of the grid."""
+        for i, ((r0, r1), row) in enumerate(zip(self.row_blocks, self.tiles)):
+            for j, ((c0, c1), tile) in enumerate(zip(self.col_blocks, row)):
+                yield i, j, slice(r0, r1), slice(c0, c1), tile
 
     def _forward(self, x):
-        y = self._read(x, self.tiles, self.col_blocks, self.row_blocks, lambda t, v: t.joint_forward(v))
-        return y * self.scale if self.scale != 1.0 else y
+        """y[:, out block i] = scale * sum_j tile_ij(x[:, in block j]); `clipped` maps (i, j) to the
+        outputs of tile ij that were at its forward output bound (aihwkit's `handle_output_bound`)."""
+        clipped = {}
+        if self.single:
+            y = self.tiles[0][0].joint_forward(self._torch(x)).numpy()
+            self._note_clipped(clipped, 0, 0, y)
+        else:
+            y = np.zeros((x.shape[0], self.out_size), dtype=backend.DTYPE)
+            for i, j, rows, cols, tile in self._tiles():
+                part = tile.joint_forward(self._torch(x[:, cols])).numpy()
+                self._note_clipped(clipped, i, j, part)
+                y[:, rows] += part
+        if self.scale != 1.0:
+            y = y * self.scale
+        return y, clipped or None
 
-    def _backward(self, d):
-        z = self._read(d, self.tiles_T, self.row_blocks, self.col_blocks, lambda t, v: t.backward(v))
+    def _note_clipped(self, clipped, i, j, raw):
+        if self.out_bound is not None:
+            at_bound = np.abs(raw) >= self.out_bound
+            if at_bound.any():
+                clipped[i, j] = at_bound
+
+    def _backward(self, d, clipped):
+        """z[:, in block j] = scale * sum_i tile_ij^T(d[:, out block i]), d zeroed where tile ij clipped."""
+        def part(i, j, rows):
+            block = d[:, rows]
+            return np.where(clipped[i, j], 0, block) if clipped and (i, j) in clipped else block
+
+        if self.single:
+            z = self.tiles[0][0].backward(self._torch(part(0, 0, slice(None)))).numpy()
+        else:
+            z = np.zeros((d.shape[0], self.in_size), dtype=backend.DTYPE)
+            for i, j, rows, cols, tile in self._tiles():
+                z[:, cols] += tile.backward(self._torch(part(i, j, rows))).numpy()
         return z * self.scale if self.scale != 1.0 else z
 
     def _update(self, x, d, lr):
         lr = lr / self.scale
         if lr != self._lr:
-            for tile in (t for row in self.tiles for t in row):
+            for *_, tile in self._tiles():
                 tile.set_learning_rate(lr)
             self._lr = lr
-        for (r0, r1), row in zip(self.row_blocks, self.tiles):
-            d_part = self._torch(d[:, r0:r1])
-            for (c0, c1), tile in zip(self.col_blocks, row):
-                tile.update(self._torch(x[:, c0:c1]), d_part)
-                tile.post_update_step()
+        for _, _, rows, cols, tile in self._tiles():
+            tile.update(self._torch(x[:, cols]), self._torch(d[:, rows]))
+            tile.post_update_step()
 
     def _weights(self):
         W = np.empty(self.shape, dtype=backend.DTYPE)
-        for (r0, r1), row in zip(self.row_blocks, self.tiles):
-            for (c0, c1), tile in zip(self.col_blocks, row):
-                w, b = tile.get_weights()
-                W[r0:r1, c0:c1] = w.numpy()
-                if b is not None:
-                    W[r0:r1, self.in_size] = b.numpy()
+        for _, _, rows, cols, tile in self._tiles():
+            w, b = tile.get_weights()
+            W[rows, cols] = w.numpy()
+            if b is not None:
+                W[rows, self.in_size] = b.numpy()
         return W * self.scale
 
     def _program(self, W):
@@ -102,7 +130,6 @@ class AnalogCrossbar(Crossbar):
             peak = float(np.abs(W).max()) if W.size else 0.0
             self.scale = peak / self.omega if self.omega > 0 and peak > 0 else 1.0
         W = W / self.scale
-        for (r0, r1), row in zip(self.row_blocks, self.tiles):
-            for (c0, c1), tile in zip(self.col_blocks, row):
-                bias = self._torch(W[r0:r1, self.in_size]) if tile.analog_bias else None
-                tile.set_weights(self._torch(W[r0:r1, c0:c1]), bias)
+        for _, _, rows, cols, tile in self._tiles():
+            bias = self._torch(W[rows, self.in_size]) if tile.analog_bias else None
+            tile.set_weights(self._torch(W[rows, cols]), bias)

@@ -10,6 +10,11 @@ when `bias=True`) and offers exactly five operations:
     program(W)        write such a matrix
 
 The bias is one more input column driven by a constant 1: read and updated with the matrix.
+
+Saturated reads: an analog forward read whose output reaches the ADC bound carries no gradient.
+`forward_clipped(x)` returns y and where that happened (None: nowhere, always on the exact
+backend); `backward(d, clipped)` zeroes d there before the transposed read, which is how
+aihwkit's own training (AnalogFunction) backpropagates through a tile. The update is not masked.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ class Crossbar:
         return self.out_size, self.in_size + self.bias
 
     def forward(self, x):
+        return self._forward(backend.asarray(x))[0]
+
+    def forward_clipped(self, x):
+        """(y, clipped): the forward read and where its outputs were at the ADC bound, for `backward`."""
         return self._forward(backend.asarray(x))
 
-    def backward(self, d):
-        return self._backward(backend.asarray(d))
+    def backward(self, d, clipped=None):
+        return self._backward(backend.asarray(d), clipped)
 
     def update(self, x, d, lr: float) -> None:
         if not lr > 0:
@@ -49,9 +58,10 @@ class Crossbar:
 
     # Backend hooks. x, d come without the bias input; the backend drives its bias column itself.
     def _forward(self, x):
+        """(y, clipped); clipped is backend-specific and None when no output was at a bound."""
         raise NotImplementedError
 
-    def _backward(self, d):
+    def _backward(self, d, clipped):
         raise NotImplementedError
 
     def _update(self, x, d, lr: float) -> None:
@@ -82,9 +92,9 @@ class ExactCrossbar(Crossbar):
         y = x @ self.W.T
         if self.b is not None:
             y += self.b
-        return y
+        return y, None
 
-    def _backward(self, d):
+    def _backward(self, d, clipped):
         return d @ self.W
 
     def _update(self, x, d, lr):

@@ -12,10 +12,20 @@ Blocks expose the operator a(x) and its transpose; rules apply the activation th
 from __future__ import annotations
 
 import copy
+from typing import Any, NamedTuple
 
 from analog import backend
 from analog.crossbar import Crossbar, ExactCrossbar
 from analog.periphery import Activation, AvgPool2d, ConvGeometry, MaxPool2d, col2im, im2col
+
+
+class LayerCache(NamedTuple):
+    """What a layer keeps of a read: the crossbar rows, the input shape, and where the forward read
+    was at its output bound (None: nowhere, or no forward read was made, as in `Block.cache_for`)."""
+
+    rows: Any
+    in_shape: tuple
+    clipped: Any = None
 
 
 class Dense:
@@ -24,13 +34,14 @@ class Dense:
     def __init__(self, crossbar: Crossbar):
         self.crossbar = crossbar
 
-    def input_cache(self, x):
-        """What the layer keeps of its input: the crossbar rows and the input shape."""
-        return x.reshape(x.shape[0], -1), x.shape
+    def input_cache(self, x) -> LayerCache:
+        """The layer's cache for input x without a read: the crossbar rows and the input shape."""
+        return LayerCache(x.reshape(x.shape[0], -1), x.shape)
 
     def forward(self, x):
         cache = self.input_cache(x)
-        return self.crossbar.forward(cache[0]), cache
+        y, clipped = self.crossbar.forward_clipped(cache.rows)
+        return y, cache._replace(clipped=clipped)
 
     def exact_copy(self, bias: bool = True):
         """This layer on an ExactCrossbar holding the current (read-out) weights; bias=False drops b."""
@@ -51,19 +62,17 @@ class Dense:
 
     def outer(self, g, cache):
         """The batch-summed update this layer's crossbar would receive: g_rows^T rows (+ bias column)."""
-        rows, g_rows = cache[0], self._g_rows(g)
+        rows, g_rows = cache.rows, self._g_rows(g)
         G = g_rows.T @ rows
         if self.crossbar.bias:
             G = backend.xp().concatenate([G, g_rows.sum(axis=0)[:, None]], axis=1)
         return G
 
     def backward(self, g, cache):
-        _, in_shape = cache
-        return self.crossbar.backward(self._g_rows(g)).reshape(in_shape)
+        return self.crossbar.backward(self._g_rows(g), cache.clipped).reshape(cache.in_shape)
 
     def update(self, g, cache, lr):
-        rows, _ = cache
-        self.crossbar.update(rows, self._g_rows(g), lr)
+        self.crossbar.update(cache.rows, self._g_rows(g), lr)
 
 
 class Conv2d(Dense):
@@ -73,8 +82,8 @@ class Conv2d(Dense):
         super().__init__(crossbar)
         self.geometry = geometry
 
-    def input_cache(self, x):
-        return im2col(x, self.geometry), x.shape
+    def input_cache(self, x) -> LayerCache:
+        return LayerCache(im2col(x, self.geometry), x.shape)
 
     def output_shape(self, in_shape):
         return (self.crossbar.out_size, *self.geometry.out_hw(*in_shape[1:]))
@@ -82,16 +91,14 @@ class Conv2d(Dense):
     def forward(self, x):
         B, _, H, W = x.shape
         Ho, Wo = self.geometry.out_hw(H, W)
-        cache = self.input_cache(x)
-        y = self.crossbar.forward(cache[0]).reshape(B, Ho, Wo, -1).transpose(0, 3, 1, 2)
-        return y, cache
+        y, cache = super().forward(x)
+        return y.reshape(B, Ho, Wo, -1).transpose(0, 3, 1, 2), cache
 
     def _g_rows(self, g):
         return g.transpose(0, 2, 3, 1).reshape(-1, g.shape[1])
 
     def backward(self, g, cache):
-        _, in_shape = cache
-        return col2im(self.crossbar.backward(self._g_rows(g)), self.geometry, in_shape)
+        return col2im(self.crossbar.backward(self._g_rows(g), cache.clipped), self.geometry, cache.in_shape)
 
 
 class Block:

@@ -2,7 +2,8 @@
 
 The reference for the acceptance comparison and the bench: same device preset and overrides,
 same layer sizes, same data order, batch and lr, mean cross-entropy, the bias as an analog
-column (hilt stores it that way too), aihwkit's default tile splitting (512).
+column (hilt stores it that way too: `digital_bias=False`), one global weight scale per layer
+(omega as hilt's), aihwkit's default tile splitting (512).
 
 Initial weights: aihwkit's own init (torch's U(+-1/sqrt(fan_in)), the distribution hilt uses),
 programmed once, as in hilt. Copying hilt's weights in would program every tile twice
@@ -36,6 +37,7 @@ def native_mlp(net: Network, spec: DeviceSpec, seed: int = 0, init_weights=None)
     for k, block in enumerate(net.blocks):
         xbar = block.crossbar
         cfg = spec.rpu_config()
+        cfg.mapping.digital_bias = False
         cfg.mapping.weight_scaling_omega = spec.crossbar_option("weight_scaling_omega")
         cfg.mapping.weight_scaling_columnwise = False
         lin = AnalogLinear(xbar.in_size, xbar.out_size, bias=xbar.bias, rpu_config=cfg)

@@ -9,8 +9,10 @@
   repeats), a ones column fed as data gets about half (0.47x), which cost ~30 points on digits.
 - Weight scaling: the logical matrix is W = scale * G with G on the devices. With
   `weight_scaling_omega` > 0 the scale is chosen at the first programming so that the largest
-  |W| maps to omega; reads are multiplied by `scale`, updates use lr / scale (the pulse
-  count depends only on lr*|x|*|d|, so this is the same as aihwkit's division of d by scale).
+  |W| maps to omega; reads are multiplied by `scale`, updates divide d by `scale`, as aihwkit's
+  pre_update does. (lr / scale would give the same pulses on single devices, where only lr*|x|*|d|
+  counts, but not on Tiki-Taka v2: its auto_scale normalises the fast device's pulses by max|d|,
+  and its transfers then used lr / scale, 3x too large on digits' first layer.)
 - Sign and lr: the tile's update descends and needs lr > 0, exactly the crossbar contract.
 - `post_update_step()` follows every update (decay and diffusion happen only there).
 - Saturated reads: outputs of a forward read at the tile's output bound (out_bound * out_scale *
@@ -106,7 +108,7 @@ class AnalogCrossbar(Crossbar):
         return z * self.scale if self.scale != 1.0 else z
 
     def _update(self, x, d, lr):
-        lr = lr / self.scale
+        d = d / self.scale  # aihwkit's pre_update; lr / scale differs where the device rescales by max|d| (TTv2)
         if lr != self._lr:
             for *_, tile in self._tiles():
                 tile.set_learning_rate(lr)

@@ -148,9 +148,11 @@ class DeviceSpec:
 
         # hilt keeps the bias as an analog input column and does its own weight scaling/splitting.
         cfg.mapping = MappingParameter(digital_bias=False, weight_scaling_omega=0.0)
-        for d in leaf_devices(cfg.device):
+        # aihwkit draws a fresh random spread for seed 0, and a compound device (pcm's unit cell,
+        # mixed precision, Tiki-Taka) seeds its inner devices from its own construction_seed.
+        for d in [cfg.device, *leaf_devices(cfg.device)]:
             if hasattr(d, "construction_seed"):
-                d.construction_seed = self.seed + 1  # aihwkit draws a fresh random spread for 0
+                d.construction_seed = self.seed + 1
         return cfg
 
     def describe(self) -> dict[str, Any]:

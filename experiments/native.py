@@ -18,7 +18,9 @@ import time
 
 import numpy as np
 
-from analog.network import Network
+from analog.layers import Block, Dense
+from analog.network import Network, crossbar_factory
+from analog.periphery import ACTIVATIONS
 from devices.presets import DeviceSpec
 
 
@@ -78,3 +80,53 @@ def train_native(net: Network, spec: DeviceSpec, data, epochs: int, batch_size: 
     with torch.no_grad():
         pred = model(x_te).argmax(1).numpy()
     return {"test_accuracy": float((pred == data.y_test).mean()), "wall_time_s": time.perf_counter() - start}
+
+
+def update_parity(spec: DeviceSpec, W0, x, d, lr: float, draws: int, updates: int = 1) -> dict:
+    """The same pulsed update through hilt's AnalogCrossbar and through aihwkit's AnalogLinear + AnalogSGD.
+
+    Each draw programs W0 ([W | b], shape (out, in + 1)) into both, applies `updates` times the update
+    W <- W - lr * d^T x (x: (B, in), d: (B, out)) and reads the change. Returns the changes, shape
+    (draws, out, in + 1) per side, and the time of the updates alone (hilt: `update`; native:
+    `AnalogSGD.step`, which also runs post_update_step), in seconds per draw.
+    """
+    import torch
+    from aihwkit.optim import AnalogSGD
+
+    out_size, in_size = W0.shape[0], W0.shape[1] - 1
+    xbar = crossbar_factory(spec)(out_size, in_size, True)
+    xbar.program(W0)  # fixes hilt's weight scale from W0, as set_weights does on the native side
+    net = Network([Block(Dense(xbar), ACTIVATIONS["identity"]())], (in_size,), f"mlp:{in_size}-{out_size}")
+    model = native_mlp(net, spec, init_weights=[W0])
+    opt = AnalogSGD(model.parameters(), lr=lr)
+    opt.regroup_param_groups(model)
+    lin = model[0]
+    W_t, b_t = torch.from_numpy(np.ascontiguousarray(W0[:, :in_size])), torch.from_numpy(W0[:, in_size].copy())
+    x_t, d_t = torch.from_numpy(x), torch.from_numpy(d)
+
+    def native_weights():
+        w, b = lin.get_weights()
+        return np.c_[w.numpy(), b.numpy()]
+
+    result = {"hilt": [], "native": [], "hilt_s": [], "native_s": []}
+    for _ in range(draws):
+        xbar.program(W0)
+        before, elapsed = np.asarray(xbar.weights()), 0.0
+        for _ in range(updates):
+            start = time.perf_counter()
+            xbar.update(x, d, lr)
+            elapsed += time.perf_counter() - start
+        result["hilt"].append(np.asarray(xbar.weights()) - before)
+        result["hilt_s"].append(elapsed)
+
+        lin.set_weights(W_t, b_t)
+        before, elapsed = native_weights(), 0.0
+        for _ in range(updates):
+            opt.zero_grad()
+            model(x_t).backward(d_t)
+            start = time.perf_counter()
+            opt.step()
+            elapsed += time.perf_counter() - start
+        result["native"].append(native_weights() - before)
+        result["native_s"].append(elapsed)
+    return {k: np.array(v) for k, v in result.items()}

@@ -69,12 +69,16 @@ def test_describe_lists_effective_parameters():
                            "read_noise", "backward_read_noise", "update_bl"}
 
 
+@pytest.mark.parametrize("device,key", [("rram", "dwmin_up"), ("pcm", "dwmin_up_0"), ("rram-mp", "dwmin_up"),
+                                        ("rram-ttv2", "dwmin_up_1")])
 @pytest.mark.parametrize("seed", [0, 5])
-def test_seed_fixes_the_device_to_device_spread(seed):
+def test_seed_fixes_the_device_to_device_spread(seed, device, key):
+    """Compound devices (pcm's unit cell, mixed precision, Tiki-Taka) seed their inner devices from
+    their own construction_seed, single devices from theirs."""
     from aihwkit.simulator.tiles import AnalogTile
 
     def spread(s):
-        return AnalogTile(6, 5, parse_device("rram", seed=s).rpu_config()).get_hidden_parameters()["dwmin_up"].numpy()
+        return AnalogTile(6, 5, parse_device(device, seed=s).rpu_config()).get_hidden_parameters()[key].numpy()
 
     first = spread(seed)
     assert first.std() > 0  # there is a spread to fix

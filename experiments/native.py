@@ -130,3 +130,35 @@ def update_parity(spec: DeviceSpec, W0, x, d, lr: float, draws: int, updates: in
         result["native"].append(native_weights() - before)
         result["native_s"].append(elapsed)
     return {k: np.array(v) for k, v in result.items()}
+
+
+def parity_case(out_size: int = 16, in_size: int = 24, batch: int = 8, seed: int = 0):
+    """(W0, x, d) for `update_parity`: weights of torch's init scale, inputs in [0, 1) and errors large
+    enough for several pulses per weight (write noise, std ~0.1 per weight on the ReRAM presets,
+    would hide single-pulse updates)."""
+    rng = np.random.default_rng(seed)
+    bound = 1 / np.sqrt(in_size)
+    W0 = rng.uniform(-bound, bound, (out_size, in_size + 1)).astype(np.float32)
+    x = rng.uniform(0, 1, (batch, in_size)).astype(np.float32)
+    d = (0.3 * rng.standard_normal((batch, out_size))).astype(np.float32)
+    return W0, x, d
+
+
+def parity_stats(r: dict) -> dict:
+    """How far apart the two sides of an `update_parity` result are.
+
+    z_means: mean over weights of the squared difference of the per-weight mean changes over its
+    standard error; about 1 when both sides draw from one distribution. The floor covers
+    deterministic devices (ideal), where the two paths differ by float rounding only.
+    spread_ratio: hilt's over aihwkit's mean per-weight standard deviation (nan when deterministic).
+    time_ratio: hilt's fastest draw over aihwkit's (the minimum is the timing least disturbed by load).
+    """
+    hilt, native = r["hilt"], r["native"]
+    diff = hilt.mean(0) - native.mean(0)
+    se2 = (hilt.var(0, ddof=1) + native.var(0, ddof=1)) / len(hilt)
+    floor = (1e-6 * np.sqrt((native.mean(0) ** 2).mean())) ** 2
+    spread_n = native.std(0, ddof=1).mean()
+    deterministic = spread_n <= 1e-6 * np.abs(native.mean(0)).mean()
+    return {"z_means": float((diff**2 / (se2 + floor)).mean()),
+            "spread_ratio": float("nan") if deterministic else float(hilt.std(0, ddof=1).mean() / spread_n),
+            "time_ratio": float(r["hilt_s"].min() / r["native_s"].min())}

@@ -1,6 +1,7 @@
 """hilt's bp on the aihwkit backend against aihwkit's own training loop (AnalogSequential + AnalogSGD)."""
 
 import numpy as np
+import pytest
 import torch
 
 from devices import parse_device
@@ -8,28 +9,51 @@ from experiments.native import native_mlp
 from experiments.train import TrainConfig, build
 
 
-def test_bp_on_ideal_matches_aihwkit_analog_sgd_from_the_same_init(tmp_path):
-    setup = build(TrainConfig(device="ideal", model="mlp:64-24-10", seed=3, out=str(tmp_path)))
-    net, data = setup.net, setup.data
-    init = [np.asarray(b.crossbar.weights()) for b in net.blocks]
-    model = native_mlp(net, parse_device("ideal", seed=3), seed=0, init_weights=init)
+def bp_steps_both_ways(sets, input_scale, steps=3):
+    """hilt's bp and aihwkit's AnalogSGD from the same init on the same batch: (hilt, native, init) weights."""
     from aihwkit.optim import AnalogSGD
 
+    setup = build(TrainConfig(device="ideal", sets=sets, model="mlp:64-24-10", seed=3, out="unused"))
+    net, data = setup.net, setup.data
+    init = [np.asarray(b.crossbar.weights()) for b in net.blocks]
+    model = native_mlp(net, parse_device("ideal", sets, seed=3), seed=0, init_weights=init)
     opt = AnalogSGD(model.parameters(), lr=0.05)
     opt.regroup_param_groups(model)
     lins = [m for m in model if type(m).__name__ == "AnalogLinear"]
     for lin, W in zip(lins, init):  # the native tiles really hold hilt's init
         w, b = lin.get_weights()
         np.testing.assert_allclose(np.c_[w.numpy(), b.numpy()], W, atol=1e-6)
+        assert next(lin.analog_tiles()).analog_bias  # an analog bias column, as hilt's
 
-    x, y = data.x_train[:16].reshape(16, -1), data.y_train[:16]
-    for _ in range(3):
+    x, y = input_scale * data.x_train[:16].reshape(16, -1), data.y_train[:16]
+    for _ in range(steps):
         setup.rule.step(net, x, y, 0.05)
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
         opt.step()
-    for lin, block, W0 in zip(lins, net.blocks, init):
-        w, b = lin.get_weights()
-        native, hilt = np.c_[w.numpy(), b.numpy()], np.asarray(block.crossbar.weights())
-        assert np.abs(hilt - W0).max() > 1e-3  # the steps moved the weights
-        np.testing.assert_allclose(hilt, native, atol=1e-5)
+    native = [np.c_[lin.get_weights()[0].numpy(), lin.get_weights()[1].numpy()] for lin in lins]
+    return [np.asarray(b.crossbar.weights()) for b in net.blocks], native, init, net, x
+
+
+def test_bp_on_ideal_matches_aihwkit_analog_sgd_from_the_same_init():
+    hilt, native, init, _, _ = bp_steps_both_ways([], 1.0)
+    for h, n, w0 in zip(hilt, native, init):
+        assert np.abs(h - w0).max() > 1e-3  # the steps moved the weights
+        np.testing.assert_allclose(h, n, atol=1e-5)
+
+
+def test_saturated_reads_carry_no_gradient_as_in_aihwkit(monkeypatch):
+    """Noise-free but non-perfect IO (read_noise=0) and inputs x20: many logits pass the forward
+    output bound (out_bound 12 * 0.999), where aihwkit's AnalogFunction zeroes their gradient."""
+    hilt, native, init, net, x = bp_steps_both_ways(["read_noise=0"], 20.0)
+    a, _ = net.blocks[0].layer.forward(x)
+    assert net.blocks[1].layer.forward(np.maximum(a, 0))[1].clipped is not None  # the logits saturate
+    for h, n, w0 in zip(hilt, native, init):
+        assert np.isfinite(h).all() and np.abs(h - w0).max() > 1e-3
+        np.testing.assert_allclose(h, n, atol=1e-5)
+
+    from analog.analog_crossbar import AnalogCrossbar
+
+    monkeypatch.setattr(AnalogCrossbar, "_note_clipped", lambda *args: None)  # the rule without the mask
+    hilt, native, *_ = bp_steps_both_ways(["read_noise=0"], 20.0)
+    assert np.abs(hilt[0] - native[0]).max() > 1e-3

@@ -32,9 +32,11 @@ from devices.presets import DeviceSpec
 
 
 def _splits(n: int, size: int) -> list[tuple[int, int]]:
+    """Near-equal parts of at most `size`, the larger ones first: aihwkit's TileModuleArray split."""
     count = -(-n // size)
-    edges = [round(i * n / count) for i in range(count + 1)]  # near-equal parts, like aihwkit
-    return list(zip(edges[:-1], edges[1:]))
+    base, extra = divmod(n, count)
+    edges = np.cumsum([0] + [base + (i < extra) for i in range(count)])
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
 class AnalogCrossbar(Crossbar):

@@ -110,7 +110,8 @@ class AnalogCrossbar(Crossbar):
         return z * self.scale if self.scale != 1.0 else z
 
     def _update(self, x, d, lr):
-        d = d / self.scale  # aihwkit's pre_update; lr / scale differs where the device rescales by max|d| (TTv2)
+        if self.scale != 1.0:  # aihwkit's pre_update; lr / scale differs where the device rescales by max|d| (TTv2)
+            d = d / self.scale
         if lr != self._lr:
             for *_, tile in self._tiles():
                 tile.set_learning_rate(lr)

@@ -20,10 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devices import parse_device  # noqa: E402
 from devices.presets import PRESETS  # noqa: E402
-from experiments.native import parity_case, parity_stats, update_parity  # noqa: E402
+from experiments.native import PARITY_LR, PARITY_UPDATES, parity_case, parity_stats, update_parity  # noqa: E402
 from experiments.results import write_csv  # noqa: E402
-
-LR, UPDATES = 0.05, 5  # as tests/test_parity.py
 
 
 def main() -> None:
@@ -37,10 +35,10 @@ def main() -> None:
     for device in args.devices.split(","):
         for repeat in range(args.repeats):
             W0, x, d = parity_case(seed=repeat)
-            r = update_parity(parse_device(device, seed=0), W0, x, d, LR, draws=args.draws, updates=UPDATES)
+            r = update_parity(parse_device(device, seed=0), W0, x, d, PARITY_LR, draws=args.draws, updates=PARITY_UPDATES)
             rows.append({"device": device, "repeat": repeat, **parity_stats(r),
-                         "hilt_ms_per_update": 1e3 * r["hilt_s"].min() / UPDATES,
-                         "native_ms_per_update": 1e3 * r["native_s"].min() / UPDATES})
+                         "hilt_ms_per_update": 1e3 * r["hilt_s"].min() / PARITY_UPDATES,
+                         "native_ms_per_update": 1e3 * r["native_s"].min() / PARITY_UPDATES})
             print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
     write_csv(Path(args.out), frame)

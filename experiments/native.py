@@ -132,6 +132,9 @@ def update_parity(spec: DeviceSpec, W0, x, d, lr: float, draws: int, updates: in
     return {k: np.array(v) for k, v in result.items()}
 
 
+PARITY_LR, PARITY_UPDATES = 0.05, 5  # the lr and the updates per draw that go with `parity_case`
+
+
 def parity_case(out_size: int = 16, in_size: int = 24, batch: int = 8, seed: int = 0):
     """(W0, x, d) for `update_parity`: weights of torch's init scale, inputs in [0, 1) and errors large
     enough for several pulses per weight (write noise, std ~0.1 per weight on the ReRAM presets,

@@ -1,7 +1,6 @@
 """hilt's bp on the aihwkit backend against aihwkit's own training loop (AnalogSequential + AnalogSGD)."""
 
 import numpy as np
-import pytest
 import torch
 
 from devices import parse_device
@@ -31,7 +30,7 @@ def bp_steps_both_ways(sets, input_scale, steps=3):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
         opt.step()
-    native = [np.c_[lin.get_weights()[0].numpy(), lin.get_weights()[1].numpy()] for lin in lins]
+    native = [np.c_[tuple(t.numpy() for t in lin.get_weights())] for lin in lins]
     return [np.asarray(b.crossbar.weights()) for b in net.blocks], native, init, net, x
 
 

@@ -23,9 +23,11 @@ import pytest
 
 from devices import parse_device
 from devices.presets import PRESETS
+from experiments.native import PARITY_LR as LR
+from experiments.native import PARITY_UPDATES as UPDATES
 from experiments.native import parity_case, parity_stats, update_parity
 
-LR, DRAWS, UPDATES = 0.05, 24, 5
+DRAWS = 24
 
 
 @pytest.mark.parametrize("device", [name for name in PRESETS if name != "exact"])

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
+import signal
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -16,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from devices import HiltError
 
@@ -27,23 +31,54 @@ app = typer.Typer(
 )
 
 
+def say(label: str, style: str, message: str) -> None:
+    """One line on stderr: a styled label, then the message as plain text (user text is never markup)."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble((label, style), " ", message))
+
+
 def user_errors(fn):
-    """HiltError -> one line on stderr, exit 2 (no traceback for user mistakes)."""
+    """HiltError -> one line on stderr, exit 2 (no traceback for user mistakes). An interrupt that
+    reaches here came before any run folder was made (a run reports its own)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except HiltError as err:
-            Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {err}", soft_wrap=True)
+            say("error:", "bold red", str(err))
             raise typer.Exit(2)
+        except KeyboardInterrupt:
+            say("interrupted:", "bold yellow", "stopped before anything was written")
+            raise typer.Exit(128 + _received_signal[0])
 
     return wrapper
+
+
+def print_table(title: str, rows: list[tuple[str, object]]) -> None:
+    """A two-column key/value table; every cell is plain text."""
+    table = Table(title=Text(title), show_header=False)
+    for key, value in rows:
+        table.add_row(Text(key), Text(f"{value:.4f}" if isinstance(value, float) else str(value)))
+    Console().print(table)
+
+
+_received_signal = [signal.SIGINT]
+
+
+def _terminate_as_interrupt(signum, frame):
+    """SIGTERM (a scheduler's kill, `timeout`) is handled like Ctrl-C (installed by `main`)."""
+    _received_signal[0] = signum
+    raise KeyboardInterrupt
+
+
+# CLI option -> TrainConfig field, where they differ (for `--resume`'s check of what was given).
+_CONFIG_FIELD = {"set_": "sets", "as_json": None, "resume": None, "ctx": None}
 
 
 @app.command()
 @user_errors
 def train(
+    ctx: typer.Context,
     dataset: str = typer.Option("digits", help="digits | rhm"),
     data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size)"),
     model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT or cnn:C1-C2 (optional @WIDTH); default: the dataset's MLP (digits 64-512-10)"),
@@ -54,38 +89,50 @@ def train(
     alpha: Optional[float] = typer.Option(None, help="dp/dp_adjoint: asymmetric nudging in [0, 1]"),
     beta: Optional[float] = typer.Option(None, help="dp/dp_adjoint: nudging strength > 0"),
     schedule: Optional[str] = typer.Option(None, help="dp/dp_adjoint: inference schedule fwbw | fw (or fwbwK, fwK)"),
-    passes: Optional[int] = typer.Option(None, help="dp/dp_adjoint: passes K of the schedule"),
+    passes: Optional[int] = typer.Option(None, help="dp/dp_adjoint: passes K of the schedule (1-100)"),
     damping: Optional[bool] = typer.Option(None, "--damping/--no-damping", help="dp/dp_adjoint: stabilised (proximal) iteration"),
     log_alignment: bool = typer.Option(False, "--log-alignment", help="record per-layer cosine with the BP gradient each epoch"),
-    epochs: int = typer.Option(30, help="training epochs"),
+    epochs: int = typer.Option(30, help="training epochs (with --resume: the new total)"),
     batch_size: Optional[int] = typer.Option(None, help="mini-batch size; default: the dataset's (digits 10, rhm 20)"),
     lr: float = typer.Option(0.05, help="learning rate (> 0)"),
-    seed: int = typer.Option(0, help="seeds init, data order, exact path, device-to-device spread"),
+    seed: int = typer.Option(0, help="seeds init, data order, exact path, device-to-device spread (>= 0)"),
     optimizer: str = typer.Option("sgd", help="exact device only: sgd | adam | adamw"),
     momentum: float = typer.Option(0.0, help="exact device only: SGD momentum"),
     weight_decay: float = typer.Option(0.0, help="exact device only: weight decay"),
     activation: str = typer.Option("relu", help="hidden activation: relu | tanh | sigmoid | hardtanh | identity"),
+    keep_best: bool = typer.Option(False, "--keep-best", help="also keep checkpoint-best.pkl (best test accuracy)"),
     out: str = typer.Option("results/runs", help="where run directories go"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="continue this run folder (to --epochs N); other settings must match"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
 ):
-    """Train a network with a learning rule on a device; write results/runs/<id>/."""
-    from experiments.train import TrainConfig, build
+    """Train a network with a learning rule on a device; write results/runs/<id>/ (or continue one)."""
+    from experiments.train import TrainConfig, build, open_run, resume_config
     from experiments.train import train as run_train
 
-    cfg = TrainConfig(
-        dataset=dataset, data_set=data_set or [], model=model, device=device, sets=set_ or [], rule=rule,
-        rule_options={"loss": loss, "alpha": alpha, "beta": beta, "schedule": schedule, "passes": passes,
-                      "damping": damping},
-        log_alignment=log_alignment, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, activation=activation, out=out,
-    )
+    if resume:
+        given = {}
+        for name, value in ctx.params.items():
+            field = _CONFIG_FIELD.get(name, name)
+            if field and ctx.get_parameter_source(name).name == "COMMANDLINE":
+                given[field] = value
+        cfg = resume_config(Path(resume), given)
+    else:
+        cfg = TrainConfig(
+            dataset=dataset, data_set=data_set or [], model=model, device=device, sets=set_ or [], rule=rule,
+            rule_options={"loss": loss, "alpha": alpha, "beta": beta, "schedule": schedule, "passes": passes,
+                          "damping": damping},
+            log_alignment=log_alignment, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+            optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, activation=activation,
+            keep_best=keep_best, out=out,
+        )
     setup = build(cfg)
+    run = open_run(setup, Path(resume) if resume else None)
     err = Console(stderr=True)
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"), console=err, transient=True,
+        TextColumn("{task.fields[status]}"), console=err, transient=True, disable=not err.is_terminal,
     ) as progress:
-        task = progress.add_task(f"{rule} on {device}", total=epochs, status="")
+        task = progress.add_task(escape(f"{cfg.rule} on {cfg.device}"), total=cfg.epochs, status="")
 
         def on_step(epoch, step, steps):
             progress.update(task, completed=epoch - 1 + step / steps)
@@ -96,17 +143,23 @@ def train(
                 f"loss {tr['loss']:.3f}  train {tr['accuracy']:.3f}  test {te['accuracy']:.3f} "
                 f"(exact readout {te['accuracy_exact_readout']:.3f})"))
 
-        summary = run_train(setup, on_step=on_step, on_epoch=on_epoch)
+        summary = run_train(setup, on_step=on_step, on_epoch=on_epoch, run=run)
     if as_json:
         print(json.dumps(summary))
+    run_dir = summary["run_dir"]
+    if summary["status"] == "diverged":
+        raise HiltError(f"training diverged at {summary['error']}; results so far kept in {run_dir}")
+    if summary["status"] == "interrupted":
+        prog = "python cli.py" if Path(sys.argv[0]).name == "cli.py" else "hilt"
+        say("interrupted:", "bold yellow", f"{summary['epochs']} of {cfg.epochs} epochs kept in {run_dir}; "
+            f"continue with: {prog} train --resume {shlex.quote(run_dir)}")
+        raise typer.Exit(128 + _received_signal[0])
+    if as_json:
         return
-    table = Table(title=f"{summary['rule']} on {summary['device']}: {summary['dataset']} {summary['model']}")
-    for key in ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "epochs",
-                "wall_time_s", "run_dir"):
-        value = summary[key]
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    table.show_header = False
-    Console().print(table)
+    print_table(f"{summary['rule']} on {summary['device']}: {summary['dataset']} {summary['model']}",
+                [(key, summary[key]) for key in ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy",
+                                                 "train_loss", "epochs", "wall_time_s")])
+    print(f"run folder: {run_dir}")
 
 
 @app.command()
@@ -119,6 +172,8 @@ def devices(
     from devices.presets import PARAMS, PRESETS, parse_device
 
     console = Console()
+    if set_ and not name:
+        raise HiltError("devices --set needs a device name to apply it to, e.g. `hilt devices rram --set dw_min=0.01`")
     if name:
         console.print_json(json.dumps(parse_device(name, set_ or []).describe(), default=str))
         return
@@ -153,8 +208,9 @@ def bench(
 ):
     """Time per training step: hilt vs aihwkit-native (analog) and vs bare NumPy matmuls (exact)."""
     from devices import parse_device
-    from experiments.bench import bench_analog, bench_exact, bench_rule_vs_bp
+    from experiments.bench import bench_analog, bench_exact, bench_rule_vs_bp, check_options
 
+    check_options(steps=steps, lr=lr, batch_size=batch_size, large_batch_size=large_batch_size)
     parse_device(device)
     if device == "exact":
         raise HiltError("bench --device takes an analog preset (the exact path is always benchmarked)")
@@ -196,6 +252,7 @@ def main() -> None:
     on stderr and exit 2, like every other user mistake, instead of Typer's usage panel."""
     from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer is pinned
 
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         code = typer.main.get_command(app).main(prog_name="hilt", standalone_mode=False)
     except NoArgsIsHelpError as err:
@@ -203,8 +260,7 @@ def main() -> None:
         code = 0
     except UsageError as err:
         where = f"`{err.ctx.command_path} --help`" if err.ctx else "`hilt --help`"
-        Console(stderr=True, highlight=False).print(
-            f"[bold red]error:[/] {escape(err.format_message())} (see {where})", soft_wrap=True)
+        say("error:", "bold red", f"{err.format_message()} (see {where})")
         code = 2
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -1,7 +1,8 @@
 """The array namespace `xp` (CuPy on a GPU, NumPy otherwise) and zero-copy torch conversions.
 
 Everything in hilt computes in float32. `xp()` is resolved once per process and can be forced
-with the environment variable HILT_XP=numpy|cupy or with `use("numpy")` before anything is built.
+with the environment variable HILT_XP=numpy|cupy (honoured by `train` through `select`) or with
+`use("numpy")` before anything is built.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 import types
 
 import numpy as np
+
+from devices.errors import HiltError
 
 DTYPE = np.float32
 _XP: types.ModuleType | None = None
@@ -36,13 +39,25 @@ def use(name: str) -> types.ModuleType:
     elif name == "cupy":
         cp = _cupy_with_gpu()
         if cp is None:
-            raise RuntimeError("HILT_XP=cupy but CuPy or a CUDA GPU is not available")
+            raise RuntimeError("CuPy or a CUDA GPU is not available")
         _XP = cp
     elif name == "auto":
         _XP = _cupy_with_gpu() or np
     else:
         raise ValueError(f"unknown array backend {name!r}; allowed: numpy, cupy, auto")
     return _XP
+
+
+def select(analog: bool) -> types.ModuleType:
+    """The namespace of a run: HILT_XP if set, else CuPy when a GPU is usable. aihwkit's PyPI tiles
+    are CPU tiles, so analog runs stay in NumPy (no host<->GPU copy per read)."""
+    wanted = os.environ.get("HILT_XP", "auto")
+    if analog and wanted == "cupy":
+        raise HiltError("HILT_XP=cupy: analog devices run on aihwkit's CPU tiles with NumPy; CuPy is for --device exact")
+    try:
+        return use("numpy" if analog else wanted)
+    except (ValueError, RuntimeError) as err:
+        raise HiltError(f"HILT_XP={wanted}: {err}") from None
 
 
 def xp() -> types.ModuleType:

@@ -9,6 +9,10 @@ when `bias=True`) and offers exactly five operations:
     weights()         the (out, in[+1]) matrix, bias as the last column
     program(W)        write such a matrix
 
+and, for checkpoints, `state_dict()` / `load_state_dict(state)`: everything the crossbar needs to
+continue exactly where it was (exact: W, b and the optimizer's state; analog: the tiles' own
+state, hidden device parameters included), as picklable host objects.
+
 The bias is one more input column driven by a constant 1: read and updated with the matrix.
 
 Saturated reads: an analog forward read whose output reaches the ADC bound carries no gradient.
@@ -55,6 +59,12 @@ class Crossbar:
         if W.shape != self.shape:
             raise ValueError(f"program: expected a matrix of shape {self.shape}, got {W.shape}")
         self._program(W)
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        raise NotImplementedError
 
     # Backend hooks. x, d come without the bias input; the backend drives its bias column itself.
     def _forward(self, x):
@@ -109,3 +119,10 @@ class ExactCrossbar(Crossbar):
         self.W[...] = W[:, : self.in_size]
         if self.b is not None:
             self.b[...] = W[:, self.in_size]
+
+    def state_dict(self):
+        return {"weights": backend.to_numpy(self.weights()).copy(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state):
+        self.program(state["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -18,19 +19,29 @@ from analog.crossbar import Crossbar, ExactCrossbar
 from analog.layers import Block, Conv2d, Dense
 from analog.optim import Optimizer
 from analog.periphery import ACTIVATIONS, ConvGeometry, MaxPool2d
-from devices.errors import HiltError
+from devices.errors import HiltError, check_memory
 from devices.presets import DeviceSpec
 
-CrossbarFactory = Callable[[int, int, bool], Crossbar]
+@dataclass(frozen=True)
+class CrossbarFactory:
+    """Makes crossbars of one kind; `bytes_per_weight` is what one weight costs in memory, measured:
+    exact float32 W, a gradient-sized temporary and Adam's two moments (16); aihwkit tiles 330-380
+    (rram, pcm, rram-ttv2 at 1000x2000: weights, hidden device parameters, simulator buffers)."""
+
+    make: Callable[[int, int, bool], Crossbar]
+    bytes_per_weight: int
+
+    def __call__(self, out: int, inp: int, bias: bool) -> Crossbar:
+        return self.make(out, inp, bias)
 
 
 def crossbar_factory(spec: DeviceSpec, optimizer: Callable[[], Optimizer] | None = None) -> CrossbarFactory:
     """Builds crossbars of one kind: exact (with a fresh optimizer each) or analog tiles."""
     if spec.is_exact:
-        return lambda out, inp, bias: ExactCrossbar(out, inp, bias, optimizer() if optimizer else None)
+        return CrossbarFactory(lambda out, inp, bias: ExactCrossbar(out, inp, bias, optimizer() if optimizer else None), 16)
     from analog.analog_crossbar import AnalogCrossbar
 
-    return lambda out, inp, bias: AnalogCrossbar(out, inp, bias, spec)
+    return CrossbarFactory(lambda out, inp, bias: AnalogCrossbar(out, inp, bias, spec), 400)
 
 
 class Network:
@@ -58,6 +69,16 @@ class Network:
     def weights(self) -> list:
         return [c.weights() for c in self.crossbars()]
 
+    def state_dict(self) -> dict:
+        """Everything needed to continue training this network (see Crossbar.state_dict)."""
+        return {"spec": self.spec, "crossbars": [c.state_dict() for c in self.crossbars()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["spec"] != self.spec or len(state["crossbars"]) != len(self.blocks):
+            raise ValueError(f"load_state_dict: saved network {state['spec']!r} does not match {self.spec!r}")
+        for crossbar, saved in zip(self.crossbars(), state["crossbars"]):
+            crossbar.load_state_dict(saved)
+
     def exact_copy(self) -> "Network":
         """The same network on exact crossbars holding this network's current weights."""
         blocks = [Block(block.layer.exact_copy(), block.act, block.pool) for block in self.blocks]
@@ -70,7 +91,7 @@ def _uniform_init(rng: np.random.Generator, out: int, fan_in: int, bias: bool) -
     return rng.uniform(-bound, bound, size=(out, fan_in + bias)).astype(backend.DTYPE)
 
 
-_SPEC = re.compile(r"^(?P<kind>mlp|cnn):(?P<dims>\d+(?:-\d+)*)(?:@(?P<width>[0-9.]+))?$")
+_SPEC = re.compile(r"^(?P<kind>mlp|cnn):(?P<dims>\d+(?:-\d+)*)(?:@(?P<width>\d+(?:\.\d*)?|\.\d+))?$")
 MODEL_KINDS = ("mlp:IN-H1-...-OUT", "cnn:C1-C2-...")
 
 
@@ -93,16 +114,6 @@ def build_network(
     if not 0 < width <= 64 or min(dims) < 1:
         raise HiltError(f"model {spec!r}: widths must be >= 1 and the multiplier in (0, 64]")
     scaled = lambda h: max(1, round(h * width))  # noqa: E731
-    rng = np.random.default_rng(seed)
-    act = ACTIVATIONS[activation]()
-    ident = ACTIVATIONS["identity"]()
-
-    def crossbar(out, fan_in):
-        xbar = make_crossbar(out, fan_in, bias)
-        xbar.program(backend.asarray(_uniform_init(rng, out, fan_in, bias)))
-        return xbar
-
-    blocks: list[Block] = []
     if m["kind"] == "mlp":
         n_in = int(np.prod(input_shape))
         if len(dims) < 2 or dims[0] != n_in or dims[-1] != n_classes:
@@ -111,20 +122,33 @@ def build_network(
                 f"and end with the number of classes {n_classes}, e.g. mlp:{n_in}-256-{n_classes}"
             )
         sizes = [n_in] + [scaled(h) for h in dims[1:-1]] + [n_classes]
-        for i, (fan_in, out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            last = i == len(sizes) - 2
-            blocks.append(Block(Dense(crossbar(out, fan_in)), ident if last else act))
+        shapes = list(zip(sizes[1:], sizes[:-1]))  # (out, fan_in) per layer
     else:
         if len(input_shape) != 3:
             raise HiltError(f"model {spec!r} needs image data (C, H, W); this dataset has shape {input_shape}")
         C, H, W = input_shape
-        geometry = ConvGeometry(kernel=3, stride=1, padding=1)
+        shapes = []
         for channels in dims:
-            out = scaled(channels)
             if min(H, W) < 2:
                 raise HiltError(f"model {spec!r} has too many pooling stages for {input_shape} inputs")
-            conv = Conv2d(crossbar(out, C * 9), geometry)
-            blocks.append(Block(conv, act, MaxPool2d(2)))
-            C, H, W = out, H // 2, W // 2
-        blocks.append(Block(Dense(crossbar(n_classes, C * H * W)), ident))
+            shapes.append((scaled(channels), C * 9))
+            C, H, W = scaled(channels), H // 2, W // 2
+        shapes.append((n_classes, C * H * W))
+    weights = sum(out * (fan_in + bias) for out, fan_in in shapes)
+    check_memory(f"model {spec} ({weights:,} weights)", weights * getattr(make_crossbar, "bytes_per_weight", 16))
+
+    rng = np.random.default_rng(seed)
+    act = ACTIVATIONS[activation]()
+    ident = ACTIVATIONS["identity"]()
+    crossbars = []
+    for out, fan_in in shapes:
+        xbar = make_crossbar(out, fan_in, bias)
+        xbar.program(backend.asarray(_uniform_init(rng, out, fan_in, bias)))
+        crossbars.append(xbar)
+    if m["kind"] == "mlp":
+        blocks = [Block(Dense(x), act) for x in crossbars[:-1]]
+    else:
+        geometry = ConvGeometry(kernel=3, stride=1, padding=1)
+        blocks = [Block(Conv2d(x, geometry), act, MaxPool2d(2)) for x in crossbars[:-1]]
+    blocks.append(Block(Dense(crossbars[-1]), ident))
     return Network(blocks, input_shape, spec)

@@ -15,15 +15,32 @@ def _params_and_grads(W, b, d, x):
     return [(W, d.T @ x)] + ([(b, d.sum(axis=0))] if b is not None else [])
 
 
+def _map_arrays(obj, fn):
+    """fn applied to every array in nested lists/tuples (None and numbers pass through)."""
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_arrays(o, fn) for o in obj)
+    return obj if obj is None or isinstance(obj, (int, float)) else fn(obj)
+
+
 class Optimizer:
     name = "optimizer"
+    state_keys: tuple[str, ...] = ()  # attributes that carry state from step to step (checkpoints)
 
     def step(self, W, b, d, x, lr: float) -> None:
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        """The step-to-step state as host (NumPy) copies."""
+        return {key: _map_arrays(getattr(self, key), lambda a: backend.to_numpy(a).copy()) for key in self.state_keys}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in self.state_keys:
+            setattr(self, key, _map_arrays(state[key], backend.asarray))
+
 
 class SGD(Optimizer):
     name = "sgd"
+    state_keys = ("bufs",)
 
     def __init__(self, momentum: float = 0.0, weight_decay: float = 0.0):
         if not 0.0 <= momentum < 1.0:
@@ -58,6 +75,7 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     name = "adam"
     decoupled = False
+    state_keys = ("moments", "t")
 
     def __init__(self, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
         if weight_decay < 0:

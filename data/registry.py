@@ -56,8 +56,11 @@ def load_dataset(name: str, params: list[str] | dict[str, str] | None = None, se
         parsed = {}
         for item in params:
             key, sep, value = item.partition("=")
+            key = key.strip()
             if not sep:
                 raise HiltError(f"--data-set {item!r}: expected key=value")
-            parsed[key.strip()] = value.strip()
+            if key in parsed:
+                raise HiltError(f"--data-set {key} is given twice; give each key once")
+            parsed[key] = value.strip()
         params = parsed
     return DATASETS[name](params or {}, seed)

@@ -10,12 +10,13 @@ codes two symbols.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from data.registry import Dataset
-from devices.errors import HiltError
+from devices.errors import HiltError, check_memory
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,19 @@ class RHMParams:
         return p
 
     def validate(self) -> None:
-        if min(self.v, self.n_c, self.m, self.s, self.L) < 1 or self.s < 2:
-            raise HiltError("rhm: v, n_c, m, L must be >= 1 and s >= 2")
+        if min(self.v, self.n_c) < 2:
+            raise HiltError(f"rhm: v and n_c must be >= 2: one symbol or one class leaves nothing to learn (v={self.v}, n_c={self.n_c})")
+        if min(self.m, self.L) < 1 or self.s < 2:
+            raise HiltError("rhm: m and L must be >= 1 and s >= 2")
+        for key in ("train_size", "test_size"):
+            if getattr(self, key) == 0 or getattr(self, key) < -1:
+                raise HiltError(f"rhm: {key} must be >= 1, or -1 for the default (got {getattr(self, key)})")
+        if self.grammar_seed < 0 or self.whitening not in (0, 1):
+            raise HiltError("rhm: grammar_seed must be >= 0 and whitening 0 or 1")
+        for what, bits in (("s^L positions per datum", self.L * math.log2(self.s)),
+                           ("v^s tuples in the grammar", self.s * math.log2(self.v))):
+            if bits > 48:
+                raise HiltError(f"rhm: {what} is about 2^{bits:.0f}, far more than any memory holds")
         if self.m * max(self.n_c, self.v) > self.v**self.s:
             raise HiltError(f"rhm: needs m*n_c <= v^s and m*v <= v^s (m={self.m}, n_c={self.n_c}, v={self.v}, s={self.s})")
 
@@ -63,6 +75,24 @@ class RHMParams:
     @property
     def length(self) -> int:
         return self.s**self.L
+
+    def sizes(self) -> tuple[int, int]:
+        """(train, test): the given sizes, or the defaults (test min(P_max / 5, 20000), train the rest
+        up to 200000); HiltError when P_max cannot supply them."""
+        cap = 10**7  # P_max can be astronomically large: compare it with this instead of computing it
+        p_max = self.n_c if self.m == 1 else (
+            cap if self.n_nodes * math.log2(self.m) + math.log2(self.n_c) > math.log2(cap) else min(self.p_max, cap))
+        test = self.test_size if self.test_size > 0 else min(p_max // 5, 20_000)
+        train = self.train_size if self.train_size > 0 else min(p_max - test, 200_000)
+        if min(train, test) < 1 or (p_max < cap and train + test > p_max):
+            raise HiltError(f"rhm: P_max = {p_max} data cannot give {train} training and {test} test data; "
+                            "raise m, n_c or L, or lower train_size/test_size")
+        return train, test
+
+    def bytes_needed(self, count: int) -> int:
+        """Memory to generate `count` data: one-hot float32 inputs with their temporaries, the trees'
+        symbols and production digits, and the grammar's tuple table."""
+        return count * (self.length * (5 * self.v + 16) + 16 * self.n_nodes) + 16 * self.s * self.v**self.s
 
 
 def make_rules(p: RHMParams) -> list[np.ndarray]:
@@ -127,8 +157,8 @@ def sample_digits(p: RHMParams, count: int, rng: np.random.Generator) -> tuple[n
 
 
 def load_rhm(p: RHMParams, seed: int = 0) -> Dataset:
-    test = p.test_size if p.test_size >= 0 else min(p.p_max // 5, 20_000)
-    train = p.train_size if p.train_size >= 0 else min(p.p_max - test, 200_000)
+    train, test = p.sizes()
+    check_memory(f"rhm with {train + test} data of {p.length} positions x {p.v} symbols", p.bytes_needed(train + test))
     rules = make_rules(p)
     y, digits = sample_digits(p, train + test, np.random.default_rng(seed))
     x = one_hot(expand(y, digits, rules, p), p)

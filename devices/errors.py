@@ -1,4 +1,9 @@
-"""The one exception type for bad user input; the CLI prints it as one line and exits 2."""
+"""The one exception type for bad user input (the CLI prints it as one line and exits 2), and the
+memory check that turns a size the machine cannot hold into such an error before allocating it."""
+
+from __future__ import annotations
+
+import os
 
 
 class HiltError(Exception):
@@ -7,3 +12,26 @@ class HiltError(Exception):
 
 class DeviceError(HiltError):
     """Unknown device preset or a bad --set override."""
+
+
+def available_memory() -> int:
+    """Bytes this machine can still give (MemAvailable on Linux, else physical memory)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(what: str, nbytes: float) -> None:
+    """HiltError naming the estimate when `what` would need more memory than is available."""
+    have = available_memory()
+    if nbytes > have:
+        raise HiltError(f"{what} would need about {_gib(nbytes)} of memory; this machine has {_gib(have)} available")
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB" if nbytes < 2**70 else f"2^{int(nbytes).bit_length() - 1} bytes"

@@ -100,8 +100,8 @@ def _bits_to_res(bits: int) -> float:
 
 
 def _set_update_bl(cfg, value):
-    if not hasattr(cfg, "update"):
-        raise DeviceError("--set update_bl: this device has no pulsed update parameters")
+    if not hasattr(cfg, "update") or cfg.update.pulse_type.name == "NONE":
+        raise DeviceError("--set update_bl: this device updates without pulses, so update_bl would be ignored")
     cfg.update.desired_bl = value
 
 
@@ -136,6 +136,16 @@ class DeviceSpec:
     def is_exact(self) -> bool:
         return self.name == "exact"
 
+    @property
+    def device_seed(self) -> int:
+        """aihwkit's construction_seed: seed + 1 (aihwkit draws a fresh spread for 0). It is an
+        unsigned 32-bit number; larger seeds get one derived from them (recorded in config.json)."""
+        if self.seed + 1 < 2**32:
+            return self.seed + 1
+        import numpy as np
+
+        return int(np.random.SeedSequence(self.seed).generate_state(1)[0]) or 1
+
     def crossbar_option(self, key: str):
         return self.overrides.get(key, CROSSBAR_DEFAULTS[key])
 
@@ -152,7 +162,7 @@ class DeviceSpec:
         # mixed precision, Tiki-Taka) seeds its inner devices from its own construction_seed.
         for d in [cfg.device, *leaf_devices(cfg.device)]:
             if hasattr(d, "construction_seed"):
-                d.construction_seed = self.seed + 1
+                d.construction_seed = self.device_seed
         return cfg
 
     def describe(self) -> dict[str, Any]:
@@ -221,6 +231,8 @@ def parse_device(name: str, sets: list[str] | None = None, seed: int = 0) -> Dev
             raise DeviceError(f"--set {item!r}: expected key=value; keys: {', '.join(PARAMS)}")
         if key not in PARAMS:
             raise DeviceError(f"--set: unknown key {key!r}; allowed: {', '.join(PARAMS)}")
+        if key in overrides:
+            raise DeviceError(f"--set {key} is given twice; give each key once")
         overrides[key] = PARAMS[key].parse(text.strip())
     spec = DeviceSpec(name, overrides, seed)
     if spec.is_exact and overrides:

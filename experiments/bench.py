@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from analog import backend
 from analog.network import build_network, crossbar_factory
-from devices import parse_device
+from devices import HiltError, parse_device
 from rules import make_rule
 
 
@@ -34,6 +35,17 @@ class BenchResult:
     @property
     def ratio(self) -> float:
         return self.hilt_ms / self.reference_ms
+
+
+def check_options(steps: int, lr: float, **batch_sizes: int) -> None:
+    """HiltError for options no benchmark can run with."""
+    if steps < 1:
+        raise HiltError(f"--steps must be >= 1 (got {steps})")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise HiltError(f"--lr must be a finite number > 0 (got {lr})")
+    for name, size in batch_sizes.items():
+        if size < 1:
+            raise HiltError(f"--{name.replace('_', '-')} must be >= 1 (got {size})")
 
 
 def _dims(model: str) -> list[int]:

@@ -1,29 +1,31 @@
-"""Train one network with one rule on one device; write results/runs/<id>/.
+"""Train one network with one rule on one device; write and resume results/runs/<id>/.
 
 Test accuracy is measured twice per epoch: with analog reads (what the chip would compute) and
 with the learned weights read out and run exactly (`exact_readout`: training quality without
-inference noise). Files are rewritten atomically after every epoch, so an interrupted or
-diverged run keeps everything up to its last finished epoch.
+inference noise). After every epoch the run folder gets, each written atomically: metrics.csv,
+a checkpoint (experiments/checkpoint.py) and summary.json with status `running`. A run that is
+interrupted (Ctrl-C, SIGTERM), killed or finished continues from its last checkpoint with
+`resume_config` + `train(..., resume=run_dir)`; on the exact path 2 + 2 epochs equal 4 bit for bit.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 from analog import backend
 from analog.network import Network, build_network, crossbar_factory
 from analog.optim import make_optimizer
 from data import load_dataset
 from devices import HiltError, parse_device
+from experiments import checkpoint
 from experiments.alignment import mean_alignment
-from experiments.results import new_run_dir, versions, write_csv, write_json
+from experiments.results import check_out_dir, new_run_dir, read_json, versions, write_csv, write_json
 from rules import make_rule
 from rules.base import DivergenceError, output_metrics
 
@@ -46,20 +48,27 @@ class TrainConfig:
     weight_decay: float = 0.0
     activation: str = "relu"
     log_alignment: bool = False
+    keep_best: bool = False  # also keep checkpoint-best.pkl, by SELECTION_METRIC
     out: str = "results/runs"
 
 
+# digits and rhm have no validation split: the best epoch is picked on test accuracy (optimistic).
+SELECTION_METRIC = "test_accuracy"
+
+
 def _check(cfg: TrainConfig) -> None:
+    if cfg.seed < 0:
+        raise HiltError(f"--seed must be >= 0 (got {cfg.seed})")
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
         raise HiltError(f"--lr must be a finite number > 0 (got {cfg.lr})")
     if cfg.epochs < 1:
         raise HiltError(f"--epochs must be >= 1 (got {cfg.epochs})")
     if cfg.batch_size is not None and cfg.batch_size < 1:
         raise HiltError(f"--batch-size must be >= 1 (got {cfg.batch_size})")
-    if cfg.momentum and not 0 <= cfg.momentum < 1:
+    if not 0 <= cfg.momentum < 1:
         raise HiltError(f"--momentum must be in [0, 1) (got {cfg.momentum})")
-    if cfg.weight_decay < 0:
-        raise HiltError(f"--weight-decay must be >= 0 (got {cfg.weight_decay})")
+    if not (cfg.weight_decay >= 0 and math.isfinite(cfg.weight_decay)):
+        raise HiltError(f"--weight-decay must be a finite number >= 0 (got {cfg.weight_decay})")
     if cfg.device != "exact" and (cfg.optimizer != "sgd" or cfg.momentum or cfg.weight_decay):
         raise HiltError(
             f"device {cfg.device!r} updates by pulses (the device is the optimizer): "
@@ -92,8 +101,7 @@ def build(cfg: TrainConfig) -> Setup:
     _check(cfg)
     spec = parse_device(cfg.device, cfg.sets, seed=cfg.seed)
     rule = make_rule(cfg.rule, **cfg.rule_options)
-    # aihwkit's PyPI tiles are CPU tiles: analog runs stay in NumPy (no host<->GPU copy per read).
-    backend.use("auto" if spec.is_exact else "numpy")
+    backend.select(analog=not spec.is_exact)
     data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed)
     cfg = replace(cfg, model=cfg.model or data.default_model, batch_size=cfg.batch_size or data.default_batch_size)
     new_optimizer = lambda: make_optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay)  # noqa: E731
@@ -104,41 +112,97 @@ def build(cfg: TrainConfig) -> Setup:
     factory = crossbar_factory(spec, new_optimizer)
     net = build_network(cfg.model, data.input_shape, data.n_classes, factory,
                         seed=cfg.seed, activation=cfg.activation)
+    check_out_dir(Path(cfg.out))
     return Setup(cfg, data, net, rule)
+
+
+def _flag(key: str) -> str:
+    return "--set" if key == "sets" else "--" + key.replace("_", "-")
+
+
+def resume_config(run_dir: Path, given: dict) -> TrainConfig:
+    """The TrainConfig of a run folder, to continue it. `given` holds the settings the user named
+    (TrainConfig fields, or rule options such as alpha): `epochs` sets the new target, any other
+    must equal the run's, else HiltError naming it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise HiltError(f"--resume {run_dir}: not a run folder (no config.json there)")
+    config = read_json(run_dir / "config.json")
+    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+    if summary.get("status") == "diverged":
+        raise HiltError(f"--resume {run_dir}: the run diverged ({summary.get('error')}); "
+                        "start a new run with other settings")
+    cfg = TrainConfig(**{f.name: config[f.name] for f in fields(TrainConfig) if f.name in config})
+    for key, value in given.items():
+        if key == "epochs":
+            continue
+        stored = config["rule_params"][key] if key in config["rule_params"] else getattr(cfg, key, None)
+        if value != stored:
+            raise HiltError(f"--resume: {_flag(key)} {value} differs from the run's {stored}; a resumed run "
+                            "keeps its settings (only --epochs may change)")
+    return replace(cfg, epochs=given.get("epochs", summary.get("epochs_target", cfg.epochs)))
+
+
+@dataclass
+class Run:
+    """An opened run folder: new (config.json written) or to be continued from its checkpoint."""
+
+    run_dir: Path
+    ckpt: checkpoint.Checkpoint | None = None
+    resumes: list[dict] = field(default_factory=list)
+
+
+def open_run(setup: Setup, resume: Path | None = None) -> Run:
+    """Make a new run folder with config.json, or open `resume` (its config from `resume_config`)
+    and check that its checkpoint can continue to setup.cfg.epochs (HiltError otherwise)."""
+    cfg = setup.cfg
+    if resume is None:
+        run_dir = new_run_dir(Path(cfg.out), f"{cfg.dataset}-{cfg.device}-{cfg.rule}-s{cfg.seed}")
+        write_json(run_dir / "config.json", _config_record(setup))
+        return Run(run_dir)
+    run_dir = Path(resume)
+    ckpt = checkpoint.load(run_dir)
+    if ckpt.epoch >= cfg.epochs:
+        raise HiltError(f"--resume {run_dir}: the run already has {ckpt.epoch} epochs; "
+                        f"pass --epochs N with N > {ckpt.epoch} to continue it")
+    previous = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+    return Run(run_dir, ckpt, previous.get("resumes", []) + [{"from_epoch": ckpt.epoch, "to_epochs": cfg.epochs}])
 
 
 def train(
     setup: Setup,
     on_step: Callable[[int, int, int], None] | None = None,
     on_epoch: Callable[[list[dict]], None] | None = None,
+    run: Run | None = None,
 ) -> dict:
-    """Run a built setup (see `build`); returns the summary also written to summary.json."""
+    """Run a built setup (see `build`) in `run` (default: a new run folder, see `open_run`).
+    Returns the summary also written to summary.json; its status is finished, diverged (with
+    `error`) or interrupted (KeyboardInterrupt, which SIGTERM becomes in the CLI)."""
     cfg, data, net, rule = setup.cfg, setup.data, setup.net, setup.rule
-    run_dir = new_run_dir(Path(cfg.out), f"{cfg.dataset}-{cfg.device}-{cfg.rule}-s{cfg.seed}")
-    config = {
-        **asdict(cfg),
-        "model": net.spec,
-        "rule_params": rule.params(),
-        "device_params": parse_device(cfg.device, cfg.sets, cfg.seed).describe(),
-        "array_backend": backend.xp().__name__,
-        "versions": versions(),
-        "reproducibility": "exact device: bit for bit per seed; analog devices: in distribution only "
-        "(aihwkit's read and pulse noise is seeded from the clock)",
-    }
-    write_json(run_dir / "config.json", config)
+    run = run or open_run(setup)
+    run_dir, ckpt, resumes = run.run_dir, run.ckpt, run.resumes
+    order = np.random.default_rng(cfg.seed)
+    if ckpt:
+        net.load_state_dict(ckpt.network)
+        order.bit_generator.state = ckpt.order_rng
 
     xp = backend.xp()
     x_tr, y_tr = backend.asarray(data.x_train), xp.asarray(data.y_train)
     x_te, y_te = backend.asarray(data.x_test), xp.asarray(data.y_test)
-    order = np.random.default_rng(cfg.seed)
     n = len(data.x_train)
     steps = -(-n // cfg.batch_size)
-    rows: list[dict] = []
-    summary = {"status": "running", "run_dir": str(run_dir)}
+    rows: list[dict] = list(ckpt.rows) if ckpt else []
+    best = dict(ckpt.best) if ckpt else {}
+    done = ckpt.epoch if ckpt else 0
+    wall_before = ckpt.wall_time_s if ckpt else 0.0
     start = time.perf_counter()
+    summary = {"status": "running", "run_dir": str(run_dir), "dataset": cfg.dataset, "model": net.spec,
+               "device": cfg.device, "rule": cfg.rule, "seed": cfg.seed, "epochs": done, "epochs_target": cfg.epochs}
+    if resumes:
+        summary["resumes"] = resumes
 
-    def record(epoch, split, **values):
-        rows.append({"epoch": epoch, "split": split, **values})
+    def wall():
+        return round(wall_before + time.perf_counter() - start, 3)
 
     probe = []
     if cfg.log_alignment:
@@ -149,19 +213,36 @@ def train(
     def evaluate_test(epoch):
         loss, acc = evaluate(net, x_te, y_te, rule.loss)
         _, acc_exact = evaluate(net.exact_copy(), x_te, y_te, rule.loss)
-        record(epoch, "test", loss=loss, accuracy=acc, accuracy_exact_readout=acc_exact)
+        rows.append({"epoch": epoch, "split": "test", "loss": loss, "accuracy": acc, "accuracy_exact_readout": acc_exact})
 
-    def finish(status, **extra):
-        summary.update(status=status, **extra)
-        write_csv(run_dir / "metrics.csv", pd.DataFrame(rows))
+    def end_of_epoch(epoch):
+        """metrics.csv, then the checkpoint(s), then summary.json: a resume reads the checkpoint's rows."""
+        nonlocal done
+        write_csv(run_dir / "metrics.csv", rows)
+        test_acc = rows[-1]["accuracy"]
+        is_best = cfg.keep_best and test_acc > best.get(SELECTION_METRIC, -math.inf)
+        if is_best:
+            best.update({"epoch": epoch, SELECTION_METRIC: test_acc})
+        checkpoint.save(run_dir, checkpoint.Checkpoint(epoch, net.state_dict(), order.bit_generator.state,
+                                                       rows, wall(), dict(best)), best=is_best)
+        done = epoch
+        summary.update(epochs=done, wall_time_s=wall())
+        if best:
+            summary.update(best_epoch=best["epoch"], **{f"best_{SELECTION_METRIC}": best[SELECTION_METRIC]})
         write_json(run_dir / "summary.json", summary)
 
-    evaluate_test(0)
-    epoch = 0
+    def finish(status, **extra):
+        summary.update(status=status, epochs=done, wall_time_s=wall(), **extra)
+        write_json(run_dir / "summary.json", summary)
+        return summary
+
     # Divergence is detected and reported below; numpy need not warn on the way there.
     with np.errstate(over="ignore", invalid="ignore"):
         try:
-            for epoch in range(1, cfg.epochs + 1):
+            if ckpt is None:
+                evaluate_test(0)
+                end_of_epoch(0)
+            for epoch in range(done + 1, cfg.epochs + 1):
                 perm = xp.asarray(order.permutation(n))
                 loss_sum = correct = 0.0
                 for step in range(steps):
@@ -182,31 +263,40 @@ def train(
                 extra = {}
                 if probe:
                     extra = {f"align_{k}": c for k, c in enumerate(mean_alignment(net, rule, probe), 1)}
-                record(epoch, "train", loss=loss_sum / n, accuracy=correct / n, **extra)
+                rows.append({"epoch": epoch, "split": "train", "loss": loss_sum / n, "accuracy": correct / n, **extra})
                 evaluate_test(epoch)
-                write_csv(run_dir / "metrics.csv", pd.DataFrame(rows))
+                end_of_epoch(epoch)
                 if on_epoch:
                     on_epoch(rows[-2:])
         except DivergenceError as err:
-            finish("diverged", error=str(err), epochs=epoch - 1, wall_time_s=round(time.perf_counter() - start, 3))
-            raise HiltError(f"training diverged at {err}; results so far kept in {run_dir}") from None
+            return finish("diverged", error=str(err))
         except KeyboardInterrupt:
-            finish("interrupted", epochs=epoch - 1, wall_time_s=round(time.perf_counter() - start, 3))
-            raise
-    test = rows[-1]
-    finish(
+            return finish("interrupted")
+    train_row, test = rows[-2], rows[-1]
+    return finish(
         "finished",
-        dataset=cfg.dataset,
-        model=net.spec,
-        device=cfg.device,
-        rule=cfg.rule,
-        seed=cfg.seed,
-        epochs=cfg.epochs,
-        train_loss=rows[-2]["loss"],
-        train_accuracy=rows[-2]["accuracy"],
+        train_loss=train_row["loss"],
+        train_accuracy=train_row["accuracy"],
         test_loss=test["loss"],
         test_accuracy=test["accuracy"],
         test_accuracy_exact_readout=test["accuracy_exact_readout"],
-        wall_time_s=round(time.perf_counter() - start, 3),
     )
-    return summary
+
+
+def _config_record(setup: Setup) -> dict:
+    """config.json: every setting (resolved), the effective device and rule parameters, versions."""
+    cfg, net, rule = setup.cfg, setup.net, setup.rule
+    spec = parse_device(cfg.device, cfg.sets, cfg.seed)
+    record = {
+        **asdict(cfg),
+        "model": net.spec,
+        "rule_params": rule.params(),
+        "device_params": spec.describe(),
+        "array_backend": backend.xp().__name__,
+        "versions": versions(),
+        "reproducibility": "exact device: bit for bit per seed; analog devices: in distribution only "
+        "(aihwkit's read and pulse noise is seeded from the clock)",
+    }
+    if not spec.is_exact:
+        record["device_seed"] = spec.device_seed
+    return record

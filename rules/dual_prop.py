@@ -32,6 +32,9 @@ from devices.errors import HiltError
 from rules.base import Rule, check_finite, output_metrics
 
 SCHEDULES = ("fwbw", "fw")
+# Each pass reads every layer twice and DP settles in a few passes (SPECS 5.5: K = 1 for fwbw);
+# beyond this a step only gets slower, and a typo such as 10000 would look like a hang.
+MAX_PASSES = 100
 
 
 def schedule_order(schedule: str, passes: int, L: int) -> list[int]:
@@ -51,8 +54,9 @@ def parse_schedule(text: str, passes: int | None) -> tuple[str, int]:
     k = int(m[2]) if m[2] else (1 if passes is None else passes)
     if passes is not None and m[2] and int(m[2]) != passes:
         raise HiltError(f"--schedule {text} and --passes {passes} disagree")
-    if k < 1:
-        raise HiltError(f"--passes must be >= 1 (got {k})")
+    if not 1 <= k <= MAX_PASSES:
+        raise HiltError(f"--passes must be in [1, {MAX_PASSES}] (got {k}): each pass reads every layer twice, "
+                        "and dual propagation settles in a few passes")
     return m[1], k
 
 

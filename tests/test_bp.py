@@ -63,3 +63,15 @@ def test_digits_split_is_stratified_and_fixed():
     assert len(a.x_train) + len(a.x_test) == 1797 and a.input_shape == (1, 8, 8)
     frac = np.bincount(a.y_test) / len(a.y_test)
     assert frac.min() > 0.09 and frac.max() < 0.11
+
+
+def test_digits_equal_scikit_learns_own_loader_and_split():
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    bunch = datasets.load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None]
+    x_tr, x_te, y_tr, y_te = train_test_split(x, bunch.target, test_size=0.2, stratify=bunch.target, random_state=0)
+    ours = load_dataset("digits")
+    for a, b in [(ours.x_train, x_tr), (ours.x_test, x_te), (ours.y_train, y_tr), (ours.y_test, y_te)]:
+        np.testing.assert_array_equal(a, b)

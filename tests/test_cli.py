@@ -100,3 +100,60 @@ def test_click_usage_errors_are_one_line_and_exit_2(args):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     assert "--help" in lines[0]
+
+
+@pytest.fixture
+def a_file(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("keep me")
+    return path
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--seed", "-1"], "--seed must be >= 0"),
+        (["train", "--out", "{file}"], "is a file"),
+        (["train", "--out", "{file}/runs"], "lies under a file"),
+        (["train", "--out", "/proc/hilt-runs"], "cannot make this folder"),
+        (["train", "--dataset", "rhm", "--data-set", "test_size=0"], "test_size must be >= 1"),
+        (["train", "--dataset", "rhm", "--data-set", "train_size=0"], "train_size must be >= 1"),
+        (["train", "--dataset", "rhm", "--data-set", "v=1", "--data-set", "m=1", "--data-set", "n_c=1"], "v and n_c must be >= 2"),
+        (["train", "--dataset", "rhm", "--data-set", "grammar_seed=-1"], "grammar_seed must be >= 0"),
+        (["train", "--dataset", "rhm", "--data-set", "L=30"], "GiB of memory; this machine has"),
+        (["train", "--dataset", "rhm", "--data-set", "L=1000000000"], "far more than any memory holds"),
+        (["train", "--model", "mlp:64-100000000-10"], "7,500,000,010 weights) would need about"),
+        (["train", "--model", "mlp:64-32-10@1.2.3"], "unknown model 'mlp:64-32-10@1.2.3'"),
+        (["train", "--device", "[/x]"], "unknown device '[/x]'"),
+        (["train", "--device", "exact", "--weight-decay", "nan"], "--weight-decay must be a finite number >= 0"),
+        (["train", "--device", "exact", "--momentum", "nan"], "--momentum must be in [0, 1)"),
+        (["train", "--device", "ideal", "--set", "update_bl=5"], "update_bl would be ignored"),
+        (["train", "--set", "dw_min=0.1", "--set", "dw_min=0.2"], "--set dw_min is given twice"),
+        (["train", "--dataset", "rhm", "--data-set", "L=2", "--data-set", "L=3"], "--data-set L is given twice"),
+        (["train", "--rule", "dp", "--passes", "1000000"], "--passes must be in [1, 100]"),
+        (["train", "--rule", "dp", "--schedule", "fw99999999999"], "--passes must be in [1, 100]"),
+        (["devices", "--set", "foo=1"], "devices --set needs a device name"),
+        (["bench", "--steps", "0"], "--steps must be >= 1"),
+        (["bench", "--lr", "0"], "--lr must be a finite number > 0"),
+        (["bench", "--batch-size", "0"], "--batch-size must be >= 1"),
+    ],
+)
+def test_every_bad_input_is_one_line_and_exit_2(tmp_path, a_file, args, message):
+    args = [a.replace("{file}", str(a_file)) for a in args]
+    if args[0] == "train" and "--out" not in args:
+        args += ["--out", str(tmp_path / "runs")]
+    result = run(*args)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists() and a_file.read_text() == "keep me"
+
+
+def test_hilt_xp_is_honoured_by_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("HILT_XP", "fortran")
+    result = run("train", "--device", "exact", "--out", str(tmp_path))
+    assert result.exit_code == 2 and "HILT_XP=fortran: unknown array backend" in result.stderr
+    monkeypatch.setenv("HILT_XP", "cupy")
+    result = run("train", "--device", "rram", "--out", str(tmp_path))
+    assert result.exit_code == 2 and "HILT_XP=cupy: analog devices run on aihwkit's CPU tiles" in result.stderr

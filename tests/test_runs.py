@@ -1,0 +1,205 @@
+"""Runs as durable objects: checkpoints, --resume, kill-safe files, file modes."""
+
+import json
+import os
+import pickle
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from analog.analog_crossbar import AnalogCrossbar
+from analog.crossbar import ExactCrossbar
+from analog.optim import make_optimizer
+from cli import app
+from devices import parse_device
+
+runner = CliRunner()
+CLI = Path(__file__).resolve().parents[1] / "cli.py"
+
+
+def train(*args):
+    result = runner.invoke(app, ["train", *args])
+    return result
+
+
+def only_run(root: Path) -> Path:
+    (run_dir,) = [p for p in root.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def checkpoint_weights(run_dir: Path) -> list:
+    with open(run_dir / "checkpoint.pkl", "rb") as fh:
+        return [c["weights"] for c in pickle.load(fh)["network"]["crossbars"]]
+
+
+@pytest.mark.parametrize("options", [
+    ["--optimizer", "adam", "--lr", "0.001"],
+    ["--rule", "dp_adjoint", "--momentum", "0.5", "--log-alignment"],
+])
+def test_resume_on_exact_is_bit_identical(tmp_path, options):
+    common = ["--device", "exact", "--seed", "3", *options]
+    assert train(*common, "--epochs", "4", "--out", str(tmp_path / "whole")).exit_code == 0
+    assert train(*common, "--epochs", "2", "--out", str(tmp_path / "split")).exit_code == 0
+    split = only_run(tmp_path / "split")
+    resumed = train("--resume", str(split), "--epochs", "4")
+    assert resumed.exit_code == 0, resumed.output
+    whole = only_run(tmp_path / "whole")
+    assert (split / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
+    for a, b in zip(checkpoint_weights(split), checkpoint_weights(whole)):
+        assert np.array_equal(a, b)
+    summary = json.loads((split / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs"] == 4
+    assert summary["resumes"] == [{"from_epoch": 2, "to_epochs": 4}]
+
+
+def test_resume_refuses_changed_settings_and_finished_runs(tmp_path):
+    assert train("--device", "exact", "--epochs", "1", "--out", str(tmp_path)).exit_code == 0
+    run_dir = str(only_run(tmp_path))
+    config = (Path(run_dir) / "config.json").read_bytes()
+    for args, message in [
+        (["--lr", "0.1"], "--lr 0.1 differs from the run's 0.05"),
+        (["--set", "dw_min=0.1"], "--set ['dw_min=0.1'] differs"),
+        (["--alpha", "0.5"], "--alpha 0.5 differs"),
+        ([], "the run already has 1 epochs; pass --epochs N with N > 1"),
+    ]:
+        result = train("--resume", run_dir, *args)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert train("--resume", run_dir, "--epochs", "2", "--lr", "0.05", "--device", "exact").exit_code == 0
+    assert (Path(run_dir) / "config.json").read_bytes() == config  # kept as it was
+    assert train("--resume", str(tmp_path / "nope")).exit_code == 2
+
+
+def _hidden(tile, name):
+    return tile.get_hidden_parameters()[name].numpy()
+
+
+@pytest.mark.parametrize("device,hidden", [("rram", "persistent_weights"), ("pcm", "hidden_weights_0"), ("ecram", None)])
+def test_analog_crossbar_state_restores_the_device_state(rng, device, hidden):
+    """aihwkit's own unpickling re-applies write noise to the persistent weights (rram) and resets
+    PCM's hidden weights; the crossbar's load_state_dict puts them back exactly."""
+    spec = parse_device(device, seed=2)
+    xbar = AnalogCrossbar(12, 20, True, spec)
+    xbar.program(rng.uniform(-0.3, 0.3, (12, 21)).astype(np.float32))
+    for _ in range(30):
+        xbar.update(rng.uniform(0, 1, (8, 20)).astype(np.float32), rng.normal(0, 0.2, (8, 12)).astype(np.float32), 0.1)
+    state = pickle.loads(pickle.dumps(xbar.state_dict()))
+    other = AnalogCrossbar(12, 20, True, spec)
+    other.load_state_dict(state)
+    old, new = xbar.tiles[0][0], other.tiles[0][0]
+    if hidden:
+        assert np.array_equal(_hidden(old, hidden), _hidden(new, hidden))
+        plain = pickle.loads(pickle.dumps(old))  # what aihwkit itself restores
+        assert not np.array_equal(_hidden(old, hidden), _hidden(plain, hidden))
+    else:
+        assert np.array_equal(xbar.weights(), other.weights())
+    assert other.scale == xbar.scale
+    # it keeps training: the restored crossbar takes updates like the original
+    x, d = rng.uniform(0, 1, (8, 20)).astype(np.float32), rng.normal(0, 0.2, (8, 12)).astype(np.float32)
+    other.update(x, d, 0.1)
+    assert np.isfinite(other.weights()).all()
+
+
+def test_exact_crossbar_state_includes_the_optimizer(rng):
+    def make():
+        xbar = ExactCrossbar(5, 7, True, make_optimizer("adam"))
+        xbar.program(np.zeros((5, 8), np.float32))
+        return xbar
+
+    a = make()
+    x, d = rng.normal(size=(4, 7)).astype(np.float32), rng.normal(size=(4, 5)).astype(np.float32)
+    a.update(x, d, 0.01)
+    b = make()
+    b.load_state_dict(pickle.loads(pickle.dumps(a.state_dict())))
+    for xbar in (a, b):
+        xbar.update(x, d, 0.01)
+    assert np.array_equal(a.weights(), b.weights())
+
+
+def test_resume_on_analog_stays_in_the_range_of_an_uninterrupted_run(tmp_path):
+    whole, resumed = [], []
+    for seed in (0, 1, 2):
+        common = ["--device", "rram", "--seed", str(seed), "--json"]
+        result = train(*common, "--epochs", "6", "--out", str(tmp_path / f"w{seed}"))
+        whole.append(json.loads(result.stdout)["test_accuracy"])
+        assert train(*common, "--epochs", "3", "--out", str(tmp_path / f"r{seed}")).exit_code == 0
+        result = train("--resume", str(only_run(tmp_path / f"r{seed}")), "--epochs", "6", "--json")
+        summary = json.loads(result.stdout)
+        assert summary["status"] == "finished" and summary["epochs"] == 6
+        resumed.append(summary["test_accuracy"])
+    assert min(resumed) > 0.75, resumed
+    assert abs(np.mean(resumed) - np.mean(whole)) < 0.06, (whole, resumed)
+
+
+def test_sigterm_interrupts_and_resume_completes(tmp_path):
+    proc = subprocess.Popen([sys.executable, str(CLI), "train", "--device", "exact", "--epochs", "5000",
+                             "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        dirs = [p for p in tmp_path.iterdir() if (p / "summary.json").exists()]
+        if dirs and json.loads((dirs[0] / "summary.json").read_text())["epochs"] >= 2:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    run_dir = only_run(tmp_path)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert len(lines) == 1 and f"train --resume {run_dir}" in lines[0], err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["seed"] == 0 and summary["device"] == "exact"
+    done = summary["epochs"]
+    result = train("--resume", str(run_dir), "--epochs", str(done + 2), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "finished"
+    epochs = [int(line.split(",")[0]) for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]]
+    assert epochs == [0] + [e for e in range(1, done + 3) for _ in (0, 1)]
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664)])
+def test_run_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        assert train("--device", "exact", "--epochs", "1", "--keep-best", "--out", str(tmp_path)).exit_code == 0
+    finally:
+        os.umask(old)
+    files = list(only_run(tmp_path).iterdir())
+    assert {f.name for f in files} == {"config.json", "metrics.csv", "summary.json", "checkpoint.pkl", "checkpoint-best.pkl"}
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == mode, f
+
+
+def test_keep_best_and_json_of_a_diverged_run(tmp_path):
+    result = train("--device", "exact", "--epochs", "3", "--keep-best", "--out", str(tmp_path / "a"), "--json")
+    summary = json.loads(result.stdout)
+    assert 1 <= summary["best_epoch"] <= 3 and summary["best_test_accuracy"] >= summary["test_accuracy"]
+    result = train("--device", "exact", "--lr", "1e4", "--loss", "mse", "--epochs", "3", "--out", str(tmp_path / "b"), "--json")
+    assert result.exit_code == 2
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "diverged" and "epoch 1" in summary["error"]
+    assert (summary["dataset"], summary["model"], summary["device"], summary["rule"], summary["seed"]) == (
+        "digits", "mlp:64-512-10", "exact", "bp", 0)
+    assert train("--resume", summary["run_dir"], "--epochs", "4").exit_code == 2
+
+
+def test_run_folder_is_printed_whole_and_markup_is_text(tmp_path):
+    out = tmp_path / "a-rather-long-folder-name-[exp1]" / "[bold]runs"
+    result = runner.invoke(app, ["train", "--device", "exact", "--epochs", "1", "--out", str(out)],
+                           env={"COLUMNS": "40"})
+    assert result.exit_code == 0, result.output
+    run_dir = only_run(out)
+    assert f"run folder: {run_dir}" in result.stdout.splitlines()
+
+
+def test_large_seed_derives_a_32_bit_device_seed(tmp_path):
+    result = train("--device", "rram", "--epochs", "1", "--seed", str(2**32), "--out", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    config = json.loads((only_run(tmp_path) / "config.json").read_text())
+    assert config["seed"] == 2**32 and 1 <= config["device_seed"] < 2**32

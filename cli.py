@@ -210,7 +210,8 @@ def bench(
     from devices import parse_device
     from experiments.bench import bench_analog, bench_exact, bench_rule_vs_bp, check_options
 
-    check_options(steps=steps, lr=lr, batch_size=batch_size, large_batch_size=large_batch_size)
+    check_options(steps=steps, lr=lr, models={"model": model, "large_model": large_model},
+                  batch_size=batch_size, large_batch_size=large_batch_size)
     parse_device(device)
     if device == "exact":
         raise HiltError("bench --device takes an analog preset (the exact path is always benchmarked)")

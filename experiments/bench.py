@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -37,8 +38,11 @@ class BenchResult:
         return self.hilt_ms / self.reference_ms
 
 
-def check_options(steps: int, lr: float, **batch_sizes: int) -> None:
-    """HiltError for options no benchmark can run with."""
+def check_options(steps: int, lr: float, models: dict[str, str], **batch_sizes: int) -> None:
+    """HiltError for options no benchmark can run with (models: option name -> MLP spec)."""
+    for name, model in models.items():
+        if not re.fullmatch(r"mlp:\d+(-\d+)+", model) or min(_dims(model)) < 1:
+            raise HiltError(f"--{name.replace('_', '-')} {model!r}: the benchmarks take an MLP, mlp:IN-H-...-OUT")
     if steps < 1:
         raise HiltError(f"--steps must be >= 1 (got {steps})")
     if not (lr > 0 and math.isfinite(lr)):

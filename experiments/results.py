@@ -94,8 +94,8 @@ def new_run_dir(root: Path, label: str) -> Path:
     """results/runs/<timestamp>-<label>[-N], created exclusively."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     root = Path(root)
+    check_out_dir(root)
     try:
-        root.mkdir(parents=True, exist_ok=True)
         for n in range(1000):
             path = root / (f"{stamp}-{label}" + (f"-{n}" if n else ""))
             try:

@@ -25,7 +25,7 @@ from data import load_dataset
 from devices import HiltError, parse_device
 from experiments import checkpoint
 from experiments.alignment import mean_alignment
-from experiments.results import check_out_dir, new_run_dir, read_json, versions, write_csv, write_json
+from experiments.results import new_run_dir, read_json, versions, write_csv, write_json
 from rules import make_rule
 from rules.base import DivergenceError, output_metrics
 
@@ -112,8 +112,12 @@ def build(cfg: TrainConfig) -> Setup:
     factory = crossbar_factory(spec, new_optimizer)
     net = build_network(cfg.model, data.input_shape, data.n_classes, factory,
                         seed=cfg.seed, activation=cfg.activation)
-    check_out_dir(Path(cfg.out))
     return Setup(cfg, data, net, rule)
+
+
+def _summary(run_dir: Path) -> dict:
+    path = run_dir / "summary.json"
+    return read_json(path) if path.is_file() else {}
 
 
 def _flag(key: str) -> str:
@@ -128,7 +132,7 @@ def resume_config(run_dir: Path, given: dict) -> TrainConfig:
     if not (run_dir / "config.json").is_file():
         raise HiltError(f"--resume {run_dir}: not a run folder (no config.json there)")
     config = read_json(run_dir / "config.json")
-    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+    summary = _summary(run_dir)
     if summary.get("status") == "diverged":
         raise HiltError(f"--resume {run_dir}: the run diverged ({summary.get('error')}); "
                         "start a new run with other settings")
@@ -165,8 +169,8 @@ def open_run(setup: Setup, resume: Path | None = None) -> Run:
     if ckpt.epoch >= cfg.epochs:
         raise HiltError(f"--resume {run_dir}: the run already has {ckpt.epoch} epochs; "
                         f"pass --epochs N with N > {ckpt.epoch} to continue it")
-    previous = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
-    return Run(run_dir, ckpt, previous.get("resumes", []) + [{"from_epoch": ckpt.epoch, "to_epochs": cfg.epochs}])
+    resumes = _summary(run_dir).get("resumes", []) + [{"from_epoch": ckpt.epoch, "to_epochs": cfg.epochs}]
+    return Run(run_dir, ckpt, resumes)
 
 
 def train(

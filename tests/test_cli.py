@@ -136,6 +136,7 @@ def a_file(tmp_path):
         (["bench", "--steps", "0"], "--steps must be >= 1"),
         (["bench", "--lr", "0"], "--lr must be a finite number > 0"),
         (["bench", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["bench", "--model", "resnet"], "--model 'resnet': the benchmarks take an MLP"),
     ],
 )
 def test_every_bad_input_is_one_line_and_exit_2(tmp_path, a_file, args, message):

@@ -138,7 +138,8 @@ def test_resume_on_analog_stays_in_the_range_of_an_uninterrupted_run(tmp_path):
     assert abs(np.mean(resumed) - np.mean(whole)) < 0.06, (whole, resumed)
 
 
-def test_sigterm_interrupts_and_resume_completes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_interrupts_and_resume_completes(tmp_path, signum):
     proc = subprocess.Popen([sys.executable, str(CLI), "train", "--device", "exact", "--epochs", "5000",
                              "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -147,11 +148,11 @@ def test_sigterm_interrupts_and_resume_completes(tmp_path):
         if dirs and json.loads((dirs[0] / "summary.json").read_text())["epochs"] >= 2:
             break
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     run_dir = only_run(tmp_path)
     lines = [line for line in err.splitlines() if line.strip()]
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.returncode == 128 + signum
     assert len(lines) == 1 and f"train --resume {run_dir}" in lines[0], err
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["seed"] == 0 and summary["device"] == "exact"

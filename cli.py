@@ -36,6 +36,15 @@ def say(label: str, style: str, message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble((label, style), " ", message))
 
 
+_received_signal = [signal.SIGINT]
+
+
+def _terminate_as_interrupt(signum, frame):
+    """SIGTERM (a scheduler's kill, `timeout`) is handled like Ctrl-C (installed by `main`)."""
+    _received_signal[0] = signum
+    raise KeyboardInterrupt
+
+
 def user_errors(fn):
     """HiltError -> one line on stderr, exit 2 (no traceback for user mistakes). An interrupt that
     reaches here came before any run folder was made (a run reports its own)."""
@@ -60,15 +69,6 @@ def print_table(title: str, rows: list[tuple[str, object]]) -> None:
     for key, value in rows:
         table.add_row(Text(key), Text(f"{value:.4f}" if isinstance(value, float) else str(value)))
     Console().print(table)
-
-
-_received_signal = [signal.SIGINT]
-
-
-def _terminate_as_interrupt(signum, frame):
-    """SIGTERM (a scheduler's kill, `timeout`) is handled like Ctrl-C (installed by `main`)."""
-    _received_signal[0] = signum
-    raise KeyboardInterrupt
 
 
 # CLI option -> TrainConfig field, where they differ (for `--resume`'s check of what was given).

@@ -42,7 +42,8 @@ def save(run_dir: Path, ckpt: Checkpoint, best: bool = False) -> None:
 def load(run_dir: Path, name: str = LAST) -> Checkpoint:
     path = Path(run_dir) / name
     if not path.is_file():
-        raise HiltError(f"--resume {run_dir}: no {name} there (the run was stopped before its first checkpoint)")
+        raise HiltError(f"--resume {run_dir}: no {name} there (the run stopped before its first checkpoint, "
+                        "or was made by a hilt without checkpoints); start it again")
     try:
         with open(path, "rb") as fh:
             state = pickle.load(fh)

@@ -7,6 +7,7 @@ one line on stderr and exit code 2.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import shlex
 import signal
@@ -71,14 +72,7 @@ def print_table(title: str, rows: list[tuple[str, object]]) -> None:
     Console().print(table)
 
 
-# CLI option -> TrainConfig field, where they differ (for `--resume`'s check of what was given).
-_CONFIG_FIELD = {"set_": "sets", "as_json": None, "resume": None, "ctx": None}
-
-
-@app.command()
-@user_errors
-def train(
-    ctx: typer.Context,
+def _train_config(
     dataset: str = typer.Option("digits", help="digits | rhm"),
     data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size)"),
     model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT or cnn:C1-C2 (optional @WIDTH); default: the dataset's MLP (digits 64-512-10)"),
@@ -102,37 +96,53 @@ def train(
     activation: str = typer.Option("relu", help="hidden activation: relu | tanh | sigmoid | hardtanh | identity"),
     keep_best: bool = typer.Option(False, "--keep-best", help="also keep checkpoint-best.pkl (best test accuracy)"),
     out: str = typer.Option("results/runs", help="where run directories go"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="continue this run folder (to --epochs N); other settings must match"),
-    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
 ):
-    """Train a network with a learning rule on a device; write results/runs/<id>/ (or continue one)."""
-    from experiments.train import TrainConfig, build, open_run, resume_config
-    from experiments.train import train as run_train
+    """The options of a training run (train, compare, ...) -> a TrainConfig."""
+    from experiments.train import TrainConfig
 
-    if resume:
-        given = {}
-        for name, value in ctx.params.items():
-            field = _CONFIG_FIELD.get(name, name)
-            if field and ctx.get_parameter_source(name).name == "COMMANDLINE":
-                given[field] = value
-        cfg = resume_config(Path(resume), given)
-    else:
-        cfg = TrainConfig(
-            dataset=dataset, data_set=data_set or [], model=model, device=device, sets=set_ or [], rule=rule,
-            rule_options={"loss": loss, "alpha": alpha, "beta": beta, "schedule": schedule, "passes": passes,
-                          "damping": damping},
-            log_alignment=log_alignment, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-            optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, activation=activation,
-            keep_best=keep_best, out=out,
-        )
-    setup = build(cfg)
-    run = open_run(setup, Path(resume) if resume else None)
+    return TrainConfig(
+        dataset=dataset, data_set=data_set or [], model=model, device=device, sets=set_ or [], rule=rule,
+        rule_options={"loss": loss, "alpha": alpha, "beta": beta, "schedule": schedule, "passes": passes,
+                      "damping": damping},
+        log_alignment=log_alignment, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, activation=activation,
+        keep_best=keep_best, out=out,
+    )
+
+
+_TRAIN_OPTIONS = inspect.signature(_train_config, eval_str=True).parameters
+
+
+def with_train_options(command):
+    """Typer sees every option of `_train_config`, then the command's own; the command gets the
+    former as `cfg`, a TrainConfig (one option list for every command that trains)."""
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        cfg = _train_config(**{name: kwargs.pop(name) for name in _TRAIN_OPTIONS})
+        return command(cfg=cfg, **kwargs)
+
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "cfg"]
+    context = [p for p in own if p.name == "ctx"]
+    wrapper.__signature__ = inspect.Signature(context + list(_TRAIN_OPTIONS.values()) + own[len(context):])
+    del wrapper.__wrapped__
+    return wrapper
+
+
+# CLI option -> TrainConfig field, where they differ (for `--resume`'s check of what was typed).
+_CONFIG_FIELD = {"set_": "sets", "as_json": None, "resume": None, "ctx": None}
+
+
+def _progress(cfg):
+    """A progress bar on stderr (off when stderr is not a terminal) and the train() callbacks for it."""
     err = Console(stderr=True)
-    with Progress(
+    progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[status]}"), console=err, transient=True, disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task(escape(f"{cfg.rule} on {cfg.device}"), total=cfg.epochs, status="")
+    )
+
+    def callbacks(description: str) -> dict:
+        task = progress.add_task(escape(description), total=cfg.epochs, status="")
 
         def on_step(epoch, step, steps):
             progress.update(task, completed=epoch - 1 + step / steps)
@@ -143,23 +153,91 @@ def train(
                 f"loss {tr['loss']:.3f}  train {tr['accuracy']:.3f}  test {te['accuracy']:.3f} "
                 f"(exact readout {te['accuracy_exact_readout']:.3f})"))
 
-        summary = run_train(setup, on_step=on_step, on_epoch=on_epoch, run=run)
-    if as_json:
-        print(json.dumps(summary))
+        return {"on_step": on_step, "on_epoch": on_epoch}
+
+    return progress, callbacks
+
+
+def _report_end(summary: dict, target_epochs: int) -> None:
+    """A diverged run is a HiltError; an interrupted one prints its --resume line and exits."""
     run_dir = summary["run_dir"]
     if summary["status"] == "diverged":
         raise HiltError(f"training diverged at {summary['error']}; results so far kept in {run_dir}")
     if summary["status"] == "interrupted":
         prog = "python cli.py" if Path(sys.argv[0]).name == "cli.py" else "hilt"
-        say("interrupted:", "bold yellow", f"{summary['epochs']} of {cfg.epochs} epochs kept in {run_dir}; "
+        say("interrupted:", "bold yellow", f"{summary['epochs']} of {target_epochs} epochs kept in {run_dir}; "
             f"continue with: {prog} train --resume {shlex.quote(run_dir)}")
         raise typer.Exit(128 + _received_signal[0])
+
+
+@app.command()
+@user_errors
+@with_train_options
+def train(
+    ctx: typer.Context,
+    cfg=None,
+    resume: Optional[str] = typer.Option(None, "--resume", help="continue this run folder (to --epochs N); other settings must match"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
+):
+    """Train a network with a learning rule on a device; write results/runs/<id>/ (or continue one)."""
+    from experiments.train import build, open_run, resume_config
+    from experiments.train import train as run_train
+
+    if resume:
+        given = {}
+        for name, value in ctx.params.items():
+            field = _CONFIG_FIELD.get(name, name)
+            if field and ctx.get_parameter_source(name).name == "COMMANDLINE":
+                given[field] = value
+        cfg = resume_config(Path(resume), given)
+    setup = build(cfg)
+    run = open_run(setup, Path(resume) if resume else None)
+    progress, callbacks = _progress(cfg)
+    with progress:
+        summary = run_train(setup, run=run, **callbacks(f"{cfg.rule} on {cfg.device}"))
+    if as_json:
+        print(json.dumps(summary))
+    _report_end(summary, cfg.epochs)
     if as_json:
         return
     print_table(f"{summary['rule']} on {summary['device']}: {summary['dataset']} {summary['model']}",
                 [(key, summary[key]) for key in ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy",
                                                  "train_loss", "epochs", "wall_time_s")])
-    print(f"run folder: {run_dir}")
+    print(f"run folder: {summary['run_dir']}")
+
+
+@app.command()
+@user_errors
+@with_train_options
+def compare(
+    cfg=None,
+    every: int = typer.Option(50, help="sample update fidelity every N training steps"),
+    as_json: bool = typer.Option(False, "--json", help="print the comparison's summary as one JSON object on stdout"),
+):
+    """Train the same rule on the exact path and on a device (same init, same data order); compare
+    accuracy, alignment with BP and update fidelity per epoch. Writes a folder with both runs,
+    compare.csv, fidelity.csv and compare.png."""
+    from experiments.compare import compare as run_compare
+
+    progress, callbacks = _progress(cfg)
+    with progress:
+        result = run_compare(cfg, every=every, on_run=lambda path: callbacks(f"{cfg.rule} on {path}"))
+    if as_json:
+        print(json.dumps(result, default=str))
+    for path, run_dir in result["runs"].items():
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+        _report_end(summary, cfg.epochs)
+    if as_json:
+        return
+    table = Table(title=Text(f"{cfg.rule}: exact vs {cfg.device}, {cfg.dataset}, last epoch"))
+    for col in ("metric", "layer", "exact", cfg.device):
+        table.add_column(Text(col))
+    for row in result["final"]:
+        values = [row.get(p) for p in ("exact", cfg.device)]
+        table.add_row(Text(row["metric"]), Text(str(row["layer"])),
+                      *[Text("-" if v is None else f"{v:.4f}") for v in values])
+    Console().print(table)
+    print(f"comparison folder: {result['run_dir']}")
 
 
 @app.command()

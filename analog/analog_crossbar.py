@@ -188,3 +188,25 @@ class AnalogCrossbar(Crossbar):
         for (i, j), tile_state in state["tiles"].items():
             self.tiles[i][j] = restore_tile(tile_state)
         self.scale, self._lr = state["scale"], state["lr"]
+
+    def pulse_size(self) -> float:
+        """The nominal weight change of one pulse in logical units (dw_min x scale)."""
+        leaves = leaf_devices(self.tiles[0][0].rpu_config.device)
+        return float(getattr(leaves[0], "dw_min", float("nan"))) * self.scale
+
+    def bounds(self):
+        """(lo, hi): each device's weight bounds in logical units, shaped like `weights()`; None when
+        the visible weight is not one device's (ideal, compound presets such as pcm, mp, ttv2)."""
+        lo, hi = np.empty(self.shape, dtype=backend.DTYPE), np.empty(self.shape, dtype=backend.DTYPE)
+        for _, _, rows, cols, tile in self._tiles():
+            names = tile.tile.get_hidden_parameter_names()
+            if "max_bound" not in names:
+                return None
+            hidden = tile.tile.get_hidden_parameters()
+            width = cols.stop - cols.start
+            for out, name in ((lo, "min_bound"), (hi, "max_bound")):
+                values = hidden[names.index(name)].numpy()
+                out[rows, cols] = values[:, :width]
+                if tile.analog_bias:
+                    out[rows, self.in_size] = values[:, width]
+        return lo * self.scale, hi * self.scale

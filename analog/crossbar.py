@@ -9,7 +9,10 @@ when `bias=True`) and offers exactly five operations:
     weights()         the (out, in[+1]) matrix, bias as the last column
     program(W)        write such a matrix
 
-and, for checkpoints, `state_dict()` / `load_state_dict(state)`: everything the crossbar needs to
+An `observer` (callable(crossbar, x, d, lr), None by default) sees every update before it is
+made: metrics such as update fidelity use it to know what the rule asked for.
+
+And, for checkpoints, `state_dict()` / `load_state_dict(state)`: everything the crossbar needs to
 continue exactly where it was (exact: W, b and the optimizer's state; analog: the tiles' own
 state, hidden device parameters included), as picklable host objects.
 
@@ -30,6 +33,7 @@ from analog.optim import Optimizer, SGD
 class Crossbar:
     def __init__(self, out_size: int, in_size: int, bias: bool = False):
         self.out_size, self.in_size, self.bias = int(out_size), int(in_size), bool(bias)
+        self.observer = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -49,7 +53,10 @@ class Crossbar:
     def update(self, x, d, lr: float) -> None:
         if not lr > 0:
             raise ValueError(f"crossbar update needs lr > 0 (got {lr}); pass -d for an ascending update")
-        self._update(backend.asarray(x), backend.asarray(d), float(lr))
+        x, d = backend.asarray(x), backend.asarray(d)
+        if self.observer is not None:
+            self.observer(self, x, d, float(lr))
+        self._update(x, d, float(lr))
 
     def weights(self):
         return self._weights()

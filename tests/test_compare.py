@@ -1,0 +1,56 @@
+"""compare: the same rule on exact and on a device, with alignment and update fidelity."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from experiments.compare import compare
+from experiments.train import TrainConfig
+
+
+def by_path(frame, metric, layer=None):
+    part = frame[frame.metric == metric]
+    if layer is not None:
+        part = part[part.layer == layer]
+    return {p: g.sort_values("epoch").value.to_numpy() for p, g in part.groupby("path")}
+
+
+def test_ideal_device_matches_exact_with_perfect_update_fidelity(tmp_path):
+    result = compare(TrainConfig(device="ideal", rule="dp_adjoint", epochs=2, out=str(tmp_path)), every=7)
+    frame = pd.read_csv(f"{result['run_dir']}/compare.csv")
+    for metric in ("test_accuracy", "test_loss", "train_loss"):
+        curves = by_path(frame, metric)
+        assert curves["exact"] == pytest.approx(curves["ideal"], abs=1e-5), metric
+    for layer in (1, 2):
+        assert by_path(frame, "alignment", layer)["exact"] == pytest.approx(by_path(frame, "alignment", layer)["ideal"], abs=1e-5)
+        for path in ("exact", "ideal"):
+            assert by_path(frame, "cosine", layer)[path] == pytest.approx(1, abs=1e-5)
+            assert by_path(frame, "norm_ratio", layer)[path] == pytest.approx(1, abs=1e-4)
+    samples = pd.read_csv(f"{result['run_dir']}/fidelity.csv")
+    assert sorted(samples.step.unique())[:3] == [1, 8, 15]  # every 7th step, from the first
+    assert (tmp_path / result["run_dir"].split("/")[-1] / "compare.png").stat().st_size > 10_000
+
+
+def test_rram_update_fidelity_is_below_one(tmp_path):
+    result = compare(TrainConfig(device="rram", epochs=1, out=str(tmp_path)), every=20)
+    frame = pd.read_csv(f"{result['run_dir']}/compare.csv")
+    for layer in (1, 2):
+        assert by_path(frame, "cosine", layer)["rram"][0] < 0.9
+        for metric in ("not_made", "below_one_pulse", "at_bounds"):
+            value = by_path(frame, metric, layer)["rram"][0]
+            assert 0 <= value <= 1, metric
+        assert by_path(frame, "below_one_pulse", layer)["rram"][0] > 0
+    assert "not_made" not in set(frame[frame.path == "exact"].metric)  # no pulses on the exact path
+
+
+def test_compare_cli(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["compare", "--device", "exact", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "give an analog --device" in result.stderr
+    result = runner.invoke(app, ["compare", "--device", "ideal", "--epochs", "1", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "finished" and set(summary["runs"]) == {"exact", "ideal"}

@@ -313,6 +313,26 @@ def bench(
 
 
 @app.command()
+@user_errors
+def report(
+    paths: List[str] = typer.Argument(..., help="run folders, or folders holding them (searched recursively)"),
+    group_by: str = typer.Option("dataset,device,rule", help="comma-separated columns to group by"),
+    metric: Optional[List[str]] = typer.Option(None, help="metric column(s); default: test_accuracy, test_accuracy_exact_readout"),
+    out: Optional[str] = typer.Option(None, help="also write the Markdown table to this file"),
+):
+    """Markdown table of finished runs: mean ± std over seeds, grouped as asked."""
+    from experiments.report import collect, markdown, summarize
+    from experiments.results import write_text
+
+    frame = collect([Path(p) for p in paths])
+    metrics = metric or ["test_accuracy", "test_accuracy_exact_readout"]
+    text = markdown(summarize(frame, [g.strip() for g in group_by.split(",") if g.strip()], metrics))
+    if out:
+        write_text(Path(out), text)
+    print(text, end="")
+
+
+@app.command()
 def rules():
     """List learning rules and their options."""
     from rules import RULES, rule_options

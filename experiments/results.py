@@ -59,6 +59,10 @@ def write_csv(path: Path, table) -> None:
     _atomic_write(Path(path), write)
 
 
+def write_text(path: Path, text: str) -> None:
+    _atomic_write(Path(path), lambda fh: fh.write(text))
+
+
 def write_pickle(path: Path, obj) -> None:
     _atomic_write(Path(path), lambda fh: pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL), binary=True)
 

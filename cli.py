@@ -242,6 +242,57 @@ def compare(
 
 @app.command()
 @user_errors
+@with_train_options
+def sweep(
+    ctx: typer.Context,
+    cfg=None,
+    grid: Optional[List[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,...: a --set device key, a rule option or a train option (repeat for more axes)"),
+    seeds: int = typer.Option(1, help="seeds per point: --seed, --seed+1, ..."),
+    jobs: int = typer.Option(1, help="points run in parallel with Ray on this machine (1: serial, no Ray)"),
+    ray_address: Optional[str] = typer.Option(None, help="send points to this existing Ray cluster (e.g. auto, ray://host:10001)"),
+    name: Optional[str] = typer.Option(None, help="sweep folder name; default: derived from the settings, grid and seeds"),
+    as_json: bool = typer.Option(False, "--json", help="print the sweep's rows as JSON on stdout"),
+):
+    """Train every point of a grid (times seeds), each in its own run folder; resumable: rerunning the
+    same command skips finished points and resumes killed ones. Writes sweep.csv/.parquet and plots
+    under results/sweeps/<name>/ (or under --out)."""
+    from rich.progress import TimeRemainingColumn
+
+    from experiments.report import markdown, summarize
+    from experiments import sweep as sweeps
+
+    if jobs < 1:
+        raise HiltError(f"--jobs must be >= 1 (got {jobs})")
+    out = cfg.out if ctx.get_parameter_source("out").name == "COMMANDLINE" else "results/sweeps"
+    plan = sweeps.plan(cfg, grid or [], seeds, Path(out), name)
+    err = Console(stderr=True)
+    progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=err, disable=not err.is_terminal)
+    with progress:
+        task = progress.add_task("sweep", total=len(plan.points))
+        try:
+            rows = sweeps.run(plan, jobs=jobs, ray_address=ray_address,
+                              on_point=lambda point, summary: progress.advance(task))
+        except KeyboardInterrupt:
+            rows = None
+    if rows is None:
+        prog = "python cli.py" if Path(sys.argv[0]).name == "cli.py" else "hilt"
+        say("interrupted:", "bold yellow", f"finished points are kept in {plan.root}; rerun the same command to go on "
+            f"(`{prog} sweep ... --name {plan.root.name}` finds it too)")
+        raise typer.Exit(128 + _received_signal[0])
+    if as_json:
+        print(json.dumps(rows))
+        return
+    finished = [r for r in rows if r["status"] == "finished"]
+    if finished:
+        import pandas as pd
+
+        print(markdown(summarize(pd.DataFrame(finished), list(plan.grid), ["test_accuracy", "test_accuracy_exact_readout"])), end="")
+    print(f"sweep folder: {plan.root} ({len(finished)} of {len(plan.points)} points finished)")
+
+
+@app.command()
+@user_errors
 def devices(
     name: Optional[str] = typer.Argument(None, help="show one preset's effective parameters"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="apply overrides KEY=VALUE first"),

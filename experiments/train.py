@@ -56,6 +56,13 @@ class TrainConfig:
 SELECTION_METRIC = "test_accuracy"
 
 
+def validate(cfg: TrainConfig) -> None:
+    """HiltError for settings that cannot run, found without loading data or building a network."""
+    _check(cfg)
+    parse_device(cfg.device, cfg.sets, seed=cfg.seed)
+    make_rule(cfg.rule, **cfg.rule_options)
+
+
 def _check(cfg: TrainConfig) -> None:
     if cfg.seed < 0:
         raise HiltError(f"--seed must be >= 0 (got {cfg.seed})")
@@ -156,14 +163,18 @@ class Run:
     resumes: list[dict] = field(default_factory=list)
 
 
-def open_run(setup: Setup, resume: Path | None = None) -> Run:
-    """Make a new run folder with config.json, or open `resume` (its config from `resume_config`)
-    and check that its checkpoint can continue to setup.cfg.epochs (HiltError otherwise)."""
+def open_run(setup: Setup, resume: Path | None = None, run_dir: Path | None = None) -> Run:
+    """Make a new run folder with config.json (named by time under cfg.out, or exactly `run_dir`),
+    or open `resume` (its config from `resume_config`) and check that its checkpoint can continue
+    to setup.cfg.epochs (HiltError otherwise)."""
     cfg = setup.cfg
     if resume is None:
-        run_dir = new_run_dir(Path(cfg.out), f"{cfg.dataset}-{cfg.device}-{cfg.rule}-s{cfg.seed}")
-        write_json(run_dir / "config.json", _config_record(setup))
-        return Run(run_dir)
+        if run_dir is None:
+            run_dir = new_run_dir(Path(cfg.out), f"{cfg.dataset}-{cfg.device}-{cfg.rule}-s{cfg.seed}")
+        else:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+        write_json(Path(run_dir) / "config.json", _config_record(setup))
+        return Run(Path(run_dir))
     run_dir = Path(resume)
     ckpt = checkpoint.load(run_dir)
     if ckpt.epoch >= cfg.epochs:

@@ -1,0 +1,261 @@
+"""Sweeps: a grid over device keys, rule options and train options, times seeds.
+
+One point (grid values + seed) is one ordinary run folder, `<sweep>/points/<key=value,...,seed=S>/`,
+so a sweep is resumable: rerunning the same command skips finished points and resumes killed
+ones from their checkpoints. The sweep folder's name comes from the base settings, the grid and
+the seeds, so the same command finds the same folder.
+
+Points run one after the other, or in parallel as Ray tasks (`jobs` > 1 on this machine, or an
+existing cluster at `ray_address`). aihwkit tiles are built inside the task: tiles made before a
+fork share their noise state (AIHWKIT_NOTES P3). On a cluster, every node needs hilt installed
+with the same pins, and the sweep folder must be on storage all nodes see.
+
+Output: sweep.csv and sweep.parquet (one row per point and seed, every swept value a column),
+acc_vs_<key>.png per swept key (mean ± std over seeds), and heatmap.png for 2-D grids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Callable
+
+from devices import PARAMS, HiltError
+from experiments.results import read_json, write_csv, write_json
+from experiments.train import TrainConfig, build, open_run, train, validate
+
+RULE_KEYS = {"alpha": float, "beta": float, "loss": str, "schedule": str, "passes": int}
+TRAIN_KEYS = ("lr", "batch_size", "epochs", "model", "device", "rule", "activation", "optimizer", "momentum",
+              "weight_decay")
+METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "epochs", "wall_time_s")
+
+
+def parse_grid(items: list[str]) -> dict[str, list[str]]:
+    """['dw_min=1e-4,1e-3', 'alpha=0,0.5'] -> {'dw_min': ['1e-4', '1e-3'], 'alpha': ['0', '0.5']}."""
+    allowed = [*PARAMS, *RULE_KEYS, *TRAIN_KEYS]
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not sep or not values:
+            raise HiltError(f"--grid {item!r}: expected KEY=V1,V2,...")
+        if key not in allowed:
+            raise HiltError(f"--grid: unknown key {key!r}; allowed: {', '.join(allowed)}")
+        if key in grid:
+            raise HiltError(f"--grid {key} is given twice; give each key once")
+        if len(set(values)) != len(values):
+            raise HiltError(f"--grid {key}: a value is listed twice")
+        grid[key] = values
+    if not grid:
+        raise HiltError("sweep needs at least one --grid KEY=V1,V2,...")
+    return grid
+
+
+@dataclass(frozen=True)
+class Point:
+    values: tuple[tuple[str, str], ...]  # (key, value as typed), in grid order
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.values).replace("/", "_") + f",seed={self.seed}"
+
+
+def _typed(key: str, text: str):
+    kind = PARAMS[key].kind if key in PARAMS else RULE_KEYS.get(key) or {f.name: f.type for f in fields(TrainConfig)}.get(key)
+    try:
+        if kind in (float, "float"):
+            return float(text)
+        if kind in (int, "int", "int | None"):
+            return int(text)
+    except ValueError:
+        raise HiltError(f"--grid {key}={text}: expected a number") from None
+    return text
+
+
+def point_config(base: TrainConfig, point: Point) -> TrainConfig:
+    sets, rule_options, changes = list(base.sets), dict(base.rule_options), {}
+    for key, text in point.values:
+        if key in PARAMS:
+            sets = [s for s in sets if s.partition("=")[0].strip() != key] + [f"{key}={text}"]
+        elif key in RULE_KEYS:
+            rule_options[key] = _typed(key, text)
+        else:
+            changes[key] = _typed(key, text)
+    return replace(base, sets=sets, rule_options=rule_options, seed=point.seed, **changes)
+
+
+def run_point(cfg: dict, run_dir: str) -> dict:
+    """One point in its folder: skipped when finished, resumed from its checkpoint when killed."""
+    run_dir = Path(run_dir)
+    summary_file = run_dir / "summary.json"
+    if summary_file.is_file():
+        summary = read_json(summary_file)
+        if summary.get("status") == "finished":
+            return summary
+    setup = build(TrainConfig(**cfg))
+    resume = run_dir if (run_dir / "checkpoint.pkl").is_file() else None
+    return train(setup, run=open_run(setup, resume, run_dir=run_dir))
+
+
+@dataclass
+class Sweep:
+    base: TrainConfig
+    grid: dict[str, list[str]]
+    seeds: list[int]
+    root: Path
+
+    @property
+    def points(self) -> list[Point]:
+        combos = itertools.product(*[[(k, v) for v in values] for k, values in self.grid.items()])
+        return [Point(tuple(combo), seed) for combo in combos for seed in self.seeds]
+
+    def folder(self, point: Point) -> Path:
+        return self.root / "points" / point.name
+
+
+def plan(base: TrainConfig, grid_items: list[str], seeds: int, out: Path, name: str | None = None) -> Sweep:
+    """Validate every point's settings and name the sweep folder (HiltError on bad input)."""
+    if seeds < 1:
+        raise HiltError(f"--seeds must be >= 1 (got {seeds})")
+    grid = parse_grid(grid_items)
+    sweep = Sweep(base, grid, list(range(base.seed, base.seed + seeds)), Path(out))
+    for point in sweep.points:
+        validate(point_config(base, point))
+    if name is None:
+        key = json.dumps({"base": asdict(replace(base, out="")), "grid": grid, "seeds": sweep.seeds}, sort_keys=True)
+        name = f"{base.dataset}-{base.device}-{base.rule}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+    sweep.root = Path(out) / name
+    return sweep
+
+
+def run(sweep: Sweep, jobs: int = 1, ray_address: str | None = None,
+        on_point: Callable[[Point, dict], None] | None = None) -> list[dict]:
+    """Run the sweep's points not yet finished; returns one row per point (also sweep.csv/.parquet).
+    A point that ends interrupted stops the sweep (KeyboardInterrupt is re-raised after saving)."""
+    sweep.root.mkdir(parents=True, exist_ok=True)
+    write_json(sweep.root / "sweep.json", {"base": asdict(sweep.base), "grid": sweep.grid, "seeds": sweep.seeds})
+    tasks = [(p, asdict(point_config(sweep.base, p)), str(sweep.folder(p))) for p in sweep.points]
+    results: dict[Point, dict] = {}
+
+    def done(point, summary):
+        results[point] = summary
+        if on_point:
+            on_point(point, summary)
+
+    try:
+        if jobs <= 1 and not ray_address:
+            for point, cfg, folder in tasks:
+                summary = run_point(cfg, folder)
+                done(point, summary)
+                if summary["status"] == "interrupted":
+                    raise KeyboardInterrupt
+        else:
+            _run_on_ray(tasks, jobs, ray_address, done)
+    finally:
+        rows = table(sweep, results)
+        if rows:
+            write_tables(sweep, rows)
+    return rows
+
+
+def _run_on_ray(tasks, jobs: int, address: str | None, done) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise HiltError("--jobs/--ray-address need Ray: pip install -e '.[cluster]'") from None
+    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **{k: v for k, v in os.environ.items() if k == "HILT_XP"}}
+    options = {"runtime_env": {"env_vars": env}, "logging_level": logging.ERROR, "log_to_driver": False}
+    if address:
+        ray.init(address=address, **options)
+    else:
+        ray.init(num_cpus=jobs, include_dashboard=False, **options)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
+        pending = {remote.remote(cfg, folder): point for point, cfg, folder in tasks}
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            point = pending.pop(ref)
+            try:
+                done(point, ray.get(ref))
+            except ray.exceptions.RayTaskError as err:
+                cause = err.as_instanceof_cause()
+                raise (HiltError(str(cause).splitlines()[-1]) if isinstance(cause, HiltError) else cause) from None
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        ray.shutdown()
+
+
+def table(sweep: Sweep, results: dict[Point, dict]) -> list[dict]:
+    """One row per point and seed, in grid order: swept values (typed), seed, status, metrics."""
+    rows = []
+    for point in sweep.points:
+        summary = results.get(point)
+        if summary is None and (sweep.folder(point) / "summary.json").is_file():
+            summary = read_json(sweep.folder(point) / "summary.json")
+        if summary is None:
+            continue
+        rows.append({**{k: _typed(k, v) for k, v in point.values}, "seed": point.seed, "status": summary["status"],
+                     **{m: summary.get(m) for m in METRICS}, "run_dir": str(sweep.folder(point))})
+    return rows
+
+
+def write_tables(sweep: Sweep, rows: list[dict]) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    write_csv(sweep.root / "sweep.csv", frame)
+    frame.to_parquet(sweep.root / ".sweep.parquet.tmp", index=False)
+    os.replace(sweep.root / ".sweep.parquet.tmp", sweep.root / "sweep.parquet")
+    plot(sweep, frame[frame.status == "finished"])
+
+
+def plot(sweep: Sweep, frame, metric: str = "test_accuracy") -> None:
+    if frame.empty:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(sweep.grid)
+    for key in keys:
+        others = [k for k in keys if k != key]
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        groups = frame.groupby(others) if others else [((), frame)]
+        for label, part in groups:
+            stats = part.groupby(key, sort=True)[metric].agg(["mean", "std"]).fillna(0.0)
+            name = ", ".join(f"{k}={v}" for k, v in zip(others, label if isinstance(label, tuple) else (label,)))
+            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=name or None)
+        values = frame[key]
+        if values.dtype.kind in "if" and values.min() > 0 and values.max() / values.min() >= 100:
+            ax.set_xscale("log")
+        ax.set(xlabel=key, ylabel=f"{metric} (mean ± std over seeds)", title=f"{sweep.base.rule} on {sweep.base.device}")
+        ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(sweep.root / f"acc_vs_{key}.png", dpi=110)
+        plt.close(fig)
+    if len(keys) == 2:
+        grid = frame.groupby(keys)[metric].mean().unstack(keys[1])
+        fig, ax = plt.subplots(figsize=(1.2 * grid.shape[1] + 2.5, 0.8 * grid.shape[0] + 2))
+        image = ax.imshow(grid.to_numpy(), cmap="viridis", aspect="auto")
+        ax.set(xticks=range(grid.shape[1]), xticklabels=[str(c) for c in grid.columns], xlabel=keys[1],
+               yticks=range(grid.shape[0]), yticklabels=[str(i) for i in grid.index], ylabel=keys[0],
+               title=f"{metric}, mean over seeds")
+        for (i, j), value in zip(itertools.product(range(grid.shape[0]), range(grid.shape[1])), grid.to_numpy().ravel()):
+            ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="white", fontsize=8)
+        fig.colorbar(image)
+        fig.tight_layout()
+        fig.savefig(sweep.root / "heatmap.png", dpi=110)
+        plt.close(fig)

@@ -1,0 +1,84 @@
+"""sweep: a grid of runs, serial or on Ray, resumable, with a tidy table and plots."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+runner = CliRunner()
+CLI = Path(__file__).resolve().parents[1] / "cli.py"
+GRID = ["--device", "exact", "--epochs", "1", "--grid", "lr=0.01,0.05", "--grid", "batch_size=10,20", "--seeds", "2"]
+
+
+def sweep(*args):
+    result = runner.invoke(app, ["sweep", *args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def table(root: Path) -> pd.DataFrame:
+    (folder,) = list(root.iterdir())
+    return pd.read_csv(folder / "sweep.csv")
+
+
+def test_serial_and_ray_sweeps_give_the_same_table(tmp_path):
+    sweep(*GRID, "--out", str(tmp_path / "serial"))
+    sweep(*GRID, "--out", str(tmp_path / "ray"), "--jobs", "2")
+    serial, ray = table(tmp_path / "serial"), table(tmp_path / "ray")
+    assert len(serial) == 8 and set(serial.status) == {"finished"}
+    assert list(serial.columns[:3]) == ["lr", "batch_size", "seed"]
+    cols = ["lr", "batch_size", "seed", "test_accuracy", "test_accuracy_exact_readout", "train_accuracy"]
+    pd.testing.assert_frame_equal(serial[cols], ray[cols])
+    # BLAS threads may differ between the driver and Ray workers: losses agree to float rounding
+    assert ray.train_loss.to_numpy() == pytest.approx(serial.train_loss.to_numpy(), rel=1e-6)
+    (folder,) = list((tmp_path / "serial").iterdir())
+    for name in ("sweep.parquet", "acc_vs_lr.png", "acc_vs_batch_size.png", "heatmap.png"):
+        assert (folder / name).stat().st_size > 0
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "sweep.parquet")[cols], serial[cols])
+
+
+def test_a_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
+    args = ["sweep", "--device", "exact", "--epochs", "40", "--grid", "lr=0.01,0.02,0.03", "--out", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, first = time.time() + 120, None
+    while time.time() < deadline and first is None:
+        for summary in tmp_path.glob("*/points/lr=0.01,seed=0/summary.json"):
+            if json.loads(summary.read_text())["status"] == "finished":
+                first = summary.parent
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "rerun the same command" in lines[0], err
+    kept = (first / "metrics.csv").stat().st_mtime_ns
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (first / "metrics.csv").stat().st_mtime_ns == kept  # not redone
+    rows = table(tmp_path)
+    assert len(rows) == 3 and set(rows.status) == {"finished"} and set(rows.epochs) == {40}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--grid", "colour=1,2"], "--grid: unknown key 'colour'; allowed: dw_min"),
+    (["--grid", "lr="], "--grid 'lr=': expected KEY=V1,V2"),
+    (["--grid", "lr=0.1", "--grid", "lr=0.2"], "--grid lr is given twice"),
+    (["--grid", "lr=0.1,-1"], "--lr must be a finite number > 0 (got -1.0)"),
+    (["--grid", "dw_min=2"], "dw_min=2: out of range"),
+    (["--grid", "lr=0.1", "--seeds", "0"], "--seeds must be >= 1"),
+    (["--grid", "lr=0.1", "--jobs", "0"], "--jobs must be >= 1"),
+    ([], "sweep needs at least one --grid"),
+])
+def test_bad_sweeps_are_one_line(tmp_path, args, message):
+    result = runner.invoke(app, ["sweep", "--out", str(tmp_path / "s"), *args])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "s").exists()

@@ -365,6 +365,35 @@ def bench(
 
 @app.command()
 @user_errors
+def robustness(
+    run_dir: str = typer.Argument(..., help="a finished run folder"),
+    draws: int = typer.Option(5, help="noise draws per point"),
+    as_json: bool = typer.Option(False, "--json", help="print the rows (family, value, draw, accuracy) as JSON"),
+):
+    """Test accuracy of a finished run on aihwkit inference tiles: programming noise, drift (1 s to
+    1 year, compensated or not), read noise, DAC/ADC bits, stuck devices. Writes RUN_DIR/robustness/."""
+    from experiments.robustness import CONDITIONS, robustness as run_robustness, summary_table
+
+    err = Console(stderr=True)
+    progress = Progress(TextColumn("[bold]robustness"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err, transient=True, disable=not err.is_terminal)
+    with progress:
+        task = progress.add_task("robustness", total=len(CONDITIONS) * draws)
+        rows = run_robustness(Path(run_dir), draws, on_point=lambda: progress.advance(task))
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title=Text(f"test accuracy under inference non-idealities, {draws} draws each"))
+    for col in ("family", "value", "mean ± std"):
+        table.add_column(Text(col))
+    for row in summary_table(rows):
+        table.add_row(Text(row["family"]), Text(row["value"]), Text(f"{row['mean']:.4f} ± {row['std']:.4f}"))
+    Console().print(table)
+    print(f"files: {Path(run_dir) / 'robustness'}")
+
+
+@app.command()
+@user_errors
 def report(
     paths: List[str] = typer.Argument(..., help="run folders, or folders holding them (searched recursively)"),
     group_by: str = typer.Option("dataset,device,rule", help="comma-separated columns to group by"),

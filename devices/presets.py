@@ -95,7 +95,7 @@ def _io(directions: tuple[str, ...], field_name: str, convert=lambda v: v):
     return apply
 
 
-def _bits_to_res(bits: int) -> float:
+def bits_to_res(bits: int) -> float:
     return -1.0 if bits == 0 else 1.0 / (2**bits - 2)
 
 
@@ -114,8 +114,8 @@ PARAMS: dict[str, Param] = {
         Param("dw_min_std", float, 0.0, 100.0, "cycle-to-cycle spread of a step (relative)", _set_device("dw_min_std")),
         Param("up_down", float, -1.0, 1.0, "up/down step asymmetry", _set_device("up_down")),
         Param("w_max", float, 1e-3, 100.0, "device weight bound (w_min = -w_max)", _set_w_max),
-        Param("dac_bits", int, 0, 24, "input DAC bits of both reads (0 = unquantised)", _io(_BOTH, "inp_res", _bits_to_res)),
-        Param("adc_bits", int, 0, 24, "output ADC bits of both reads (0 = unquantised)", _io(_BOTH, "out_res", _bits_to_res)),
+        Param("dac_bits", int, 0, 24, "input DAC bits of both reads (0 = unquantised)", _io(_BOTH, "inp_res", bits_to_res)),
+        Param("adc_bits", int, 0, 24, "output ADC bits of both reads (0 = unquantised)", _io(_BOTH, "out_res", bits_to_res)),
         Param("read_noise", float, 0.0, 10.0, "output read noise of both reads (normalised units)", _io(_BOTH, "out_noise")),
         Param("backward_read_noise", float, 0.0, 10.0, "output read noise of the transposed read only", _io(("backward",), "out_noise")),
         Param("update_bl", int, 1, 1000, "max pulse-train length of an update (desired_bl)", _set_update_bl),

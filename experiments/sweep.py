@@ -220,26 +220,37 @@ def write_tables(sweep: Sweep, rows: list[dict]) -> None:
 
 
 def plot(sweep: Sweep, frame, metric: str = "test_accuracy") -> None:
+    """acc_vs_<key>.png per swept key (one line per value of the other keys), heatmap.png for 2-D grids.
+    Text values (device, rule, ...) keep the grid's order."""
     if frame.empty:
         return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import pandas as pd
 
     keys = list(sweep.grid)
+    frame = frame.copy()
+    text_keys = [k for k in keys if frame[k].dtype.kind not in "if"]
+    for key in text_keys:
+        frame[key] = pd.Categorical(frame[key], categories=sweep.grid[key], ordered=True)
+    fixed = {"rule": sweep.base.rule, "device": sweep.base.device, "dataset": sweep.base.dataset}
+    title = ", ".join(f"{k} {v}" for k, v in fixed.items() if k not in keys)
     for key in keys:
         others = [k for k in keys if k != key]
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        groups = frame.groupby(others) if others else [((), frame)]
+        fig, ax = plt.subplots(figsize=(6, 4.2))
+        groups = frame.groupby(others, observed=True) if others else [((), frame)]
         for label, part in groups:
-            stats = part.groupby(key, sort=True)[metric].agg(["mean", "std"]).fillna(0.0)
+            stats = part.groupby(key, sort=True, observed=True)[metric].agg(["mean", "std"]).fillna(0.0)
+            x = stats.index.codes if key in text_keys else stats.index
             name = ", ".join(f"{k}={v}" for k, v in zip(others, label if isinstance(label, tuple) else (label,)))
-            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=name or None)
-        values = frame[key]
-        if values.dtype.kind in "if" and values.min() > 0 and values.max() / values.min() >= 100:
+            ax.errorbar(x, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=name or None)
+        if key in text_keys:
+            ax.set_xticks(range(len(sweep.grid[key])), sweep.grid[key], rotation=35, ha="right")
+        elif frame[key].min() > 0 and frame[key].max() / frame[key].min() >= 100:
             ax.set_xscale("log")
-        ax.set(xlabel=key, ylabel=f"{metric} (mean ± std over seeds)", title=f"{sweep.base.rule} on {sweep.base.device}")
+        ax.set(xlabel=key, ylabel=f"{metric} (mean ± std over seeds)", title=title)
         ax.grid(alpha=0.3)
         if others:
             ax.legend(fontsize=7)
@@ -247,12 +258,12 @@ def plot(sweep: Sweep, frame, metric: str = "test_accuracy") -> None:
         fig.savefig(sweep.root / f"acc_vs_{key}.png", dpi=110)
         plt.close(fig)
     if len(keys) == 2:
-        grid = frame.groupby(keys)[metric].mean().unstack(keys[1])
-        fig, ax = plt.subplots(figsize=(1.2 * grid.shape[1] + 2.5, 0.8 * grid.shape[0] + 2))
+        grid = frame.groupby(keys, observed=True)[metric].mean().unstack(keys[1])
+        fig, ax = plt.subplots(figsize=(1.2 * grid.shape[1] + 2.5, 0.6 * grid.shape[0] + 2))
         image = ax.imshow(grid.to_numpy(), cmap="viridis", aspect="auto")
         ax.set(xticks=range(grid.shape[1]), xticklabels=[str(c) for c in grid.columns], xlabel=keys[1],
                yticks=range(grid.shape[0]), yticklabels=[str(i) for i in grid.index], ylabel=keys[0],
-               title=f"{metric}, mean over seeds")
+               title=f"{metric}, mean over seeds" + (f" ({title})" if title else ""))
         for (i, j), value in zip(itertools.product(range(grid.shape[0]), range(grid.shape[1])), grid.to_numpy().ravel()):
             ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="white", fontsize=8)
         fig.colorbar(image)

@@ -64,12 +64,29 @@ def user_errors(fn):
     return wrapper
 
 
-def print_table(title: str, rows: list[tuple[str, object]]) -> None:
-    """A two-column key/value table; every cell is plain text."""
-    table = Table(title=Text(title), show_header=False)
-    for key, value in rows:
-        table.add_row(Text(key), Text(f"{value:.4f}" if isinstance(value, float) else str(value)))
+def _cell(value) -> Text:
+    return Text("-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+
+
+def print_table(title: str, rows: list[tuple], columns: tuple[str, ...] | None = None) -> None:
+    """A table of plain-text cells (floats to 4 decimals); without `columns`, no header."""
+    table = Table(title=Text(title), show_header=columns is not None)
+    for col in columns or ():
+        table.add_column(Text(col))
+    for row in rows:
+        table.add_row(*[_cell(v) for v in row])
     Console().print(table)
+
+
+def _stderr_progress(*columns, transient: bool = True) -> Progress:
+    """A progress bar on stderr, off when stderr is not a terminal (logs get no bar lines)."""
+    err = Console(stderr=True)
+    return Progress(*columns, console=err, transient=transient, disable=not err.is_terminal)
+
+
+def _prog() -> str:
+    """How the user called hilt, for the commands we suggest."""
+    return "python cli.py" if Path(sys.argv[0]).name == "cli.py" else "hilt"
 
 
 def _train_config(
@@ -135,11 +152,8 @@ _CONFIG_FIELD = {"set_": "sets", "as_json": None, "resume": None, "ctx": None}
 
 def _progress(cfg):
     """A progress bar on stderr (off when stderr is not a terminal) and the train() callbacks for it."""
-    err = Console(stderr=True)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"), console=err, transient=True, disable=not err.is_terminal,
-    )
+    progress = _stderr_progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
 
     def callbacks(description: str) -> dict:
         task = progress.add_task(escape(description), total=cfg.epochs, status="")
@@ -164,9 +178,8 @@ def _report_end(summary: dict, target_epochs: int) -> None:
     if summary["status"] == "diverged":
         raise HiltError(f"training diverged at {summary['error']}; results so far kept in {run_dir}")
     if summary["status"] == "interrupted":
-        prog = "python cli.py" if Path(sys.argv[0]).name == "cli.py" else "hilt"
         say("interrupted:", "bold yellow", f"{summary['epochs']} of {target_epochs} epochs kept in {run_dir}; "
-            f"continue with: {prog} train --resume {shlex.quote(run_dir)}")
+            f"continue with: {_prog()} train --resume {shlex.quote(run_dir)}")
         raise typer.Exit(128 + _received_signal[0])
 
 
@@ -224,19 +237,13 @@ def compare(
         result = run_compare(cfg, every=every, on_run=lambda path: callbacks(f"{cfg.rule} on {path}"))
     if as_json:
         print(json.dumps(result, default=str))
-    for path, run_dir in result["runs"].items():
-        summary = json.loads((Path(run_dir) / "summary.json").read_text())
-        _report_end(summary, cfg.epochs)
+    if "stopped" in result:
+        _report_end(result["stopped"], cfg.epochs)
     if as_json:
         return
-    table = Table(title=Text(f"{cfg.rule}: exact vs {cfg.device}, {cfg.dataset}, last epoch"))
-    for col in ("metric", "layer", "exact", cfg.device):
-        table.add_column(Text(col))
-    for row in result["final"]:
-        values = [row.get(p) for p in ("exact", cfg.device)]
-        table.add_row(Text(row["metric"]), Text(str(row["layer"])),
-                      *[Text("-" if v is None else f"{v:.4f}") for v in values])
-    Console().print(table)
+    print_table(f"{cfg.rule}: exact vs {cfg.device}, {cfg.dataset}, last epoch",
+                [(r["metric"], r["layer"], r.get("exact"), r.get(cfg.device)) for r in result["final"]],
+                columns=("metric", "layer", "exact", cfg.device))
     print(f"comparison folder: {result['run_dir']}")
 
 
@@ -265,9 +272,8 @@ def sweep(
         raise HiltError(f"--jobs must be >= 1 (got {jobs})")
     out = cfg.out if ctx.get_parameter_source("out").name == "COMMANDLINE" else "results/sweeps"
     plan = sweeps.plan(cfg, grid or [], seeds, Path(out), name)
-    err = Console(stderr=True)
-    progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=err, disable=not err.is_terminal)
+    progress = _stderr_progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                TimeRemainingColumn(), transient=False)
     with progress:
         task = progress.add_task("sweep", total=len(plan.points))
         try:
@@ -276,9 +282,8 @@ def sweep(
         except KeyboardInterrupt:
             rows = None
     if rows is None:
-        prog = "python cli.py" if Path(sys.argv[0]).name == "cli.py" else "hilt"
         say("interrupted:", "bold yellow", f"finished points are kept in {plan.root}; rerun the same command to go on "
-            f"(`{prog} sweep ... --name {plan.root.name}` finds it too)")
+            f"(`{_prog()} sweep ... --name {plan.root.name}` finds it too)")
         raise typer.Exit(128 + _received_signal[0])
     if as_json:
         print(json.dumps(rows))
@@ -374,21 +379,16 @@ def robustness(
     1 year, compensated or not), read noise, DAC/ADC bits, stuck devices. Writes RUN_DIR/robustness/."""
     from experiments.robustness import CONDITIONS, robustness as run_robustness, summary_table
 
-    err = Console(stderr=True)
-    progress = Progress(TextColumn("[bold]robustness"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, transient=True, disable=not err.is_terminal)
+    progress = _stderr_progress(TextColumn("[bold]robustness"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with progress:
         task = progress.add_task("robustness", total=len(CONDITIONS) * draws)
         rows = run_robustness(Path(run_dir), draws, on_point=lambda: progress.advance(task))
     if as_json:
         print(json.dumps(rows))
         return
-    table = Table(title=Text(f"test accuracy under inference non-idealities, {draws} draws each"))
-    for col in ("family", "value", "mean ± std"):
-        table.add_column(Text(col))
-    for row in summary_table(rows):
-        table.add_row(Text(row["family"]), Text(row["value"]), Text(f"{row['mean']:.4f} ± {row['std']:.4f}"))
-    Console().print(table)
+    print_table(f"test accuracy under inference non-idealities, {draws} draws each",
+                [(r["family"], r["value"], f"{r['mean']:.4f} ± {r['std']:.4f}") for r in summary_table(rows)],
+                columns=("family", "value", "mean ± std"))
     print(f"files: {Path(run_dir) / 'robustness'}")
 
 

@@ -128,7 +128,7 @@ class ExactCrossbar(Crossbar):
             self.b[...] = W[:, self.in_size]
 
     def state_dict(self):
-        return {"weights": backend.to_numpy(self.weights()).copy(), "optimizer": self.optimizer.state_dict()}
+        return {"weights": backend.to_numpy(self.weights()), "optimizer": self.optimizer.state_dict()}  # weights() copies
 
     def load_state_dict(self, state):
         self.program(state["weights"])

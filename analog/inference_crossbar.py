@@ -43,13 +43,11 @@ class InferenceCrossbar(Crossbar):
         return np.concatenate([w.numpy(), b.numpy()[:, None]], axis=1) if b is not None else w.numpy()
 
     def _program(self, W):
-        import torch
-
         W = backend.to_numpy(W).copy()
         if self.stuck > 0:
             W[self.rng.random(W.shape) < self.stuck] = 0.0
-        bias = torch.from_numpy(W[:, self.in_size].copy()) if self.bias else None
-        self.tile.set_weights(torch.from_numpy(W[:, : self.in_size].copy()), bias)
+        bias = backend.to_torch(W[:, self.in_size]) if self.bias else None
+        self.tile.set_weights(backend.to_torch(W[:, : self.in_size]), bias)
         self.tile.program_weights()
 
     def drift(self, t_seconds: float) -> None:

@@ -103,7 +103,10 @@ def build_network(
     seed: int = 0,
     activation: str = "relu",
     bias: bool = True,
+    weights: list | None = None,
 ) -> Network:
+    """The network of `spec` on crossbars from `make_crossbar`, programmed with torch's default init
+    drawn from `seed`, or with `weights` (one (out, in[+1]) matrix per layer, e.g. a trained run's)."""
     m = _SPEC.match(spec.replace(" ", ""))
     if not m:
         raise HiltError(f"unknown model {spec!r}; allowed forms: {', '.join(MODEL_KINDS)} with optional @WIDTH")
@@ -134,16 +137,18 @@ def build_network(
             shapes.append((scaled(channels), C * 9))
             C, H, W = scaled(channels), H // 2, W // 2
         shapes.append((n_classes, C * H * W))
-    weights = sum(out * (fan_in + bias) for out, fan_in in shapes)
-    check_memory(f"model {spec} ({weights:,} weights)", weights * getattr(make_crossbar, "bytes_per_weight", 16))
+    n_weights = sum(out * (fan_in + bias) for out, fan_in in shapes)
+    check_memory(f"model {spec} ({n_weights:,} weights)", n_weights * getattr(make_crossbar, "bytes_per_weight", 16))
 
     rng = np.random.default_rng(seed)
     act = ACTIVATIONS[activation]()
     ident = ACTIVATIONS["identity"]()
+    if weights is not None and len(weights) != len(shapes):
+        raise ValueError(f"build_network: {len(weights)} weight matrices for the {len(shapes)} layers of {spec}")
     crossbars = []
-    for out, fan_in in shapes:
+    for k, (out, fan_in) in enumerate(shapes):
         xbar = make_crossbar(out, fan_in, bias)
-        xbar.program(backend.asarray(_uniform_init(rng, out, fan_in, bias)))
+        xbar.program(backend.asarray(_uniform_init(rng, out, fan_in, bias) if weights is None else weights[k]))
         crossbars.append(xbar)
     if m["kind"] == "mlp":
         blocks = [Block(Dense(x), act) for x in crossbars[:-1]]

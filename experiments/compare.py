@@ -49,7 +49,8 @@ def _tidy(path: str, metrics: list[dict], fidelity: list[dict]) -> list[dict]:
 
 
 def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | None = None) -> dict:
-    """Train cfg.rule on exact and on cfg.device; returns the comparison's summary.
+    """Train cfg.rule on exact and on cfg.device; returns the comparison's summary (with `stopped`,
+    the summary of the run that did not finish, if one did not).
 
     `on_run(path)` may return train() callbacks (on_step, on_epoch) for the run on `path`."""
     if cfg.device == "exact":
@@ -71,11 +72,13 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
         metrics = pd.read_csv(Path(summary["run_dir"]) / "metrics.csv").to_dict("records")
         tidy += _tidy(path, metrics, probe.rows)
         samples += [{"path": path, **row} for row in probe.rows]
-    status = next((s["status"] for s in summaries.values() if s["status"] != "finished"), "finished")
-    result = {"status": status, "run_dir": str(root), "device": cfg.device, "rule": cfg.rule,
-              "dataset": cfg.dataset, "seed": cfg.seed, "every": every,
+    stopped = next((s for s in summaries.values() if s["status"] != "finished"), None)
+    result = {"status": stopped["status"] if stopped else "finished", "run_dir": str(root), "device": cfg.device,
+              "rule": cfg.rule, "dataset": cfg.dataset, "seed": cfg.seed, "every": every,
               "runs": {path: s["run_dir"] for path, s in summaries.items()}}
-    if status == "finished":
+    if stopped:
+        result["stopped"] = stopped  # the run that did not finish (diverged or interrupted)
+    else:
         write_csv(root / "compare.csv", tidy)
         write_csv(root / "fidelity.csv", samples)
         result["final"] = final_table(tidy, cfg.device)

@@ -55,9 +55,8 @@ def robustness(run_dir: Path, draws: int = 5, on_point: Callable[[], None] | Non
         for draw in range(draws):
             factory = inference_factory(lambda: inference_rpu_config(**options), stuck, seed=draw)
             inference_net = build_network(cfg.model, data.input_shape, data.n_classes, factory,
-                                          seed=cfg.seed, activation=cfg.activation)
-            for crossbar, W in zip(inference_net.crossbars(), weights):
-                crossbar.program(W)
+                                          activation=cfg.activation, weights=weights)
+            for crossbar in inference_net.crossbars():
                 crossbar.drift(seconds)
             rows.append({"family": family, "value": value, "draw": draw,
                          "accuracy": evaluate(inference_net, x_te, y_te, loss)[1]})

@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Callable
 
 from devices import PARAMS, HiltError
+from experiments import report
 from experiments.results import read_json, write_csv, write_json
 from experiments.train import TrainConfig, build, open_run, train, validate
 
 RULE_KEYS = {"alpha": float, "beta": float, "loss": str, "schedule": str, "passes": int}
 TRAIN_KEYS = ("lr", "batch_size", "epochs", "model", "device", "rule", "activation", "optimizer", "momentum",
               "weight_decay")
-METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "epochs", "wall_time_s")
+METRICS = (*report.METRICS, "epochs")
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:

@@ -41,7 +41,9 @@ _received_signal = [signal.SIGINT]
 
 
 def _terminate_as_interrupt(signum, frame):
-    """SIGTERM (a scheduler's kill, `timeout`) is handled like Ctrl-C (installed by `main`)."""
+    """SIGTERM (a scheduler's kill, `timeout`) is handled like Ctrl-C (installed by `main`). SIGINT
+    gets the same handler explicitly: a process started in the background by a non-interactive
+    shell inherits SIGINT ignored, and `kill -INT` would then do nothing."""
     _received_signal[0] = signum
     raise KeyboardInterrupt
 
@@ -431,7 +433,8 @@ def main() -> None:
     on stderr and exit 2, like every other user mistake, instead of Typer's usage panel."""
     from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer is pinned
 
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _terminate_as_interrupt)
     try:
         code = typer.main.get_command(app).main(prog_name="hilt", standalone_mode=False)
     except NoArgsIsHelpError as err:

@@ -94,7 +94,7 @@ def _prog() -> str:
 def _train_config(
     dataset: str = typer.Option("digits", help="digits | rhm"),
     data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size)"),
-    model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT or cnn:C1-C2 (optional @WIDTH); default: the dataset's MLP (digits 64-512-10)"),
+    model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT, cnn:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's MLP (digits 64-512-10; self-supervised rules: 64-512-512, no readout)"),
     device: str = typer.Option("rram", help="device preset (see `hilt devices`)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
     rule: str = typer.Option("bp", help="learning rule (see `hilt rules`)"),
@@ -104,6 +104,10 @@ def _train_config(
     schedule: Optional[str] = typer.Option(None, help="dp/dp_adjoint: inference schedule fwbw | fw (or fwbwK, fwK)"),
     passes: Optional[int] = typer.Option(None, help="dp/dp_adjoint: passes K of the schedule (1-100)"),
     damping: Optional[bool] = typer.Option(None, "--damping/--no-damping", help="dp/dp_adjoint: stabilised (proximal) iteration"),
+    contrast: Optional[str] = typer.Option(None, help="clapp rules: f of the score, hinge | softplus | linear (default hinge)"),
+    pool: Optional[str] = typer.Option(None, help="clapp rules: feature pooling per layer, auto | global | kernels such as 2-2-1"),
+    inference_steps: Optional[int] = typer.Option(None, help="pc: inference steps T per batch (default 8)"),
+    eta_h: Optional[float] = typer.Option(None, help="pc: value-node step size in (0, 1] (default 0.1)"),
     log_alignment: bool = typer.Option(False, "--log-alignment", help="record per-layer cosine with the BP gradient each epoch"),
     epochs: int = typer.Option(30, help="training epochs (with --resume: the new total)"),
     batch_size: Optional[int] = typer.Option(None, help="mini-batch size; default: the dataset's (digits 10, rhm 20)"),
@@ -114,6 +118,7 @@ def _train_config(
     weight_decay: float = typer.Option(0.0, help="exact device only: weight decay"),
     activation: str = typer.Option("relu", help="hidden activation: relu | tanh | sigmoid | hardtanh | identity"),
     keep_best: bool = typer.Option(False, "--keep-best", help="also keep checkpoint-best.pkl (best test accuracy)"),
+    eval_every: int = typer.Option(1, help="evaluate on the test set every N epochs (and after the last)"),
     out: str = typer.Option("results/runs", help="where run directories go"),
 ):
     """The options of a training run (train, compare, ...) -> a TrainConfig."""
@@ -122,10 +127,11 @@ def _train_config(
     return TrainConfig(
         dataset=dataset, data_set=data_set or [], model=model, device=device, sets=set_ or [], rule=rule,
         rule_options={"loss": loss, "alpha": alpha, "beta": beta, "schedule": schedule, "passes": passes,
-                      "damping": damping},
+                      "damping": damping, "contrast": contrast, "pool": pool, "inference_steps": inference_steps,
+                      "eta_h": eta_h},
         log_alignment=log_alignment, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
         optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, activation=activation,
-        keep_best=keep_best, out=out,
+        keep_best=keep_best, eval_every=eval_every, out=out,
     )
 
 
@@ -163,8 +169,7 @@ def _progress(cfg):
         def on_step(epoch, step, steps):
             progress.update(task, completed=epoch - 1 + step / steps)
 
-        def on_epoch(rows):
-            tr, te = rows
+        def on_epoch(tr, te):
             progress.update(task, completed=tr["epoch"], status=(
                 f"loss {tr['loss']:.3f}  train {tr['accuracy']:.3f}  test {te['accuracy']:.3f} "
                 f"(exact readout {te['accuracy_exact_readout']:.3f})"))

@@ -133,3 +133,11 @@ class ExactCrossbar(Crossbar):
     def load_state_dict(self, state):
         self.program(state["weights"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def exact_copy(crossbar: Crossbar, bias: bool = True) -> ExactCrossbar:
+    """An ExactCrossbar holding `crossbar`'s current (read-out) weights; bias=False drops b."""
+    xbar = ExactCrossbar(crossbar.out_size, crossbar.in_size, crossbar.bias and bias)
+    W = backend.asarray(crossbar.weights())
+    xbar.program(W if xbar.bias else W[:, : crossbar.in_size])
+    return xbar

@@ -15,7 +15,7 @@ import copy
 from typing import Any, NamedTuple
 
 from analog import backend
-from analog.crossbar import Crossbar, ExactCrossbar
+from analog.crossbar import Crossbar, exact_copy
 from analog.periphery import Activation, AvgPool2d, ConvGeometry, MaxPool2d, col2im, im2col
 
 
@@ -45,12 +45,8 @@ class Dense:
 
     def exact_copy(self, bias: bool = True):
         """This layer on an ExactCrossbar holding the current (read-out) weights; bias=False drops b."""
-        old = self.crossbar
-        xbar = ExactCrossbar(old.out_size, old.in_size, old.bias and bias)
-        W = backend.asarray(old.weights())
-        xbar.program(W if xbar.bias else W[:, : old.in_size])
         layer = copy.copy(self)
-        layer.crossbar = xbar
+        layer.crossbar = exact_copy(self.crossbar, bias)
         return layer
 
     def output_shape(self, in_shape):
@@ -99,6 +95,34 @@ class Conv2d(Dense):
 
     def backward(self, g, cache):
         return col2im(self.crossbar.backward(self._g_rows(g), cache.clipped), self.geometry, cache.in_shape)
+
+
+class PatchConv1d(Dense):
+    """Non-overlapping 1-D convolution (kernel = stride = s): each window of s positions of all
+    input channels is one crossbar row, (B, C, n*s) -> (B, out, n). The RHM's CNN (SPECS 3.2)."""
+
+    def __init__(self, crossbar: Crossbar, s: int):
+        super().__init__(crossbar)
+        self.s = s
+
+    def input_cache(self, x) -> LayerCache:
+        B, C, d = x.shape
+        return LayerCache(x.reshape(B, C, d // self.s, self.s).transpose(0, 2, 1, 3).reshape(-1, C * self.s), x.shape)
+
+    def output_shape(self, in_shape):
+        return (self.crossbar.out_size, in_shape[1] // self.s)
+
+    def forward(self, x):
+        y, cache = super().forward(x)
+        return y.reshape(x.shape[0], -1, y.shape[1]).transpose(0, 2, 1), cache
+
+    def _g_rows(self, g):
+        return g.transpose(0, 2, 1).reshape(-1, g.shape[1])
+
+    def backward(self, g, cache):
+        B, C, d = cache.in_shape
+        rows = self.crossbar.backward(self._g_rows(g), cache.clipped)
+        return rows.reshape(B, d // self.s, C, self.s).transpose(0, 2, 1, 3).reshape(B, C, d)
 
 
 class Block:

@@ -22,6 +22,17 @@ class Dataset:
     # The dataset's training recipe: what `train` uses when --model / --batch-size are not given.
     default_hidden: int = 256
     default_batch_size: int = 20
+    # How self-supervised rules get positive pairs (data/pairs.py): "shift" (two shifted views of
+    # an image) or "synonym" (two samples of the same class: the RHM's synonymous encodings).
+    pairing: str = "shift"
+
+    def pairs(self, idx: np.ndarray, rng: np.random.Generator):
+        """Two views and the negatives of the training samples `idx` (a data/pairs.py Pairs)."""
+        from data.pairs import shifted_views, synonym_pairs
+
+        if self.pairing == "synonym":
+            return synonym_pairs(self.x_train, self.y_train, idx, rng)
+        return shifted_views(self.x_train, idx, rng)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -30,6 +41,12 @@ class Dataset:
     @property
     def default_model(self) -> str:
         return f"mlp:{int(np.prod(self.input_shape))}-{self.default_hidden}-{self.n_classes}"
+
+    @property
+    def default_encoder(self) -> str:
+        """The default model of a self-supervised rule: two hidden layers, no readout."""
+        n_in, h = int(np.prod(self.input_shape)), self.default_hidden
+        return f"mlp:{n_in}-{h}-{h}"
 
 
 def _digits(params: dict[str, str], seed: int) -> Dataset:

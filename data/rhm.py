@@ -170,5 +170,6 @@ def load_rhm(p: RHMParams, seed: int = 0) -> Dataset:
         x[train:],
         y[train:],
         n_classes=p.n_c,
+        pairing="synonym",
         info={"p_max": p.p_max, **{f.name: getattr(p, f.name) for f in fields(p)}},
     )

@@ -5,7 +5,9 @@ The run's read-out weights (from its checkpoint) are programmed onto aihwkit inf
 family varies one factor from a base: aihwkit's InferenceRPUConfig defaults (PCM-like programming
 noise, out_noise 0.06, 7-bit DAC, 9-bit ADC), read 1 s after programming, with global drift
 compensation. Every point is repeated over `draws` noise draws (aihwkit seeds its noise from the
-clock). The reference point is the exact readout: the weights run in float arithmetic.
+clock). The reference point is the exact readout: the weights run in float arithmetic. A
+self-supervised run is scored like in training: a linear probe fitted on the features the
+inference tiles give (the digital readout is trained on the chip's own outputs).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from devices import HiltError
 from devices.inference import inference_rpu_config
 from experiments import checkpoint
 from experiments.results import read_json, write_csv
-from experiments.train import build, evaluate, resume_config
+from experiments.train import build, held_out_score, resume_config
 
 HOUR, DAY, YEAR = 3600.0, 86400.0, 365.25 * 86400.0
 DRIFT_TIMES = {"1 s": 1.0, "1 h": HOUR, "1 day": DAY, "1 year": YEAR}
@@ -45,21 +47,20 @@ def robustness(run_dir: Path, draws: int = 5, on_point: Callable[[], None] | Non
     if not summary_file.is_file() or read_json(summary_file).get("status") != "finished":
         raise HiltError(f"robustness {run_dir}: not a finished run folder (summary.json with status finished)")
     setup = build(resume_config(run_dir, {}))
-    cfg, data, net, loss = setup.cfg, setup.data, setup.net, setup.rule.loss
+    cfg, data, net, rule = setup.cfg, setup.data, setup.net, setup.rule
     net.load_state_dict(checkpoint.load(run_dir).network)
     weights = [backend.to_numpy(w) for w in net.weights()]
-    x_te, y_te = backend.asarray(data.x_test), backend.xp().asarray(data.y_test)
     rows = [{"family": "none (exact readout)", "value": "-", "draw": 0,
-             "accuracy": evaluate(net.exact_copy(), x_te, y_te, loss)[1]}]
+             "accuracy": held_out_score(rule, net.exact_copy(), data)["accuracy"]}]
     for family, value, options, seconds, stuck in CONDITIONS:
         for draw in range(draws):
             factory = inference_factory(lambda: inference_rpu_config(**options), stuck, seed=draw)
             inference_net = build_network(cfg.model, data.input_shape, data.n_classes, factory,
-                                          activation=cfg.activation, weights=weights)
+                                          activation=cfg.activation, weights=weights, readout=not rule.self_supervised)
             for crossbar in inference_net.crossbars():
                 crossbar.drift(seconds)
             rows.append({"family": family, "value": value, "draw": draw,
-                         "accuracy": evaluate(inference_net, x_te, y_te, loss)[1]})
+                         "accuracy": held_out_score(rule, inference_net, data)["accuracy"]})
             if on_point:
                 on_point()
     out = run_dir / "robustness"

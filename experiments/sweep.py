@@ -1,4 +1,4 @@
-"""Sweeps: a grid over device keys, rule options and train options, times seeds.
+"""Sweeps: a grid over device keys, rule options, train options and dataset options, times seeds.
 
 One point (grid values + seed) is one ordinary run folder, `<sweep>/points/<key=value,...,seed=S>/`,
 so a sweep is resumable: rerunning the same command skips finished points and resumes killed
@@ -25,12 +25,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
+from data.rhm import RHMParams
 from devices import PARAMS, HiltError
 from experiments import report
 from experiments.results import read_json, write_csv, write_json
 from experiments.train import TrainConfig, build, open_run, train, validate
 
-RULE_KEYS = {"alpha": float, "beta": float, "loss": str, "schedule": str, "passes": int}
+RULE_KEYS = {"alpha": float, "beta": float, "loss": str, "schedule": str, "passes": int, "contrast": str, "pool": str,
+             "inference_steps": int, "eta_h": float}
+DATA_KEYS = tuple(f.name for f in fields(RHMParams))  # --data-set options (only rhm has any)
 TRAIN_KEYS = ("lr", "batch_size", "epochs", "model", "device", "rule", "activation", "optimizer", "momentum",
               "weight_decay")
 METRICS = (*report.METRICS, "epochs")
@@ -38,7 +41,7 @@ METRICS = (*report.METRICS, "epochs")
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
     """['dw_min=1e-4,1e-3', 'alpha=0,0.5'] -> {'dw_min': ['1e-4', '1e-3'], 'alpha': ['0', '0.5']}."""
-    allowed = [*PARAMS, *RULE_KEYS, *TRAIN_KEYS]
+    allowed = [*PARAMS, *RULE_KEYS, *TRAIN_KEYS, *DATA_KEYS]
     grid: dict[str, list[str]] = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -69,7 +72,8 @@ class Point:
 
 
 def _typed(key: str, text: str):
-    kind = PARAMS[key].kind if key in PARAMS else RULE_KEYS.get(key) or {f.name: f.type for f in fields(TrainConfig)}.get(key)
+    kind = (PARAMS[key].kind if key in PARAMS else int if key in DATA_KEYS else RULE_KEYS.get(key)
+            or {f.name: f.type for f in fields(TrainConfig)}.get(key))
     try:
         if kind in (float, "float"):
             return float(text)
@@ -81,15 +85,17 @@ def _typed(key: str, text: str):
 
 
 def point_config(base: TrainConfig, point: Point) -> TrainConfig:
-    sets, rule_options, changes = list(base.sets), dict(base.rule_options), {}
+    sets, data_set, rule_options, changes = list(base.sets), list(base.data_set), dict(base.rule_options), {}
     for key, text in point.values:
         if key in PARAMS:
             sets = [s for s in sets if s.partition("=")[0].strip() != key] + [f"{key}={text}"]
+        elif key in DATA_KEYS:
+            data_set = [s for s in data_set if s.partition("=")[0].strip() != key] + [f"{key}={text}"]
         elif key in RULE_KEYS:
             rule_options[key] = _typed(key, text)
         else:
             changes[key] = _typed(key, text)
-    return replace(base, sets=sets, rule_options=rule_options, seed=point.seed, **changes)
+    return replace(base, sets=sets, data_set=data_set, rule_options=rule_options, seed=point.seed, **changes)
 
 
 def run_point(cfg: dict, run_dir: str) -> dict:

@@ -25,6 +25,7 @@ from data import load_dataset
 from devices import HiltError, parse_device
 from experiments import checkpoint
 from experiments.alignment import mean_alignment
+from experiments.probe import probe
 from experiments.results import new_run_dir, read_json, versions, write_csv, write_json
 from rules import make_rule
 from rules.base import DivergenceError, output_metrics
@@ -49,6 +50,7 @@ class TrainConfig:
     activation: str = "relu"
     log_alignment: bool = False
     keep_best: bool = False  # also keep checkpoint-best.pkl, by SELECTION_METRIC
+    eval_every: int = 1  # test evaluation every N epochs (and after the last)
     out: str = "results/runs"
 
 
@@ -70,6 +72,8 @@ def _check(cfg: TrainConfig) -> None:
         raise HiltError(f"--lr must be a finite number > 0 (got {cfg.lr})")
     if cfg.epochs < 1:
         raise HiltError(f"--epochs must be >= 1 (got {cfg.epochs})")
+    if cfg.eval_every < 1:
+        raise HiltError(f"--eval-every must be >= 1 (got {cfg.eval_every})")
     if cfg.batch_size is not None and cfg.batch_size < 1:
         raise HiltError(f"--batch-size must be >= 1 (got {cfg.batch_size})")
     if not 0 <= cfg.momentum < 1:
@@ -94,6 +98,19 @@ def evaluate(net: Network, x, y, loss, batch_size: int = 500) -> tuple[float, fl
     return total / len(x), correct / len(x)
 
 
+def held_out_score(rule, net: Network, data, per_layer: bool = False) -> dict:
+    """Test loss and accuracy of a network trained by `rule`: its output for a supervised rule, a
+    linear probe of its layers (experiments/probe.py) for a self-supervised one (with the
+    per-layer probe accuracies when asked)."""
+    if rule.self_supervised:
+        result = probe(net, rule.pools(net), data, per_layer)
+        return {"loss": result.loss, "accuracy": result.accuracy,
+                **({"probe_accuracy_per_layer": result.per_layer} if per_layer else {})}
+    xp = backend.xp()
+    loss, accuracy = evaluate(net, backend.asarray(data.x_test), xp.asarray(data.y_test), rule.loss)
+    return {"loss": loss, "accuracy": accuracy}
+
+
 @dataclass
 class Setup:
     """Everything a run is built from, validated (shared by train and other experiments)."""
@@ -110,7 +127,8 @@ def build(cfg: TrainConfig) -> Setup:
     rule = make_rule(cfg.rule, **cfg.rule_options)
     backend.select(analog=not spec.is_exact)
     data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed)
-    cfg = replace(cfg, model=cfg.model or data.default_model, batch_size=cfg.batch_size or data.default_batch_size)
+    default_model = data.default_encoder if rule.self_supervised else data.default_model
+    cfg = replace(cfg, model=cfg.model or default_model, batch_size=cfg.batch_size or data.default_batch_size)
     new_optimizer = lambda: make_optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay)  # noqa: E731
     try:
         new_optimizer()
@@ -118,7 +136,8 @@ def build(cfg: TrainConfig) -> Setup:
         raise HiltError(str(err)) from None
     factory = crossbar_factory(spec, new_optimizer)
     net = build_network(cfg.model, data.input_shape, data.n_classes, factory,
-                        seed=cfg.seed, activation=cfg.activation)
+                        seed=cfg.seed, activation=cfg.activation, readout=not rule.self_supervised)
+    rule.attach(net, factory, np.random.default_rng((cfg.seed, 1)))
     return Setup(cfg, data, net, rule)
 
 
@@ -187,7 +206,7 @@ def open_run(setup: Setup, resume: Path | None = None, run_dir: Path | None = No
 def train(
     setup: Setup,
     on_step: Callable[[int, int, int], None] | None = None,
-    on_epoch: Callable[[list[dict]], None] | None = None,
+    on_epoch: Callable[[dict, dict], None] | None = None,
     run: Run | None = None,
 ) -> dict:
     """Run a built setup (see `build`) in `run` (default: a new run folder, see `open_run`).
@@ -203,8 +222,14 @@ def train(
 
     xp = backend.xp()
     x_tr, y_tr = backend.asarray(data.x_train), xp.asarray(data.y_train)
-    x_te, y_te = backend.asarray(data.x_test), xp.asarray(data.y_test)
     n = len(data.x_train)
+
+    def batch(idx: np.ndarray, rng: np.random.Generator):
+        """(x, y) of the training samples idx; x is a pair of views for a self-supervised rule."""
+        if rule.self_supervised:
+            return data.pairs(idx, rng), y_tr[xp.asarray(idx)]
+        return x_tr[xp.asarray(idx)], y_tr[xp.asarray(idx)]
+
     steps = -(-n // cfg.batch_size)
     rows: list[dict] = list(ckpt.rows) if ckpt else []
     best = dict(ckpt.best) if ckpt else {}
@@ -219,22 +244,22 @@ def train(
     def wall():
         return round(wall_before + time.perf_counter() - start, 3)
 
-    probe = []
+    alignment_batches = []
     if cfg.log_alignment:
-        fixed = np.random.default_rng(cfg.seed + 1).permutation(n)
-        probe = [(x_tr[xp.asarray(idx)], y_tr[xp.asarray(idx)])
-                 for idx in np.array_split(fixed[: 5 * cfg.batch_size], 5)]
+        fixed = np.random.default_rng(cfg.seed + 1)
+        alignment_batches = [batch(idx, fixed) for idx in np.array_split(fixed.permutation(n)[: 5 * cfg.batch_size], 5)]
 
     def evaluate_test(epoch):
-        loss, acc = evaluate(net, x_te, y_te, rule.loss)
-        _, acc_exact = evaluate(net.exact_copy(), x_te, y_te, rule.loss)
-        rows.append({"epoch": epoch, "split": "test", "loss": loss, "accuracy": acc, "accuracy_exact_readout": acc_exact})
+        score = held_out_score(rule, net, data)
+        exact = held_out_score(rule, net.exact_copy(), data)
+        rows.append({"epoch": epoch, "split": "test", "loss": score["loss"], "accuracy": score["accuracy"],
+                     "accuracy_exact_readout": exact["accuracy"]})
 
     def end_of_epoch(epoch):
         """metrics.csv, then the checkpoint(s), then summary.json: a resume reads the checkpoint's rows."""
         nonlocal done
         write_csv(run_dir / "metrics.csv", rows)
-        test_acc = rows[-1]["accuracy"]
+        test_acc = rows[-1]["accuracy"] if rows[-1]["split"] == "test" else -math.inf
         is_best = cfg.keep_best and test_acc > best.get(SELECTION_METRIC, -math.inf)
         if is_best:
             best.update({"epoch": epoch, SELECTION_METRIC: test_acc})
@@ -258,12 +283,12 @@ def train(
                 evaluate_test(0)
                 end_of_epoch(0)
             for epoch in range(done + 1, cfg.epochs + 1):
-                perm = xp.asarray(order.permutation(n))
+                perm = order.permutation(n)
                 loss_sum = correct = 0.0
                 for step in range(steps):
-                    idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+                    x, y = batch(perm[step * cfg.batch_size : (step + 1) * cfg.batch_size], order)
                     try:
-                        m = rule.step(net, x_tr[idx], y_tr[idx], cfg.lr)
+                        m = rule.step(net, x, y, cfg.lr)
                     except DivergenceError as err:
                         raise DivergenceError(f"epoch {epoch}, step {step + 1}: {err}") from None
                     if not math.isfinite(m["loss_sum"]):
@@ -272,22 +297,29 @@ def train(
                     correct += m["correct"]
                     if on_step:
                         on_step(epoch, step + 1, steps)
-                for k, W in enumerate(net.weights()):
-                    if not bool(xp.isfinite(xp.asarray(W)).all()):
-                        raise DivergenceError(f"epoch {epoch}: weights of layer {k + 1} are not finite")
+                matrices = {f"layer {k}": c for k, c in enumerate(net.crossbars(), 1)} | net.aux
+                for what, crossbar in matrices.items():
+                    if not bool(xp.isfinite(xp.asarray(crossbar.weights())).all()):
+                        raise DivergenceError(f"epoch {epoch}: weights of {what} are not finite")
                 extra = {}
-                if probe:
-                    extra = {f"align_{k}": c for k, c in enumerate(mean_alignment(net, rule, probe), 1)}
-                rows.append({"epoch": epoch, "split": "train", "loss": loss_sum / n, "accuracy": correct / n, **extra})
-                evaluate_test(epoch)
+                if alignment_batches:
+                    extra = {f"align_{k}": c for k, c in enumerate(mean_alignment(net, rule, alignment_batches), 1)}
+                train_row = {"epoch": epoch, "split": "train", "loss": loss_sum / n, "accuracy": correct / n, **extra}
+                rows.append(train_row)
+                if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                    evaluate_test(epoch)
                 end_of_epoch(epoch)
                 if on_epoch:
-                    on_epoch(rows[-2:])
+                    on_epoch(train_row, next(r for r in reversed(rows) if r["split"] == "test"))
         except DivergenceError as err:
             return finish("diverged", error=str(err))
         except KeyboardInterrupt:
             return finish("interrupted")
-    train_row, test = rows[-2], rows[-1]
+    train_row = next(r for r in reversed(rows) if r["split"] == "train")
+    test = rows[-1]
+    extra = {}
+    if rule.self_supervised:
+        extra["probe_accuracy_per_layer"] = held_out_score(rule, net, data, per_layer=True)["probe_accuracy_per_layer"]
     return finish(
         "finished",
         train_loss=train_row["loss"],
@@ -295,6 +327,7 @@ def train(
         test_loss=test["loss"],
         test_accuracy=test["accuracy"],
         test_accuracy_exact_readout=test["accuracy_exact_readout"],
+        **extra,
     )
 
 

@@ -7,12 +7,24 @@ import inspect
 from devices.errors import HiltError
 from rules.base import Rule
 from rules.bp import Backprop
+from rules.clapp import BPClappPP, Clapp, ClappPP, ClappPPBoth, ClappPPDFB, ClappPPNoSpatial
+from rules.dfa import DFA, ClappDFA
 from rules.dual_prop import DualPropagation, DualPropagationAdjoint
+from rules.pc import PredictiveCoding
 
 RULES: dict[str, tuple[type[Rule], str]] = {
     "bp": (Backprop, "backprop: transposed reads carry the error, pulsed updates with d = dL/da / B"),
     "dp": (DualPropagation, "dual propagation (Hoier 2023): dyadic states, stable for alpha = 1/2"),
     "dp_adjoint": (DualPropagationAdjoint, "adjoint dual propagation DP-transpose (Hoier & Zach 2024): stable for any alpha"),
+    "dfa": (DFA, "direct feedback alignment: fixed random feedback crossbars carry the output error"),
+    "pc": (PredictiveCoding, "incremental predictive coding (iPC): value nodes relax, weights follow local errors"),
+    "clapp": (Clapp, "self-supervised: CLAPP-s, layer-local contrastive hinge loss with retrodiction"),
+    "clapp_pp": (ClappPP, "self-supervised: CLAPP++, lateral context on pooled features (2-D spatial dependence)"),
+    "clapp_pp_nospatial": (ClappPPNoSpatial, "self-supervised: CLAPP++ on globally averaged features (ablation)"),
+    "clapp_pp_dfb": (ClappPPDFB, "self-supervised: CLAPP++DFB, context from the top layer"),
+    "clapp_pp_both": (ClappPPBoth, "self-supervised: CLAPP++both, lateral and top-layer losses"),
+    "clapp_dfa": (ClappDFA, "self-supervised: naive CLAPP DFA, top-layer CLAPP++ loss sent down by fixed random crossbars"),
+    "bp_clapp_pp": (BPClappPP, "self-supervised baseline: CLAPP++ loss at the top layer, backpropagated"),
 }
 
 

@@ -12,23 +12,34 @@ from __future__ import annotations
 from rules.base import Rule, check_finite, output_metrics
 
 
+def forward_trace(net, x) -> list[tuple]:
+    """(a_k, cache_k, s_k) for every block: forward reads only."""
+    s, trace = x, []
+    for k, block in enumerate(net.blocks, 1):
+        a, cache = block.forward(s)
+        check_finite(a, "pre-activations", k)
+        s = block.act(a)
+        trace.append((a, cache, s))
+    return trace
+
+
+def backpropagate(net, trace, g_s) -> list[tuple]:
+    """Signals (g_a, cache) of every block from dL/ds of the last block: transposed reads down."""
+    signals = [None] * len(net.blocks)
+    for k in reversed(range(len(net.blocks))):
+        block, (a, cache, _) = net.blocks[k], trace[k]
+        g_a = g_s * block.act.deriv(a)
+        signals[k] = (g_a, cache)
+        if k:
+            g_s = block.backward(g_a, cache)
+    return signals
+
+
 class Backprop(Rule):
     name = "bp"
 
     def signals(self, net, x, y):
-        s, trace = x, []
-        for k, block in enumerate(net.blocks, 1):
-            a, cache = block.forward(s)
-            check_finite(a, "pre-activations", k)
-            trace.append((a, cache))
-            s = block.act(a)
-        loss, g = self.loss(s, y)
-        g = g / len(x)
-        signals = [None] * len(net.blocks)
-        for k in reversed(range(len(net.blocks))):
-            block, (a, cache) = net.blocks[k], trace[k]
-            g_a = g * block.act.deriv(a)
-            signals[k] = (g_a, cache)
-            if k:
-                g = block.backward(g_a, cache)
-        return output_metrics(s, y, loss), signals
+        trace = forward_trace(net, x)
+        out = trace[-1][2]
+        loss, g = self.loss(out, y)
+        return output_metrics(out, y, loss), backpropagate(net, trace, g / len(x))

@@ -1,0 +1,68 @@
+"""Linear probe of a frozen encoder (SPECS 2.9, 3.3): features from its layers, pooled as the
+rule pools them, and a multinomial logistic regression trained digitally (scikit-learn, L-BFGS)
+on the training set's features, tested on the test set's.
+
+The probe is fitted per layer and on the concatenation of all layers; the features are read
+through the network's crossbars (analog reads on the analog path).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from analog import backend
+
+
+@dataclass
+class ProbeResult:
+    accuracy: float  # the concatenation of all layers
+    loss: float  # its test cross-entropy (mean)
+    per_layer: list[float]  # layer 1..L (index 0: layer 1)
+
+
+def features(net, x, pools, batch_size: int = 500) -> list[np.ndarray]:
+    """Pooled activity of every block for inputs x, as host arrays (one per layer)."""
+    out = [[] for _ in net.blocks]
+    for i in range(0, len(x), batch_size):
+        s = backend.asarray(x[i : i + batch_size])
+        for k, (block, pool) in enumerate(zip(net.blocks, pools)):
+            a, _ = block.forward(s)
+            s = block.act(a)
+            out[k].append(backend.to_numpy(pool(s)))
+    return [np.concatenate(f) for f in out]
+
+
+def fit_and_score(f_train, y_train, f_test, y_test, max_iter: int = 300) -> tuple[float, float]:
+    """(test accuracy, test cross-entropy) of a standardized multinomial logistic regression."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(f_train)
+    model = LogisticRegression(max_iter=max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter bounds the probe's cost
+        model.fit(scaler.transform(f_train), y_train)
+    proba = model.predict_proba(scaler.transform(f_test))
+    cols = np.searchsorted(model.classes_, y_test)
+    known = cols < len(model.classes_)
+    p_true = np.where(known, proba[np.arange(len(y_test)), np.minimum(cols, len(model.classes_) - 1)], 0.0)
+    accuracy = float((model.classes_[proba.argmax(axis=1)] == y_test).mean())
+    return accuracy, float(-np.log(np.maximum(p_true, 1e-30)).mean())
+
+
+def probe(net, pools, data, per_layer: bool = True) -> ProbeResult:
+    """Probe accuracy of the concatenated features (and of each layer's when per_layer)."""
+    train, test = features(net, data.x_train, pools), features(net, data.x_test, pools)
+    accuracy, loss = fit_and_score(np.concatenate(train, axis=1), data.y_train, np.concatenate(test, axis=1), data.y_test)
+    layers = [fit_and_score(a, data.y_train, b, data.y_test)[0] for a, b in zip(train, test)] if per_layer else []
+    return ProbeResult(accuracy, loss, layers)
+
+
+def raw_input_accuracy(data) -> float:
+    """The probe on the raw input: what an encoder has to beat."""
+    flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
+    return fit_and_score(flat(data.x_train), data.y_train, flat(data.x_test), data.y_test)[0]

@@ -1,0 +1,162 @@
+"""The contrastive local loss shared by the CLAPP family and its baselines (SPECS 2.1-2.6).
+
+A layer's activity s^l is pooled into features p^l = flatten(AvgPool_k(s^l)) (`FeaturePool`;
+global average without spatial dependence). The rows of a batch are the stacked views
+[first; second] (data/pairs.py): context row i is scored against its partner view (the positive)
+and against `negative[i]`:
+
+    u_pos[i] = p[partner(i)]^T B c[i]      u_neg[i] = p[negative(i)]^T B c[i]
+    L = (1/n) sum_i  f(u_pos[i]) + f(-u_neg[i])                         (type 2, n context rows)
+
+with f = hinge max(0, 1 - x), softplus log(1 + e^-x) or linear -x. With s_pos = f'(u_pos)/n and
+s_neg = -f'(-u_neg)/n (SPECS 2.6):
+
+    dL/dB          = sum_i d_i c_i^T,   d_i = s_pos[i] p[partner(i)] + s_neg[i] p[negative(i)]
+    dL/dp[j]       = sum over the rows i that use p[j]: s_pos[i] (B c_i) or s_neg[i] (B c_i)
+    dL/dc[i]       = B^T d_i               (retrodiction; only when the context is not detached)
+
+B c is one forward read of B, B^T d one transposed read, and dL/dB one pulsed update with d.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from analog import backend
+from analog.periphery import AvgPool2d
+from devices.errors import HiltError
+
+
+def _hinge(x):
+    xp = backend.xp()
+    return xp.maximum(0, 1 - x), -(x < 1).astype(x.dtype)
+
+
+def _softplus(x):
+    xp = backend.xp()
+    return xp.logaddexp(0, -x), -0.5 * (1 - xp.tanh(0.5 * x))  # d/dx log(1 + e^-x) = -sigmoid(-x)
+
+
+def _linear(x):
+    xp = backend.xp()
+    return -x, -xp.ones_like(x)
+
+
+# f(x) and f'(x) of the decreasing function of the score
+CONTRAST_F = {"hinge": _hinge, "softplus": _softplus, "linear": _linear}
+
+
+class FeaturePool:
+    """p = flatten(AvgPool_kernel(s)) per sample, C-major; kernel None: the global mean over positions.
+    Dense activity (D,) passes unchanged; 1-D activity (C, n) is flattened (kernel 1) or averaged."""
+
+    def __init__(self, shape: tuple[int, ...], kernel: int | None):
+        self.shape, self.kernel = tuple(shape), kernel
+        if len(shape) == 3 and kernel is not None:
+            if not 1 <= kernel <= min(shape[1:]):
+                raise HiltError(f"pool kernel {kernel} does not fit a {shape[1]}x{shape[2]} feature map")
+            self.pool = AvgPool2d(kernel)
+        elif len(shape) == 2 and kernel not in (None, 1):
+            raise HiltError(f"pool kernel {kernel}: 1-D activity is flattened (1) or averaged (global)")
+
+    @property
+    def dim(self) -> int:
+        if len(self.shape) == 1:
+            return self.shape[0]
+        if self.kernel is None:
+            return self.shape[0]
+        if len(self.shape) == 2:
+            return self.shape[0] * self.shape[1]
+        C, H, W = self.shape
+        return C * (H // self.kernel) * (W // self.kernel)
+
+    def __call__(self, s):
+        n = s.shape[0]
+        if len(self.shape) == 1:
+            return s
+        if self.kernel is None:
+            return s.reshape(n, self.shape[0], -1).mean(axis=2)
+        if len(self.shape) == 2:
+            return s.reshape(n, -1)
+        return self.pool.forward(s)[0].reshape(n, -1)
+
+    def backward(self, g):
+        """dL/ds from dL/dp."""
+        xp = backend.xp()
+        n = g.shape[0]
+        if len(self.shape) == 1:
+            return g
+        if self.kernel is None:
+            positions = int(np.prod(self.shape[1:]))
+            return xp.broadcast_to(g.reshape(n, self.shape[0], *[1] * (len(self.shape) - 1)) / positions,
+                                   (n, *self.shape)).copy()
+        if len(self.shape) == 2:
+            return g.reshape(n, *self.shape)
+        C, H, W = self.shape
+        k = self.kernel
+        return self.pool.backward(g.reshape(n, C, H // k, W // k), (n, *self.shape))
+
+
+def parse_pool(text: str | None, n_layers: int) -> list[int | None]:
+    """'auto' (None), 'global', or per-layer kernels '4-4-2' -> kernel per layer (None = global;
+    'auto' is resolved per shape by `feature_pools`)."""
+    if text in (None, "auto"):
+        return ["auto"] * n_layers
+    if text == "global":
+        return [None] * n_layers
+    if not re.fullmatch(r"\d+(-\d+)*", text) or len(text.split("-")) != n_layers:
+        raise HiltError(f"--pool {text!r}: expected auto, global, or one kernel per layer ({n_layers}), e.g. "
+                        + "-".join(["2"] * n_layers))
+    return [int(k) for k in text.split("-")]
+
+
+def feature_pools(shapes: list[tuple[int, ...]], kernels: list) -> list[FeaturePool]:
+    """'auto': feature maps larger than 4x4 are pooled down to 4x4 grids, others kept whole."""
+    pools = []
+    for shape, k in zip(shapes, kernels):
+        if k == "auto":
+            k = max(1, shape[1] // 4) if len(shape) == 3 else 1
+        pools.append(FeaturePool(shape, k))
+    return pools
+
+
+def one_hot_rows(index, n: int):
+    """(len(index), n) matrix M with M[i, index[i]] = 1, so M.T @ v sums rows of v into `index`."""
+    xp = backend.xp()
+    return (xp.asarray(index)[:, None] == xp.arange(n)[None, :]).astype(backend.DTYPE)
+
+
+@dataclass
+class Contrast:
+    """One layer's contrastive loss on a batch: its value and what the rule needs to update."""
+
+    loss: float
+    grad_p: object  # dL/dp, (N, D) in the stacked row order
+    b_input: object  # the context rows c_i (the input of B's update)
+    b_delta: object  # d_i (dL/dB = sum_i d_i c_i^T)
+    pair_accuracy: float  # fraction of context rows with u_pos > u_neg
+
+
+def contrast(B, p, c, rows, partner, negative, f: str, retrodiction: bool = False) -> Contrast:
+    """The loss of the module docstring for context rows `rows` of the stacked features p (N, D_z)
+    and contexts c (N, D_c); `partner` and `negative` index rows of p. With `retrodiction` the
+    context is p itself (not detached) and dL/dc is added to grad_p."""
+    N = p.shape[0]
+    n = len(rows)
+    f_of = CONTRAST_F[f]
+    c_rows = c[rows]
+    bc = B.forward(c_rows)  # (n, D_z): B c_i
+    z_pos, z_neg = p[partner[rows]], p[negative[rows]]
+    u_pos, u_neg = (z_pos * bc).sum(axis=1), (z_neg * bc).sum(axis=1)
+    f_pos, df_pos = f_of(u_pos)
+    f_neg, df_neg = f_of(-u_neg)
+    s_pos, s_neg = df_pos / n, -df_neg / n
+    d = s_pos[:, None] * z_pos + s_neg[:, None] * z_neg
+    grad_p = one_hot_rows(partner[rows], N).T @ (s_pos[:, None] * bc) + one_hot_rows(negative[rows], N).T @ (s_neg[:, None] * bc)
+    if retrodiction:
+        grad_p = grad_p + one_hot_rows(rows, N).T @ B.backward(d)
+    loss = float((f_pos + f_neg).sum()) / n
+    return Contrast(loss, grad_p, c_rows, d, float((u_pos > u_neg).mean()))

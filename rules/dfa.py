@@ -1,0 +1,77 @@
+"""Direct feedback alignment (Nokland 2016) on crossbar primitives, supervised and as "naive
+CLAPP DFA" (SPECS 2.10, seeds/002 App. C).
+
+Every hidden layer k has a fixed random feedback crossbar F_k (never updated) that carries the
+output error straight to it with one forward read; there are no transposed reads:
+
+    dfa         g_L = dL/da_L / B,           g_k = rho'(a_k) * (F_k g_L)
+    clapp_dfa   g_L = rho'(a_L) * dL^L/ds_L (the CLAPP++ loss of the top layer, with its B^L),
+                g_k = rho'(a_k) * (F_k dL^L/dp^L)
+    update      W_k <- W_k - lr sum_b g_k s_{k-1}^T
+
+F_k has torch's default Linear init, U(+-1/sqrt(fan_in)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analog.network import init_crossbar
+from rules.base import Rule, output_metrics
+from rules.bp import forward_trace
+from rules.clapp import BPClappPP, ContrastiveRule
+from rules.contrastive import contrast
+
+
+def attach_feedback(net, make_crossbar, rng, error_size: int) -> None:
+    for k, shape in enumerate(net.shapes()[:-1], 1):
+        net.aux[f"F{k}"] = init_crossbar(make_crossbar, int(np.prod(shape)), error_size, rng)
+
+
+def direct_feedback(net, trace, error, top_g_s) -> list[tuple]:
+    """Signals (g_a, cache): the top block from dL/ds_L, the others from F_k error."""
+    L = len(net.blocks)
+    signals = []
+    for k, (block, (a, cache, _)) in enumerate(zip(net.blocks, trace), 1):
+        g_s = top_g_s if k == L else net.aux[f"F{k}"].forward(error).reshape(a.shape)
+        signals.append((g_s * block.act.deriv(a), cache))
+    return signals
+
+
+class DFA(Rule):
+    name = "dfa"
+
+    def attach(self, net, make_crossbar, rng):
+        attach_feedback(net, make_crossbar, rng, int(np.prod(net.shapes()[-1])))
+
+    def signals(self, net, x, y):
+        trace = forward_trace(net, x)
+        out = trace[-1][2]
+        loss, g = self.loss(out, y)
+        g = g / len(x)
+        return output_metrics(out, y, loss), direct_feedback(net, trace, g, g)
+
+
+class ClappDFA(ContrastiveRule):
+    name = "clapp_dfa"
+
+    def matrices(self, L):
+        return [(f"B{L}", L - 1, L - 1)]
+
+    def attach(self, net, make_crossbar, rng):
+        super().attach(net, make_crossbar, rng)
+        attach_feedback(net, make_crossbar, rng, self.pools(net)[-1].dim)
+
+    def updates(self, net, pairs, y):
+        x, partner, negative = self.rows(pairs)
+        N, L = len(x), len(net.blocks)
+        trace = forward_trace(net, x)
+        top = self.pools(net)[-1]
+        p = top(trace[-1][2])
+        (name, _, _), = self.matrices(L)
+        r = contrast(net.aux[name], p, p, np.arange(N), partner, negative, self.contrast)
+        signals = direct_feedback(net, trace, r.grad_p, top.backward(r.grad_p))
+        return self.metrics(r.loss, r.pair_accuracy, N // 2), signals, {name: (r.b_input, r.b_delta)}
+
+    def reference(self):
+        return BPClappPP(self.contrast, self.pool)

@@ -1,0 +1,84 @@
+"""Incremental predictive coding (iPC; Salvatori et al. 2024, the pcx library's default) on
+crossbar primitives (SPECS 2.10).
+
+Value nodes x_k live in pre-activation space; x_0 = the input (clamped). With s_k = rho(x_k):
+
+    mu_k  = W_k s_{k-1}                         forward read (prediction)
+    e_k   = x_k - mu_k                          prediction error
+    F     = sum_k 1/2 ||e_k||^2 + l(x_L, y)     energy (l summed over the batch)
+
+x_k starts at the feed-forward value (all e_k = 0). Each of T inference steps moves the values
+down the energy, then, incrementally, the weights along the new errors:
+
+    x_k <- x_k - eta_h (e_k - rho'(x_k) * W_{k+1}^T e_{k+1})   (transposed read), k < L
+    x_L <- x_L - eta_h (e_L + dl/dx_L)
+    W_k <- W_k - lr sum_b (-e_k / B) s_{k-1}^T                 (pulsed update)
+
+`signals` (for alignment) runs the T steps without touching the weights and returns the final
+-e_k / B.
+"""
+
+from __future__ import annotations
+
+from analog import backend
+from devices.errors import HiltError
+from rules.base import Rule, check_finite, output_metrics
+from rules.bp import forward_trace
+
+MAX_STEPS = 1000
+
+
+class PredictiveCoding(Rule):
+    name = "pc"
+
+    def __init__(self, inference_steps: int = 8, eta_h: float = 0.1, loss: str = "ce"):
+        super().__init__(loss)
+        if not 1 <= inference_steps <= MAX_STEPS:
+            raise HiltError(f"--inference-steps must be in [1, {MAX_STEPS}] (got {inference_steps})")
+        if not 0 < eta_h <= 1:
+            raise HiltError(f"--eta-h must be in (0, 1] (got {eta_h})")
+        self.inference_steps, self.eta_h = int(inference_steps), float(eta_h)
+
+    def params(self) -> dict:
+        return {"inference_steps": self.inference_steps, "eta_h": self.eta_h, "loss": self.loss_name}
+
+    def infer(self, net, x, y, lr: float | None):
+        """T inference steps; with lr, the weights are updated at every step (iPC)."""
+        blocks, L, B = net.blocks, len(net.blocks), len(x)
+        trace = forward_trace(net, x)
+        out = trace[-1][2]
+        metrics = output_metrics(out, y, self.loss(out, y)[0])
+        values = [x] + [a for a, _, _ in trace]
+        errors, caches = self.errors(net, values)
+        for _ in range(self.inference_steps):
+            _, g = self.loss(values[L], y)
+            for k in range(1, L + 1):
+                if k < L:
+                    grad = errors[k] - blocks[k - 1].act.deriv(values[k]) * blocks[k].backward(errors[k + 1], caches[k + 1])
+                else:
+                    grad = errors[L] + g
+                values[k] = check_finite(values[k] - self.eta_h * grad, "value nodes", k)
+            errors, caches = self.errors(net, values)
+            if lr is not None:
+                for k, block in enumerate(blocks, 1):
+                    block.update(-errors[k] / B, caches[k], lr)
+        return metrics, [(-errors[k] / B, caches[k]) for k in range(1, L + 1)]
+
+    @staticmethod
+    def errors(net, values):
+        """e_k = x_k - W_k rho(x_{k-1}) and the read caches, index 1..L (index 0 unused)."""
+        errors, caches = [None], [None]
+        for k, block in enumerate(net.blocks, 1):
+            s_prev = values[0] if k == 1 else net.blocks[k - 2].act(values[k - 1])
+            mu, cache = block.forward(s_prev)
+            errors.append(values[k] - mu)
+            caches.append(cache)
+        return errors, caches
+
+    def signals(self, net, x, y):
+        return self.infer(net, x, y, lr=None)
+
+    def step(self, net, x, y, lr: float) -> dict:
+        if not lr > 0:
+            raise ValueError(f"crossbar update needs lr > 0 (got {lr})")
+        return self.infer(net, backend.asarray(x), y, lr)[0]

@@ -92,7 +92,7 @@ def _prog() -> str:
 
 
 def _train_config(
-    dataset: str = typer.Option("digits", help="digits | rhm"),
+    dataset: str = typer.Option("digits", help="digits | rhm (rhm-pstar: rhm)"),
     data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size)"),
     model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT, cnn:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's MLP (digits 64-512-10; self-supervised rules: 64-512-512, no readout)"),
     device: str = typer.Option("rram", help="device preset (see `hilt devices`)"),
@@ -260,7 +260,7 @@ def compare(
 def sweep(
     ctx: typer.Context,
     cfg=None,
-    grid: Optional[List[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,...: a --set device key, a rule option or a train option (repeat for more axes)"),
+    grid: Optional[List[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,...: a --set device key, a rule option, a train option or an rhm --data-set key (repeat for more axes)"),
     seeds: int = typer.Option(1, help="seeds per point: --seed, --seed+1, ..."),
     jobs: int = typer.Option(1, help="points run in parallel with Ray on this machine (1: serial, no Ray)"),
     ray_address: Optional[str] = typer.Option(None, help="send points to this existing Ray cluster (e.g. auto, ray://host:10001)"),
@@ -301,6 +301,79 @@ def sweep(
 
         print(markdown(summarize(pd.DataFrame(finished), list(plan.grid), ["test_accuracy", "test_accuracy_exact_readout"])), end="")
     print(f"sweep folder: {plan.root} ({len(finished)} of {len(plan.points)} points finished)")
+
+
+@app.command("rhm-pstar")
+@user_errors
+@with_train_options
+def rhm_pstar(
+    ctx: typer.Context,
+    cfg=None,
+    rules: str = typer.Option("clapp_pp,bp,dfa", help="comma-separated rules to compare"),
+    p_min: int = typer.Option(32, help="smallest training-set size P"),
+    p_max: int = typer.Option(2048, help="largest training-set size P"),
+    per_decade: int = typer.Option(4, help="grid points per factor of 10 in P"),
+    seeds: int = typer.Option(3, help="seeds per point: --seed, --seed+1, ... (init, data draw)"),
+    jobs: int = typer.Option(1, help="points run in parallel with Ray on this machine (1: serial, no Ray)"),
+    ray_address: Optional[str] = typer.Option(None, help="send points to this existing Ray cluster"),
+    name: Optional[str] = typer.Option(None, help="study folder name; default: derived from the settings"),
+    as_json: bool = typer.Option(False, "--json", help="print {errors, pstar} as JSON on stdout"),
+):
+    """Sample complexity on the RHM: test error against training-set size P per rule (linear probe of
+    the last layer for self-supervised rules, the output for supervised ones) and P*, the smallest P
+    with error <= 10 % of chance. Writes results/rhm-pstar/<name>/ (runs, errors.csv, pstar.csv,
+    pstar.png); rerunning the same command resumes it."""
+    from dataclasses import replace
+
+    from experiments import rhm_study
+    from experiments import sweep as sweeps
+
+    if jobs < 1:
+        raise HiltError(f"--jobs must be >= 1 (got {jobs})")
+    typed = lambda option: ctx.get_parameter_source(option).name == "COMMANDLINE"  # noqa: E731
+    cfg = replace(cfg, dataset=cfg.dataset if typed("dataset") else "rhm",
+                  model=cfg.model or "rhm-cnn:256", out=cfg.out if typed("out") else "results/rhm-pstar")
+    sizes = rhm_study.geometric_sizes(p_min, p_max, per_decade)
+    study = rhm_study.plan(cfg, [r.strip() for r in rules.split(",") if r.strip()], sizes, seeds, Path(cfg.out), name)
+    progress = _stderr_progress(TextColumn("[bold]rhm-pstar"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                transient=False)
+    with progress:
+        task = progress.add_task("rhm-pstar", total=len(study.points))
+        try:
+            rows = sweeps.run(study, jobs=jobs, ray_address=ray_address, on_point=lambda p, s: progress.advance(task))
+        except KeyboardInterrupt:
+            say("interrupted:", "bold yellow", f"finished points are kept in {study.root}; rerun the same command to go on")
+            raise typer.Exit(128 + _received_signal[0])
+    errors, pstar = rhm_study.analyse(study, rows)
+    if as_json:
+        print(json.dumps({"errors": errors, "pstar": pstar, "study_dir": str(study.root)}))
+        return
+    print_table("P*: smallest P with test error <= 10 % of chance",
+                [(r["rule"], None if r["p_star"] is None else round(r["p_star"]), r["min_error"], r["n_c_m_L"]) for r in pstar],
+                columns=("rule", "P*", "lowest error", "n_c m^L"))
+    print(f"study folder: {study.root}")
+
+
+@app.command()
+@user_errors
+def align(
+    check: str = typer.Option(..., "--check", help="thm31 (Theorem 3.1 and its ablations) | thm33 (Theorem 3.3, standard vs DFB)"),
+    batches: int = typer.Option(8, help="batches of 32 digit-crop pairs (the paper: 32)"),
+    width: Optional[int] = typer.Option(None, help="layer width (thm31: all layers, default 128; thm33: the first, halving after)"),
+    seed: int = typer.Option(0, help="seeds crops and weights"),
+    as_json: bool = typer.Option(False, "--json", help='print {"check": ..., "layers": [{"layer": k, "cos": ...}, ...]}'),
+):
+    """Linear-network theory of local contrastive learning (SPECS 2.12): per-layer cosine of the local
+    update with BP-SSL at the optimal B* (L-BFGS, or closed form for linear f)."""
+    from experiments.theory import run_check
+
+    result = run_check(check, batches=batches, seed=seed, width=width)
+    if as_json:
+        print(json.dumps(result))
+        return
+    columns = [k for k in result["layers"][0] if k != "layer"]
+    print_table(f"{check}: per-layer cosine(local, BP-SSL), mean over {batches} batches",
+                [(r["layer"], *[r[c] for c in columns]) for r in result["layers"]], columns=("layer", *columns))
 
 
 @app.command()

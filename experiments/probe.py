@@ -35,7 +35,7 @@ def features(net, x, pools, batch_size: int = 500) -> list[np.ndarray]:
     return [np.concatenate(f) for f in out]
 
 
-def fit_and_score(f_train, y_train, f_test, y_test, max_iter: int = 300) -> tuple[float, float]:
+def fit_and_score(f_train, y_train, f_test, y_test, max_iter: int = 100) -> tuple[float, float]:
     """(test accuracy, test cross-entropy) of a standardized multinomial logistic regression."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression

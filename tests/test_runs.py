@@ -42,6 +42,7 @@ def checkpoint_weights(run_dir: Path) -> list:
 @pytest.mark.parametrize("options", [
     ["--optimizer", "adam", "--lr", "0.001"],
     ["--rule", "dp_adjoint", "--momentum", "0.5", "--log-alignment"],
+    ["--rule", "clapp_pp", "--optimizer", "adamw", "--lr", "0.0002", "--log-alignment", "--model", "mlp:64-32-32"],
 ])
 def test_resume_on_exact_is_bit_identical(tmp_path, options):
     common = ["--device", "exact", "--seed", "3", *options]

@@ -226,9 +226,8 @@ def train(
 
     def batch(idx: np.ndarray, rng: np.random.Generator):
         """(x, y) of the training samples idx; x is a pair of views for a self-supervised rule."""
-        if rule.self_supervised:
-            return data.pairs(idx, rng), y_tr[xp.asarray(idx)]
-        return x_tr[xp.asarray(idx)], y_tr[xp.asarray(idx)]
+        rows = xp.asarray(idx)
+        return (data.pairs(idx, rng) if rule.self_supervised else x_tr[rows]), y_tr[rows]
 
     steps = -(-n // cfg.batch_size)
     rows: list[dict] = list(ckpt.rows) if ckpt else []

@@ -148,6 +148,7 @@ class BPClappPP(ContrastiveRule):
         return [(f"B{L}", L - 1, L - 1)]
 
     def updates(self, net, pairs, y):
+        """The top layer's loss, sent down to the other layers by `send_down`."""
         x, partner, negative = self.rows(pairs)
         N, L = len(x), len(net.blocks)
         trace = forward_trace(net, x)
@@ -155,8 +156,12 @@ class BPClappPP(ContrastiveRule):
         p = top(trace[-1][2])
         (name, _, _), = self.matrices(L)
         r = contrast(net.aux[name], p, p, np.arange(N), partner, negative, self.contrast)
-        signals = backpropagate(net, trace, top.backward(r.grad_p))
+        signals = self.send_down(net, trace, r.grad_p, top.backward(r.grad_p))
         return self.metrics(r.loss, r.pair_accuracy, N // 2), signals, {name: (r.b_input, r.b_delta)}
+
+    def send_down(self, net, trace, grad_p, grad_s):
+        """Block signals from dL/dp and dL/ds of the top layer: backprop with transposed reads."""
+        return backpropagate(net, trace, grad_s)
 
     def reference(self):
         return self

@@ -19,8 +19,7 @@ import numpy as np
 from analog.network import init_crossbar
 from rules.base import Rule, output_metrics
 from rules.bp import forward_trace
-from rules.clapp import BPClappPP, ContrastiveRule
-from rules.contrastive import contrast
+from rules.clapp import BPClappPP
 
 
 def attach_feedback(net, make_crossbar, rng, error_size: int) -> None:
@@ -52,26 +51,16 @@ class DFA(Rule):
         return output_metrics(out, y, loss), direct_feedback(net, trace, g, g)
 
 
-class ClappDFA(ContrastiveRule):
+class ClappDFA(BPClappPP):
     name = "clapp_dfa"
-
-    def matrices(self, L):
-        return [(f"B{L}", L - 1, L - 1)]
+    default_pool = "auto"
 
     def attach(self, net, make_crossbar, rng):
         super().attach(net, make_crossbar, rng)
         attach_feedback(net, make_crossbar, rng, self.pools(net)[-1].dim)
 
-    def updates(self, net, pairs, y):
-        x, partner, negative = self.rows(pairs)
-        N, L = len(x), len(net.blocks)
-        trace = forward_trace(net, x)
-        top = self.pools(net)[-1]
-        p = top(trace[-1][2])
-        (name, _, _), = self.matrices(L)
-        r = contrast(net.aux[name], p, p, np.arange(N), partner, negative, self.contrast)
-        signals = direct_feedback(net, trace, r.grad_p, top.backward(r.grad_p))
-        return self.metrics(r.loss, r.pair_accuracy, N // 2), signals, {name: (r.b_input, r.b_delta)}
+    def send_down(self, net, trace, grad_p, grad_s):
+        return direct_feedback(net, trace, grad_p, grad_s)
 
     def reference(self):
         return BPClappPP(self.contrast, self.pool)

@@ -79,6 +79,4 @@ class PredictiveCoding(Rule):
         return self.infer(net, x, y, lr=None)
 
     def step(self, net, x, y, lr: float) -> dict:
-        if not lr > 0:
-            raise ValueError(f"crossbar update needs lr > 0 (got {lr})")
         return self.infer(net, backend.asarray(x), y, lr)[0]

@@ -70,6 +70,14 @@ def hilt_grads(net, rule, pairs):
     return W, {n: np.asarray(d.T @ x) for n, (x, d) in aux.items()}
 
 
+def prepared(rng, name, model, shape):
+    """(net, pairs, hilt's W and B gradients, torch's W and B parameters) for one rule step."""
+    rule = make_rule(name)
+    net = encoder(model, shape, rule)
+    pairs = pairs_for(rng, shape)
+    return (net, pairs, *hilt_grads(net, rule, pairs), *torch_params(net))
+
+
 def kernels(rule, net):
     return [p.kernel for p in rule.pools(net)]
 
@@ -117,11 +125,7 @@ def test_local_updates_equal_autograd_of_the_detached_local_losses(rng, name, co
 
 @pytest.mark.parametrize("model,shape,pool", CASES)
 def test_bp_clapp_pp_backpropagates_the_top_loss(rng, model, shape, pool):
-    rule = make_rule("bp_clapp_pp")
-    net = encoder(model, shape, rule)
-    pairs = pairs_for(rng, shape)
-    W_hilt, B_hilt = hilt_grads(net, rule, pairs)
-    Ws, Bs = torch_params(net)
+    net, pairs, W_hilt, B_hilt, Ws, Bs = prepared(rng, "bp_clapp_pp", model, shape)
     N = 2 * len(pairs)
     s = torch.tensor(pairs.stacked(), dtype=torch.float64)
     for W in Ws:
@@ -135,12 +139,8 @@ def test_bp_clapp_pp_backpropagates_the_top_loss(rng, model, shape, pool):
 
 
 def test_clapp_dfa_sends_the_top_gradient_through_fixed_feedback(rng):
-    rule = make_rule("clapp_dfa")
     model, shape = "mlp:12-9-8-7", (12,)
-    net = encoder(model, shape, rule)
-    pairs = pairs_for(rng, shape)
-    W_hilt, B_hilt = hilt_grads(net, rule, pairs)
-    Ws, Bs = torch_params(net)
+    net, pairs, W_hilt, B_hilt, Ws, Bs = prepared(rng, "clapp_dfa", model, shape)
     N = 2 * len(pairs)
     s = torch.tensor(pairs.stacked(), dtype=torch.float64)
     acts = []

@@ -357,17 +357,20 @@ def rhm_pstar(
 @app.command()
 @user_errors
 def align(
-    check: str = typer.Option(..., "--check", help="thm31 (Theorem 3.1 and its ablations) | thm33 (Theorem 3.3, standard vs DFB)"),
-    batches: int = typer.Option(8, help="batches of 32 digit-crop pairs (the paper: 32)"),
-    width: Optional[int] = typer.Option(None, help="layer width (thm31: all layers, default 128; thm33: the first, halving after)"),
+    check: str = typer.Option(..., "--check", help="thm31 (Theorem 3.1 and its ablations) | thm33 (Theorem 3.3, standard vs DFB) | "
+                              "relu-mlp (trained ReLU MLP, Fig. 3B) | linear-cnn (linear CNN, spatial vs global, Fig. 4B)"),
+    batches: int = typer.Option(32, help="batches of 32 digit-crop pairs (relu-mlp: test batches, at most 11)"),
+    width: Optional[int] = typer.Option(None, help="layer width (thm31 128, relu-mlp 512: all layers; thm33: the first, "
+                                                   "halving after; linear-cnn: channels, 32)"),
+    epochs: int = typer.Option(20, help="relu-mlp: training epochs"),
     seed: int = typer.Option(0, help="seeds crops and weights"),
     as_json: bool = typer.Option(False, "--json", help='print {"check": ..., "layers": [{"layer": k, "cos": ...}, ...]}'),
 ):
     """Linear-network theory of local contrastive learning (SPECS 2.12): per-layer cosine of the local
-    update with BP-SSL at the optimal B* (L-BFGS, or closed form for linear f)."""
+    update with BP-SSL at the optimal B* (Newton in the span of the data, or closed form for linear f)."""
     from experiments.theory import run_check
 
-    result = run_check(check, batches=batches, seed=seed, width=width)
+    result = run_check(check, batches=batches, seed=seed, width=width, epochs=epochs)
     if as_json:
         print(json.dumps(result))
         return

@@ -68,7 +68,7 @@ ACTIVATIONS = {cls.name: cls for cls in (Activation, ReLU, Tanh, Sigmoid, HardTa
 
 
 # ---------------------------------------------------------------- pooling
-def _windows(x, k):
+def windows(x, k):
     """(B, C, H, W) -> (B, C, H//k, W//k, k*k), cropping a remainder as torch does."""
     B, C, H, W = x.shape
     Ho, Wo = H // k, W // k
@@ -76,7 +76,7 @@ def _windows(x, k):
     return x.transpose(0, 1, 2, 4, 3, 5).reshape(B, C, Ho, Wo, k * k)
 
 
-def _unwindows(g, k, shape):
+def unwindows(g, k, shape):
     B, C, H, W = shape
     Ho, Wo = H // k, W // k
     g = g.reshape(B, C, Ho, Wo, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(B, C, Ho * k, Wo * k)
@@ -94,7 +94,7 @@ class MaxPool2d:
         self.k = k
 
     def forward(self, x):
-        win = _windows(x, self.k)
+        win = windows(x, self.k)
         switch = win.argmax(axis=-1)
         return backend.xp().take_along_axis(win, switch[..., None], -1)[..., 0], (switch, x.shape)
 
@@ -102,7 +102,7 @@ class MaxPool2d:
         switch, shape = cache
         xp = backend.xp()
         onehot = (switch[..., None] == xp.arange(self.k * self.k)).astype(g.dtype)
-        return _unwindows(onehot * g[..., None], self.k, shape)
+        return unwindows(onehot * g[..., None], self.k, shape)
 
 
 class AvgPool2d:
@@ -110,12 +110,12 @@ class AvgPool2d:
         self.k = k
 
     def forward(self, x):
-        return _windows(x, self.k).mean(axis=-1), x.shape
+        return windows(x, self.k).mean(axis=-1), x.shape
 
     def backward(self, g, shape):
         xp = backend.xp()
         win = xp.broadcast_to(g[..., None] / (self.k * self.k), g.shape + (self.k * self.k,))
-        return _unwindows(xp.ascontiguousarray(win), self.k, shape)
+        return unwindows(xp.ascontiguousarray(win), self.k, shape)
 
 
 # ---------------------------------------------------------------- im2col

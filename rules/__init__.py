@@ -7,10 +7,10 @@ import inspect
 from devices.errors import HiltError
 from rules.base import Rule
 from rules.bp import Backprop
-from rules.clapp import BPClappPP, Clapp, ClappPP, ClappPPBoth, ClappPPDFB, ClappPPNoSpatial
+from rules.clapp import BPClappPP, BPInfoNCE, Clapp, ClappPP, ClappPPBoth, ClappPPDFB, ClappPPNoSpatial
 from rules.dfa import DFA, ClappDFA
 from rules.dual_prop import DualPropagation, DualPropagationAdjoint
-from rules.pc import PredictiveCoding
+from rules.pc import ClappPC, PredictiveCoding
 
 RULES: dict[str, tuple[type[Rule], str]] = {
     "bp": (Backprop, "backprop: transposed reads carry the error, pulsed updates with d = dL/da / B"),
@@ -24,7 +24,9 @@ RULES: dict[str, tuple[type[Rule], str]] = {
     "clapp_pp_dfb": (ClappPPDFB, "self-supervised: CLAPP++DFB, context from the top layer"),
     "clapp_pp_both": (ClappPPBoth, "self-supervised: CLAPP++both, lateral and top-layer losses"),
     "clapp_dfa": (ClappDFA, "self-supervised: naive CLAPP DFA, top-layer CLAPP++ loss sent down by fixed random crossbars"),
+    "clapp_pc": (ClappPC, "self-supervised: naive CLAPP PC, iPC with the top-layer CLAPP++ loss as its output term"),
     "bp_clapp_pp": (BPClappPP, "self-supervised baseline: CLAPP++ loss at the top layer, backpropagated"),
+    "bp_infonce": (BPInfoNCE, "self-supervised baseline: InfoNCE on a projection head at the top layer, backpropagated"),
 }
 
 

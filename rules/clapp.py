@@ -18,7 +18,8 @@ and activation only, the three-factor rule gamma (B c) rho'(a) z^{l-1}:
     B^l   <- B^l - lr sum_i d_i c_i^T            (Hebbian: d_i = s_pos p_pos + s_neg p_neg)
 
 bp_clapp_pp (SPECS 2.10) uses the same loss at the top layer only, globally pooled by default,
-and backpropagates it through all layers with transposed reads.
+and backpropagates it through all layers with transposed reads. bp_infonce does the same with
+the InfoNCE loss on a shared projection head P (a crossbar like B).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from analog.network import init_crossbar
 from devices.errors import HiltError
 from rules.base import Rule
 from rules.bp import backpropagate, forward_trace
-from rules.contrastive import CONTRAST_F, contrast, feature_pools, parse_pool
+from rules.contrastive import CONTRAST_F, contrast, feature_pools, infonce, parse_pool
 
 
 class ContrastiveRule(Rule):
@@ -155,9 +156,12 @@ class BPClappPP(ContrastiveRule):
         top = self.pools(net)[-1]
         p = top(trace[-1][2])
         (name, _, _), = self.matrices(L)
-        r = contrast(net.aux[name], p, p, np.arange(N), partner, negative, self.contrast)
+        r = self.top_loss(net.aux[name], p, partner, negative)
         signals = self.send_down(net, trace, r.grad_p, top.backward(r.grad_p))
         return self.metrics(r.loss, r.pair_accuracy, N // 2), signals, {name: (r.b_input, r.b_delta)}
+
+    def top_loss(self, B, p, partner, negative):
+        return contrast(B, p, p, np.arange(len(p)), partner, negative, self.contrast)
 
     def send_down(self, net, trace, grad_p, grad_s):
         """Block signals from dL/dp and dL/ds of the top layer: backprop with transposed reads."""
@@ -165,3 +169,20 @@ class BPClappPP(ContrastiveRule):
 
     def reference(self):
         return self
+
+
+class BPInfoNCE(BPClappPP):
+    name = "bp_infonce"
+    temperature = 0.1
+
+    def __init__(self, pool: str | None = None):
+        super().__init__(pool=pool)
+
+    def params(self) -> dict:
+        return {"pool": self.pool}
+
+    def matrices(self, L):
+        return [("P", L - 1, L - 1)]
+
+    def top_loss(self, P, p, partner, negative):
+        return infonce(P, p, partner, self.temperature)

@@ -160,3 +160,27 @@ def contrast(B, p, c, rows, partner, negative, f: str, retrodiction: bool = Fals
         grad_p = grad_p + one_hot_rows(rows, N).T @ B.backward(d)
     loss = float((f_pos + f_neg).sum()) / n
     return Contrast(loss, grad_p, c_rows, d, float((u_pos > u_neg).mean()))
+
+
+def infonce(P, p, partner, tau: float) -> Contrast:
+    """BP-InfoNCE's loss (SPECS 2.10, B10): a shared head h = P p, anchors the first view's rows
+    i < n, candidates the second view's, S_ij = cos(h_i, h_partner(j)) / tau,
+    L = (1/n) sum_i -log softmax_j S_ij at j = i (n - 1 in-batch negatives, one direction).
+    b_input/b_delta give dL/dP = sum_r (dL/dh_r) p_r^T; grad_p = P^T dL/dh (transposed read)."""
+    xp = backend.xp()
+    n = p.shape[0] // 2
+    h = P.forward(p)
+    norm = xp.sqrt((h * h).sum(axis=1, keepdims=True))
+    a = h / norm
+    anchor, candidate = a[:n], a[partner[:n]]
+    S = anchor @ candidate.T / tau
+    S = S - S.max(axis=1, keepdims=True)
+    log_softmax = S - xp.log(xp.exp(S).sum(axis=1, keepdims=True))
+    G = (xp.exp(log_softmax) - xp.eye(n, dtype=S.dtype)) / n  # dL/dS
+    grad_a = xp.zeros_like(a)
+    grad_a[:n] = G @ candidate / tau
+    grad_a[partner[:n]] += G.T @ anchor / tau
+    grad_h = (grad_a - a * (a * grad_a).sum(axis=1, keepdims=True)) / norm
+    loss = -float(xp.diagonal(log_softmax).sum()) / n
+    accuracy = float((log_softmax.argmax(axis=1) == xp.arange(n)).mean())
+    return Contrast(loss, P.backward(grad_h), p, grad_h, accuracy)

@@ -15,7 +15,7 @@ down the energy, then, incrementally, the weights along the new errors:
     W_k <- W_k - lr sum_b (-e_k / B) s_{k-1}^T                 (pulsed update)
 
 `signals` (for alignment) runs the T steps without touching the weights and returns the final
--e_k / B.
+-e_k / B. clapp_pc ("naive CLAPP PC") replaces l by the top layer's CLAPP++ loss.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from analog import backend
 from devices.errors import HiltError
 from rules.base import Rule, check_finite, output_metrics
 from rules.bp import forward_trace
+from rules.clapp import BPClappPP
 
 MAX_STEPS = 1000
 
@@ -42,16 +43,24 @@ class PredictiveCoding(Rule):
     def params(self) -> dict:
         return {"inference_steps": self.inference_steps, "eta_h": self.eta_h, "loss": self.loss_name}
 
+    def top(self, net, a, y):
+        """(metrics, dl/da_L summed over the batch, auxiliary updates) of the output term l(x_L, y)."""
+        loss, g = self.loss(a, y)
+        return output_metrics(a, y, loss), g, {}
+
+    def targets(self, x, y):
+        """(input rows, what `top` compares the output with)."""
+        return backend.asarray(x), y
+
     def infer(self, net, x, y, lr: float | None):
         """T inference steps; with lr, the weights are updated at every step (iPC)."""
         blocks, L, B = net.blocks, len(net.blocks), len(x)
         trace = forward_trace(net, x)
-        out = trace[-1][2]
-        metrics = output_metrics(out, y, self.loss(out, y)[0])
+        metrics, _, _ = self.top(net, trace[-1][0], y)
         values = [x] + [a for a, _, _ in trace]
         errors, caches = self.errors(net, values)
         for _ in range(self.inference_steps):
-            _, g = self.loss(values[L], y)
+            _, g, _ = self.top(net, values[L], y)
             for k in range(1, L + 1):
                 if k < L:
                     grad = errors[k] - blocks[k - 1].act.deriv(values[k]) * blocks[k].backward(errors[k + 1], caches[k + 1])
@@ -62,6 +71,8 @@ class PredictiveCoding(Rule):
             if lr is not None:
                 for k, block in enumerate(blocks, 1):
                     block.update(-errors[k] / B, caches[k], lr)
+                for name, (inp, d) in self.top(net, values[L], y)[2].items():
+                    net.aux[name].update(inp, d, lr)
         return metrics, [(-errors[k] / B, caches[k]) for k in range(1, L + 1)]
 
     @staticmethod
@@ -75,8 +86,50 @@ class PredictiveCoding(Rule):
             caches.append(cache)
         return errors, caches
 
+    def updates(self, net, x, y):
+        metrics, signals = self.infer(net, *self.targets(x, y), lr=None)
+        return metrics, signals, {}
+
     def signals(self, net, x, y):
-        return self.infer(net, x, y, lr=None)
+        return self.updates(net, x, y)[:2]
 
     def step(self, net, x, y, lr: float) -> dict:
-        return self.infer(net, backend.asarray(x), y, lr)[0]
+        return self.infer(net, *self.targets(x, y), lr)[0]
+
+
+class ClappPC(PredictiveCoding):
+    """Naive CLAPP PC (SPECS 2.10): the output term is bp_clapp_pp's loss on the top value nodes,
+    l = n L^L(pool(rho(x_L))) (summed over the n context rows like the energy); its B^L is
+    updated with the weights at every inference step."""
+
+    name = "clapp_pc"
+    self_supervised = True
+
+    def __init__(self, inference_steps: int = 8, eta_h: float = 0.1, contrast: str = "hinge", pool: str | None = None):
+        super().__init__(inference_steps, eta_h)
+        self.objective = BPClappPP(contrast, pool)
+        self.loss_name = self.loss = None
+
+    def params(self) -> dict:
+        return {"inference_steps": self.inference_steps, "eta_h": self.eta_h, **self.objective.params()}
+
+    def attach(self, net, make_crossbar, rng):
+        self.objective.attach(net, make_crossbar, rng)
+
+    def pools(self, net):
+        return self.objective.pools(net)
+
+    def reference(self):
+        return self.objective
+
+    def targets(self, pairs, y):
+        x, partner, negative = self.objective.rows(pairs)
+        return x, (partner, negative)
+
+    def top(self, net, a, target):
+        partner, negative = target
+        n, (name, _, _) = len(a), self.objective.matrices(len(net.blocks))[0]
+        block, pool = net.blocks[-1], self.pools(net)[-1]
+        r = self.objective.top_loss(net.aux[name], pool(block.act(a)), partner, negative)
+        g = n * block.act.deriv(a) * pool.backward(r.grad_p)
+        return self.objective.metrics(r.loss, r.pair_accuracy, n // 2), g, {name: (r.b_input, r.b_delta)}

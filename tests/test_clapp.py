@@ -138,6 +138,21 @@ def test_bp_clapp_pp_backpropagates_the_top_loss(rng, model, shape, pool):
     np.testing.assert_allclose(B_hilt[name], Bs[name].grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("model,shape,pool", CASES)
+def test_bp_infonce_backpropagates_infonce_through_the_head_and_both_views(rng, model, shape, pool):
+    net, pairs, W_hilt, B_hilt, Ws, Bs = prepared(rng, "bp_infonce", model, shape)
+    n = len(pairs)
+    s = torch.tensor(pairs.stacked(), dtype=torch.float64)
+    for W in Ws:
+        s = torch_block(model, W, s)
+    h = torch_features(s, None if s.dim() > 2 else 1) @ Bs["P"].T
+    sim = F.cosine_similarity(h[:n, None, :], h[None, n:, :], dim=2) / 0.1
+    F.cross_entropy(sim, torch.arange(n)).backward()  # nothing detached
+    for l, W in enumerate(Ws):
+        np.testing.assert_allclose(W_hilt[l], W.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(B_hilt["P"], Bs["P"].grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
 def test_clapp_dfa_sends_the_top_gradient_through_fixed_feedback(rng):
     model, shape = "mlp:12-9-8-7", (12,)
     net, pairs, W_hilt, B_hilt, Ws, Bs = prepared(rng, "clapp_dfa", model, shape)
@@ -166,5 +181,7 @@ def test_bad_options_are_one_clear_error():
         make_rule("clapp_pp", contrast="cosine")
     with pytest.raises(HiltError, match="--pool"):
         make_rule("clapp_pp", pool="2x2")
+    with pytest.raises(HiltError, match="rule bp_infonce takes no --contrast"):
+        make_rule("bp_infonce", contrast="hinge")
     with pytest.raises(HiltError, match="one kernel per layer"):
         encoder("mlp:12-9-7", (12,), make_rule("clapp_pp", pool="1-1-1"))

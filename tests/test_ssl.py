@@ -15,7 +15,7 @@ from data.pairs import shifted_views, synonym_pairs
 from devices import parse_device
 from experiments.probe import raw_input_accuracy
 from experiments.rhm_study import geometric_sizes, p_star
-from experiments.theory import thm31, thm33
+from experiments.theory import linear_cnn, relu_mlp, thm31, thm33
 from experiments.train import TrainConfig, build, train
 from rules import make_rule
 
@@ -94,7 +94,44 @@ def test_pc_follows_its_energy_equations(rng):
     assert all(not np.allclose(a, b) for a, b in zip(before, net.weights()))
 
 
-@pytest.mark.parametrize("name", ["clapp_pp", "clapp_pp_both", "clapp_dfa"])
+def test_clapp_pc_descends_the_energy_with_the_top_clapp_loss(rng):
+    import torch
+
+    rule = make_rule("clapp_pc", inference_steps=3, eta_h=0.2)
+    net = network("mlp:6-9-7", (6,), rule, readout=False)
+    x = rng.normal(size=(3, 6)).astype(np.float32)
+    pairs = shifted_views(x.reshape(3, 1, 1, 6), np.arange(3), rng)
+    pairs.first, pairs.second = pairs.first.reshape(3, 6), pairs.second.reshape(3, 6)
+    z, N = torch.tensor(pairs.stacked(), dtype=torch.float64), 6
+    partner, negative = (np.arange(N) + N // 2) % N, pairs.negative
+    W = [torch.tensor(np.asarray(c.weights()), dtype=torch.float64) for c in net.crossbars()]
+    B = torch.tensor(np.asarray(net.aux["B2"].weights()), dtype=torch.float64)
+    mu = lambda s, k: s @ W[k][:, :-1].T + W[k][:, -1]  # noqa: E731
+
+    def energy(xs):
+        e = [xs[0] - mu(z, 0), xs[1] - mu(torch.relu(xs[0]), 1)]
+        p = torch.relu(xs[1])
+        bc = p.detach() @ B.T  # contexts detached (bp_clapp_pp's loss)
+        u_pos, u_neg = (p[partner] * bc).sum(1), (p[negative] * bc).sum(1)
+        top = N * (torch.clamp(1 - u_pos, min=0) + torch.clamp(1 + u_neg, min=0)).mean()
+        return sum(0.5 * (ek ** 2).sum() for ek in e) + top, e
+
+    xs = [mu(z, 0)]
+    xs.append(mu(torch.relu(xs[0]), 1))
+    for _ in range(3):
+        xs = [v.detach().requires_grad_(True) for v in xs]
+        grads = torch.autograd.grad(energy(xs)[0], xs)
+        xs = [v - 0.2 * g for v, g in zip(xs, grads)]
+    _, e = energy(xs)
+    _, signals = rule.signals(net, pairs, None)
+    for k in (0, 1):
+        np.testing.assert_allclose(signals[k][0], (-e[k] / N).detach().numpy(), rtol=1e-4, atol=1e-6)
+    before = np.asarray(net.aux["B2"].weights()).copy()
+    rule.step(net, pairs, None, 0.1)
+    assert not np.allclose(before, net.aux["B2"].weights())  # B^L learns with the weights
+
+
+@pytest.mark.parametrize("name", ["clapp_pp", "clapp_pp_both", "clapp_dfa", "clapp_pc", "bp_infonce"])
 def test_ideal_analog_path_reproduces_exact_for_clapp_steps(rng, name):
     rule = make_rule(name)
     model, shape = "mlp:12-10-8", (12,)
@@ -184,10 +221,23 @@ def test_thm33_dfb_is_closer_to_bp_in_every_layer_for_linear_f():
     assert layers[0]["linear_distance_dfb"] < layers[0]["linear_distance_standard"]
 
 
+def test_linear_cnn_spatial_features_align_better_than_the_global_mean():
+    layers = linear_cnn(batches=2, channels=8)["layers"]
+    assert layers[-1]["cos"] > 0.9999 and layers[-1]["non-spatial"] > 0.9999  # the top layer is BP's own loss
+    assert all(layer["cos"] > layer["non-spatial"] + 0.1 for layer in layers[:-1])
+
+
+def test_relu_mlp_trains_and_random_fixed_B_aligns_worst():
+    layers = relu_mlp(epochs=1, width=32, eval_batches=2)["layers"]
+    assert [l["layer"] for l in layers] == [1, 2, 3, 4, 5, 6] and layers[-1]["cos"] > 0.9999
+    lower = layers[:-1]
+    assert np.mean([l["DFB"] for l in lower]) > np.mean([l["random B"] for l in lower]) + 0.1
+
+
 def test_align_cli_prints_json_and_refuses_unknown_checks():
     result = runner.invoke(app, ["align", "--check", "thm31", "--batches", "2", "--width", "16", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["check"] == "thm31" and [l["layer"] for l in out["layers"]] == [1, 2, 3, 4, 5, 6]
     bad = runner.invoke(app, ["align", "--check", "thm99"])
-    assert bad.exit_code == 2 and "allowed: thm31, thm33" in bad.stderr
+    assert bad.exit_code == 2 and "allowed: thm31, thm33, relu-mlp, linear-cnn" in bad.stderr

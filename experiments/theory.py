@@ -147,15 +147,17 @@ class TheoryNet:
             zs.append(np.maximum(a, 0) if self.relu else a)
         return zs, pre
 
-    def features(self, x) -> list:
-        """p^1..p^L of input x (index 0 unused)."""
-        zs, _ = self.forward(x)
+    def features(self, zs) -> list:
+        """p^1..p^L of the activities z^0..z^L (index 0 unused)."""
         return [None] + [pool(z) for pool, z in zip(self.pools, zs[1:])]
 
     def contexts(self, x, dfb: bool) -> list:
         """c^l: the other crop's features of layer l, or of the top layer (DFB)."""
-        p = self.features(x)
+        p = self.features(self.forward(x)[0])
         return [None] + [p[-1] if dfb else p[l] for l in range(1, len(self.layers) + 1)]
+
+    def deriv(self, a):
+        return (a > 0).astype(a.dtype) if self.relu else np.ones_like(a)
 
 
 def dense_net(Ws, relu: bool = False) -> TheoryNet:
@@ -205,29 +207,41 @@ def grad_z(B, zp, zn, c, f) -> tuple[np.ndarray, np.ndarray]:
     return dfp[:, None] * bc, -dfn[:, None] * bc
 
 
-def layer_grads(net: TheoryNet, xa, xn, ctx, Bs, f) -> tuple[list, list]:
-    """(local dL^l/dW^l, BP dL^L/dW^l) for every layer, given B^l and contexts per layer."""
-    (zp, ap), (zn, an) = net.forward(xa), net.forward(xn)
-    L = len(net.layers)
-    deriv = (lambda a: (a > 0).astype(a.dtype)) if net.relu else (lambda a: np.ones_like(a))
+def feature_grads(net: TheoryNet, l: int, pos, neg, ctx, B, f) -> tuple[np.ndarray, np.ndarray]:
+    """dL^l/dz^l of the positive and negative rows at B, through layer l's pooling; pos and neg
+    are `net.forward` of crop A and of its negative."""
+    pool = net.pools[l - 1]
+    gp, gn = grad_z(B, pool(pos[0][l]), pool(neg[0][l]), ctx[l], f)
+    return pool.backward(gp), pool.backward(gn)
 
-    def grads_at_z(l):
-        pool = net.pools[l - 1]
-        gp, gn = grad_z(Bs[l], pool(zp[l]), pool(zn[l]), ctx[l], f)
-        return pool.backward(gp), pool.backward(gn)
 
-    local = []
+def local_grads(net: TheoryNet, pos, neg, ctx, Bs, f) -> list:
+    """dL^l/dW^l of every layer's own loss, given its B^l and contexts."""
+    (zp, ap), (zn, an) = pos, neg
+    grads = []
     for l, layer in enumerate(net.layers, 1):
-        gp, gn = grads_at_z(l)
-        local.append(layer.weight_grad(gp * deriv(ap[l]), zp[l - 1]) + layer.weight_grad(gn * deriv(an[l]), zn[l - 1]))
-    gp, gn = grads_at_z(L)
-    bp = [None] * L
+        gp, gn = feature_grads(net, l, pos, neg, ctx, Bs[l], f)
+        grads.append(layer.weight_grad(gp * net.deriv(ap[l]), zp[l - 1]) + layer.weight_grad(gn * net.deriv(an[l]), zn[l - 1]))
+    return grads
+
+
+def bp_grads(net: TheoryNet, pos, neg, ctx, B_top, f) -> list:
+    """dL^L/dW^l: the top layer's loss backpropagated to every layer."""
+    (zp, ap), (zn, an) = pos, neg
+    L = len(net.layers)
+    gp, gn = feature_grads(net, L, pos, neg, ctx, B_top, f)
+    grads = [None] * L
     for l in range(L, 0, -1):
         layer = net.layers[l - 1]
-        gp, gn = gp * deriv(ap[l]), gn * deriv(an[l])
-        bp[l - 1] = layer.weight_grad(gp, zp[l - 1]) + layer.weight_grad(gn, zn[l - 1])
+        gp, gn = gp * net.deriv(ap[l]), gn * net.deriv(an[l])
+        grads[l - 1] = layer.weight_grad(gp, zp[l - 1]) + layer.weight_grad(gn, zn[l - 1])
         gp, gn = layer.input_grad(gp), layer.input_grad(gn)
-    return local, bp
+    return grads
+
+
+def layer_grads(net: TheoryNet, pos, neg, ctx, Bs, f) -> tuple[list, list]:
+    """(local, BP) gradients of every layer."""
+    return local_grads(net, pos, neg, ctx, Bs, f), bp_grads(net, pos, neg, ctx, Bs[-1], f)
 
 
 def cosine(a, b) -> float:
@@ -252,8 +266,8 @@ def weights(widths: list[int], n_in: int, orthogonal: bool, rng) -> list[np.ndar
     return [make(o, i, rng) for i, o in zip(sizes[:-1], sizes[1:])]
 
 
-def optimal_Bs(net: TheoryNet, a, neg, ctx, lam, f) -> list:
-    pp, pn = net.features(a), net.features(neg)
+def optimal_Bs(net: TheoryNet, pos, neg, ctx, lam, f) -> list:
+    pp, pn = net.features(pos[0]), net.features(neg[0])
     return [None] + [optimal_B(pp[l], pn[l], ctx[l], lam, f) for l in range(1, len(net.layers) + 1)]
 
 
@@ -280,11 +294,11 @@ def thm31(batches: int = 32, batch_size: int = 32, width: int = 128, depth: int 
         crng = np.random.default_rng(seed + 1)
         net = dense_net(weights([width] * depth, xa.shape[1], cond.orthogonal, crng), cond.relu)
         for a, neg, b in batches_of(xa, xb, batches, batch_size):
-            ctx = net.contexts(b, dfb=False)
-            Bs = optimal_Bs(net, a, neg, ctx, lam, "softplus")
+            ctx, pos, neg = net.contexts(b, dfb=False), net.forward(a), net.forward(neg)
+            Bs = optimal_Bs(net, pos, neg, ctx, lam, "softplus")
             if cond.random_B:
                 Bs[1:-1] = [uniform_init(width, width, crng) for _ in Bs[1:-1]]
-            local, bp = layer_grads(net, a, neg, ctx, Bs, "softplus")
+            local, bp = layer_grads(net, pos, neg, ctx, Bs, "softplus")
             cos[cond.name].append([cosine(g, h) for g, h in zip(local, bp)])
     return {"check": "thm31", "batches": batches, "lambda": lam, "f": "softplus", "widths": [width] * depth,
             "layers": per_layer(cos, "theorem")}
@@ -301,9 +315,10 @@ def thm33(batches: int = 32, batch_size: int = 32, widths=(128, 64, 32, 16, 8, 4
         dist = {"standard": [], "dfb": []}
         cos = {"standard": [], "dfb": []}
         for a, neg, b in batches_of(xa, xb, batches, batch_size):
+            pos, neg = net.forward(a), net.forward(neg)
             for kind in ("standard", "dfb"):
                 ctx = net.contexts(b, dfb=kind == "dfb")
-                local, bp = layer_grads(net, a, neg, ctx, optimal_Bs(net, a, neg, ctx, lam, f), f)
+                local, bp = layer_grads(net, pos, neg, ctx, optimal_Bs(net, pos, neg, ctx, lam, f), f)
                 dist[kind].append([np.linalg.norm(g - h) for g, h in zip(local, bp)])
                 cos[kind].append([cosine(g, h) for g, h in zip(local, bp)])
         for l in range(L):
@@ -337,8 +352,8 @@ def linear_cnn(batches: int = 32, batch_size: int = 32, channels: int = 32, lam:
         net = TheoryNet(layers, [FeaturePool(shape, k) for shape, k in zip(shapes, kernels)])
         cos[name] = []
         for a, neg, b in batches_of(xa, xb, batches, batch_size):
-            ctx = net.contexts(b, dfb=dfb)
-            local, bp = layer_grads(net, a, neg, ctx, optimal_Bs(net, a, neg, ctx, lam, "softplus"), "softplus")
+            ctx, pos, neg = net.contexts(b, dfb=dfb), net.forward(a), net.forward(neg)
+            local, bp = layer_grads(net, pos, neg, ctx, optimal_Bs(net, pos, neg, ctx, lam, "softplus"), "softplus")
             cos[name].append([cosine(g, h) for g, h in zip(local, bp)])
     return {"check": "linear-cnn", "batches": batches, "lambda": lam, "f": "softplus", "channels": channels,
             "layers": per_layer(cos, "spatial")}
@@ -376,16 +391,16 @@ def relu_mlp(epochs: int = 20, width: int = 512, depth: int = 6, lr: float = 5e-
             order = crng.permutation(train_images)
             xa, xb = xa[order], xb[order]
             for a, neg, b in batches_of(xa, xb, train_images // batch_size, batch_size):
-                ctx = net.contexts(b, dfb)
-                local, _ = layer_grads(net, a, neg, ctx, Bs, "softplus")
-                pp, pn = net.features(a), net.features(neg)
+                ctx, pos, neg = net.contexts(b, dfb), net.forward(a), net.forward(neg)
+                local = local_grads(net, pos, neg, ctx, Bs, "softplus")
+                pp, pn = net.features(pos[0]), net.features(neg[0])
                 grad_B = [loss_and_grad_B(Bs[l], pp[l], pn[l], ctx[l], lam, "softplus")[1] for l in range(1, depth + 1)]
                 for p, g in zip(params, local + (grad_B[-1:] if fixed_B else grad_B)):
                     p.grad = torch.from_numpy(g)
                 opt.step()
         cos[name] = []
         for a, neg, b in batches_of(*test, min(eval_batches, len(test[0]) // batch_size), batch_size):
-            local, bp = layer_grads(net, a, neg, net.contexts(b, dfb), Bs, "softplus")
+            local, bp = layer_grads(net, net.forward(a), net.forward(neg), net.contexts(b, dfb), Bs, "softplus")
             cos[name].append([cosine(g, h) for g, h in zip(local, bp)])
     return {"check": "relu-mlp", "epochs": epochs, "lr": lr, "lambda": lam, "f": "softplus", "widths": [width] * depth,
             "layers": per_layer(cos, "local")}

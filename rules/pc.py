@@ -56,11 +56,10 @@ class PredictiveCoding(Rule):
         """T inference steps; with lr, the weights are updated at every step (iPC)."""
         blocks, L, B = net.blocks, len(net.blocks), len(x)
         trace = forward_trace(net, x)
-        metrics, _, _ = self.top(net, trace[-1][0], y)
         values = [x] + [a for a, _, _ in trace]
+        metrics, g, _ = self.top(net, values[L], y)
         errors, caches = self.errors(net, values)
         for _ in range(self.inference_steps):
-            _, g, _ = self.top(net, values[L], y)
             for k in range(1, L + 1):
                 if k < L:
                     grad = errors[k] - blocks[k - 1].act.deriv(values[k]) * blocks[k].backward(errors[k + 1], caches[k + 1])
@@ -68,10 +67,11 @@ class PredictiveCoding(Rule):
                     grad = errors[L] + g
                 values[k] = check_finite(values[k] - self.eta_h * grad, "value nodes", k)
             errors, caches = self.errors(net, values)
+            _, g, aux = self.top(net, values[L], y)  # read before this step's updates, like the errors
             if lr is not None:
                 for k, block in enumerate(blocks, 1):
                     block.update(-errors[k] / B, caches[k], lr)
-                for name, (inp, d) in self.top(net, values[L], y)[2].items():
+                for name, (inp, d) in aux.items():
                     net.aux[name].update(inp, d, lr)
         return metrics, [(-errors[k] / B, caches[k]) for k in range(1, L + 1)]
 

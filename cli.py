@@ -92,9 +92,10 @@ def _prog() -> str:
 
 
 def _train_config(
-    dataset: str = typer.Option("digits", help="digits | rhm (rhm-pstar: rhm)"),
-    data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size)"),
-    model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT, cnn:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's MLP (digits 64-512-10; self-supervised rules: 64-512-512, no readout)"),
+    dataset: str = typer.Option("digits", help="embedded: digits | rhm | mnist5k | mnist1d; from --data-dir: mnist | fashion-mnist | cifar10 | cifar100 | stl10 | tiny-imagenet (rhm-pstar: rhm)"),
+    data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size; on-disk data: train_size, test_size, cifar10 norm=dp|simclr)"),
+    data_dir: Optional[str] = typer.Option(None, help="folder holding the on-disk datasets in their standard layouts (see README)"),
+    model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT, cnn:C1-C2, cnn1d:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's MLP (digits 64-512-10; mnist1d 40-100-100-10; self-supervised rules: 64-512-512, no readout)"),
     device: str = typer.Option("rram", help="device preset (see `hilt devices`)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
     rule: str = typer.Option("bp", help="learning rule (see `hilt rules`)"),
@@ -111,7 +112,8 @@ def _train_config(
     log_alignment: bool = typer.Option(False, "--log-alignment", help="record per-layer cosine with the BP gradient each epoch"),
     epochs: int = typer.Option(30, help="training epochs (with --resume: the new total)"),
     batch_size: Optional[int] = typer.Option(None, help="mini-batch size; default: the dataset's (digits 10, rhm 20)"),
-    lr: float = typer.Option(0.05, help="learning rate (> 0)"),
+    lr: float = typer.Option(0.05, help="learning rate (> 0); the peak of --lr-schedule"),
+    lr_schedule: str = typer.Option("constant", help="constant | warmup-cosine:WARMUP_EPOCHS,DECAY_EPOCHS,INIT_LR,FINAL_LR (per step)"),
     seed: int = typer.Option(0, help="seeds init, data order, exact path, device-to-device spread (>= 0)"),
     optimizer: str = typer.Option("sgd", help="exact device only: sgd | adam | adamw"),
     momentum: float = typer.Option(0.0, help="exact device only: SGD momentum"),
@@ -125,11 +127,11 @@ def _train_config(
     from experiments.train import TrainConfig
 
     return TrainConfig(
-        dataset=dataset, data_set=data_set or [], model=model, device=device, sets=set_ or [], rule=rule,
+        dataset=dataset, data_set=data_set or [], data_dir=data_dir, model=model, device=device, sets=set_ or [], rule=rule,
         rule_options={"loss": loss, "alpha": alpha, "beta": beta, "schedule": schedule, "passes": passes,
                       "damping": damping, "contrast": contrast, "pool": pool, "inference_steps": inference_steps,
                       "eta_h": eta_h},
-        log_alignment=log_alignment, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        log_alignment=log_alignment, epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed,
         optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, activation=activation,
         keep_best=keep_best, eval_every=eval_every, out=out,
     )
@@ -155,7 +157,7 @@ def with_train_options(command):
 
 
 # CLI option -> TrainConfig field, where they differ (for `--resume`'s check of what was typed).
-_CONFIG_FIELD = {"set_": "sets", "as_json": None, "resume": None, "ctx": None}
+_CONFIG_FIELD = {"set_": "sets", "as_json": None, "resume": None, "recipe": None, "ctx": None}
 
 
 def _progress(cfg):
@@ -197,19 +199,25 @@ def train(
     ctx: typer.Context,
     cfg=None,
     resume: Optional[str] = typer.Option(None, "--resume", help="continue this run folder (to --epochs N); other settings must match"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="start from a paper's settings (see `recipes`); typed flags override them"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
 ):
     """Train a network with a learning rule on a device; write results/runs/<id>/ (or continue one)."""
+    from experiments.recipes import apply_recipe
     from experiments.train import build, open_run, resume_config
     from experiments.train import train as run_train
 
+    given = {}
+    for name, value in ctx.params.items():
+        field = _CONFIG_FIELD.get(name, name)
+        if field and ctx.get_parameter_source(name).name == "COMMANDLINE":
+            given[field] = value
+    if resume and recipe:
+        raise HiltError("--resume continues a run with its own settings; leave out --recipe")
     if resume:
-        given = {}
-        for name, value in ctx.params.items():
-            field = _CONFIG_FIELD.get(name, name)
-            if field and ctx.get_parameter_source(name).name == "COMMANDLINE":
-                given[field] = value
         cfg = resume_config(Path(resume), given)
+    elif recipe:
+        cfg = apply_recipe(recipe, cfg, given)
     setup = build(cfg)
     run = open_run(setup, Path(resume) if resume else None)
     progress, callbacks = _progress(cfg)
@@ -421,12 +429,25 @@ def bench(
     large_batch_size: int = typer.Option(100, help="batch for --large-model"),
     steps: int = typer.Option(200, help="timed steps per case"),
     lr: float = typer.Option(0.05, help="learning rate of the timed steps"),
+    vgg: Optional[str] = typer.Option(None, help="only the conv bench: this image model (e.g. vgg16@0.25) on the exact path vs torch"),
+    image_size: int = typer.Option(32, help="--vgg: image side (3 channels)"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
 ):
-    """Time per training step: hilt vs aihwkit-native (analog) and vs bare NumPy matmuls (exact)."""
+    """Time per training step: hilt vs aihwkit-native (analog) and vs bare NumPy matmuls (exact);
+    with --vgg, an exact-path conv net vs the same network in torch."""
     from devices import parse_device
-    from experiments.bench import bench_analog, bench_exact, bench_rule_vs_bp, check_options
+    from experiments.bench import bench_analog, bench_conv, bench_exact, bench_rule_vs_bp, check_options
 
+    if vgg:
+        check_options(steps=steps, lr=lr, models={}, batch_size=batch_size, image_size=image_size)
+        results = [bench_conv(vgg, image_size, 10, batch_size, steps, lr)]
+        if as_json:
+            print(json.dumps([{**r.__dict__, "ratio": r.ratio} for r in results]))
+            return
+        r = results[0]
+        print_table(r.name, [("hilt ms/step", r.hilt_ms), (f"{r.reference} ms/step", r.reference_ms),
+                             ("ratio", r.ratio), *r.extra.items()])
+        return
     check_options(steps=steps, lr=lr, models={"model": model, "large_model": large_model},
                   batch_size=batch_size, large_batch_size=large_batch_size)
     parse_device(device)
@@ -493,6 +514,23 @@ def report(
     if out:
         write_text(Path(out), text)
     print(text, end="")
+
+
+@app.command()
+@user_errors
+def recipes(name: Optional[str] = typer.Argument(None, help="show this recipe's settings")):
+    """List the papers' training recipes (`train --recipe NAME`), or one recipe's settings."""
+    from experiments.recipes import recipes as all_recipes
+
+    table = all_recipes()
+    if name is None:
+        print_table("recipes (train --recipe NAME; typed flags override)",
+                    [(n, r["description"]) for n, r in table.items()], ("name", "description"))
+        return
+    if name not in table:
+        raise HiltError(f"unknown recipe {name!r}; allowed: {', '.join(table)}")
+    print_table(f"{name}: {table[name]['description']}", [(k, str(v)) for k, v in table[name].items() if k != "description"],
+                ("setting", "value"))
 
 
 @app.command()

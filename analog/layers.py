@@ -97,20 +97,20 @@ class Conv2d(Dense):
         return col2im(self.crossbar.backward(self._g_rows(g), cache.clipped), self.geometry, cache.in_shape)
 
 
-class PatchConv1d(Dense):
-    """Non-overlapping 1-D convolution (kernel = stride = s): each window of s positions of all
-    input channels is one crossbar row, (B, C, n*s) -> (B, out, n). The RHM's CNN (SPECS 3.2)."""
+class Conv1d(Dense):
+    """1-D convolution of (B, C, L) signals, (B, C, L) -> (B, out, Lo): im2col of the signal as a
+    (B, C, 1, L) image with a 1 x k kernel. kernel = stride = s is the RHM's CNN (SPECS 3.2): each
+    window of s positions of all input channels is one crossbar row."""
 
-    def __init__(self, crossbar: Crossbar, s: int):
+    def __init__(self, crossbar: Crossbar, kernel: int, stride: int = 1, padding: int = 0):
         super().__init__(crossbar)
-        self.s = s
+        self.geometry = ConvGeometry(kernel, stride, padding, dims=1)
 
     def input_cache(self, x) -> LayerCache:
-        B, C, d = x.shape
-        return LayerCache(x.reshape(B, C, d // self.s, self.s).transpose(0, 2, 1, 3).reshape(-1, C * self.s), x.shape)
+        return LayerCache(im2col(x[:, :, None, :], self.geometry), x.shape)
 
     def output_shape(self, in_shape):
-        return (self.crossbar.out_size, in_shape[1] // self.s)
+        return (self.crossbar.out_size, self.geometry.out_hw(1, in_shape[1])[1])
 
     def forward(self, x):
         y, cache = super().forward(x)
@@ -120,9 +120,9 @@ class PatchConv1d(Dense):
         return g.transpose(0, 2, 1).reshape(-1, g.shape[1])
 
     def backward(self, g, cache):
-        B, C, d = cache.in_shape
+        B, C, L = cache.in_shape
         rows = self.crossbar.backward(self._g_rows(g), cache.clipped)
-        return rows.reshape(B, d // self.s, C, self.s).transpose(0, 2, 1, 3).reshape(B, C, d)
+        return col2im(rows, self.geometry, (B, C, 1, L))[:, :, 0, :]
 
 
 class Block:

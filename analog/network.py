@@ -2,7 +2,8 @@
 
 Model specs (DESIGN.md): `mlp:64-256-10` (input, hidden..., output; input and output must match
 the data), `cnn:8-16` (3x3 'same' conv + ReLU + 2x2 max-pool per listed channel count, then a
-dense readout to the classes), `rhm-cnn:256` (SPECS 3.2: non-overlapping 1-D convolutions with
+dense readout to the classes), `cnn1d:25-25-25` (1-D signals: MNIST-1D's ConvBase, convolutions
+with kernel 5 then 3, stride 2, padding 1, ReLU, then a dense readout), `rhm-cnn:256` (SPECS 3.2: non-overlapping 1-D convolutions with
 kernel = stride = 2, 256 channels, ReLU, until one position is left, then a dense readout;
 `rhm-cnn:256:3` for s = 3). A suffix `@0.25` multiplies every hidden width.
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from analog import backend
 from analog.crossbar import Crossbar, ExactCrossbar, exact_copy
-from analog.layers import Block, Conv2d, Dense, PatchConv1d
+from analog.layers import Block, Conv1d, Conv2d, Dense
 from analog.optim import Optimizer
 from analog.periphery import ACTIVATIONS, ConvGeometry, MaxPool2d
 from devices.errors import HiltError, check_memory
@@ -114,8 +115,105 @@ def _uniform_init(rng: np.random.Generator, out: int, fan_in: int, bias: bool) -
     return rng.uniform(-bound, bound, size=(out, fan_in + bias)).astype(backend.DTYPE)
 
 
-_SPEC = re.compile(r"^(?P<kind>mlp|cnn|rhm-cnn):(?P<dims>\d+(?:[-:]\d+)*)(?:@(?P<width>\d+(?:\.\d*)?|\.\d+))?$")
-MODEL_KINDS = ("mlp:IN-H1-...-OUT", "cnn:C1-C2-...", "rhm-cnn:H[:S]")
+def _lecun_init(rng: np.random.Generator, out: int, fan_in: int, bias: bool) -> np.ndarray:
+    """flax's default: W ~ truncated normal(-2, 2) with variance 1/fan_in, b = 0."""
+    W = np.zeros((out, fan_in + bias), dtype=backend.DTYPE)
+    std = 1.0 / math.sqrt(fan_in) / 0.87962566103423978  # std of N(0,1) truncated to (-2, 2)
+    draw = rng.standard_normal((out, fan_in))
+    while (bad := np.abs(draw) > 2).any():
+        draw[bad] = rng.standard_normal(int(bad.sum()))
+    W[:, :fan_in] = draw * std
+    return W
+
+
+_SPEC = re.compile(r"^(?:(?P<kind>mlp|cnn1d|cnn|rhm-cnn):(?P<dims>\d+(?:[-:]\d+)*)|(?P<named>vgg6|vgg16))"
+                   r"(?:@(?P<width>\d+(?:\.\d*)?|\.\d+))?$")
+MODEL_KINDS = ("mlp:IN-H1-...-OUT", "cnn:C1-C2-...", "cnn1d:C1-C2-...", "rhm-cnn:H[:S]", "vgg6", "vgg16")
+# cnn1d: MNIST-1D's ConvBase (Greydanus 2020; cnn1d:25-25-25 there): kernel 5, then 3; stride 2, padding 1.
+CNN1D_KERNELS, CNN1D_STRIDE, CNN1D_PADDING = (5, 3), 2, 1
+# VGG nets as (3x3 'same' conv channels, max-pool 2x2 after it?) and hidden dense widths.
+VGG = {
+    # CLAPP++ Table A1 (SPECS 2.2)
+    "vgg6": ([(128, False), (256, True), (256, False), (512, True), (1024, True), (1024, True)], []),
+    # Two Tales VGG16 (SPECS 5.7)
+    "vgg16": ([(64, False), (64, True), (128, False), (128, True), (256, False), (256, False), (256, True),
+               (512, False), (512, False), (512, True), (512, False), (512, False), (512, True)], [4096, 4096]),
+}
+LECUN_INIT = {"vgg16"}  # flax default: LeCun-normal kernels, zero biases; the others torch's uniform
+
+
+@dataclass
+class LayerPlan:
+    out: int
+    fan_in: int
+    layer: Callable[[Crossbar], Dense]  # the weight layer on its crossbar
+    pool: int = 0  # max-pool k after the layer (0: none)
+
+
+def _dense(x):
+    return Dense(x)
+
+
+def _conv_plan(spec: str, convs: list[tuple[int, bool]], dense: list[int], input_shape, scaled) -> tuple[list, int]:
+    """3x3 'same' convs (+ 2x2 max-pool where flagged), then dense hidden layers."""
+    if len(input_shape) != 3:
+        raise HiltError(f"model {spec!r} needs image data (C, H, W); this dataset has shape {input_shape}")
+    (C, H, W), plan = input_shape, []
+    geometry = ConvGeometry(kernel=3, stride=1, padding=1)
+    for channels, pool in convs:
+        if pool and min(H, W) < 2:
+            raise HiltError(f"model {spec!r} has too many pooling stages for {input_shape} inputs")
+        plan.append(LayerPlan(scaled(channels), C * 9, lambda x: Conv2d(x, geometry), 2 if pool else 0))
+        C, H, W = scaled(channels), H // (1 + pool), W // (1 + pool)
+    n = C * H * W
+    for units in dense:
+        plan.append(LayerPlan(scaled(units), n, _dense))
+        n = scaled(units)
+    return plan, n
+
+
+def _plan(spec: str, m, input_shape, n_classes: int, readout: bool, width: float) -> tuple[list[LayerPlan], int]:
+    """The hidden layers of the spec and the fan-in of its readout."""
+    scaled = lambda h: max(1, round(h * width))  # noqa: E731
+    if m["named"]:
+        convs, dense = VGG[m["named"]]
+        return _conv_plan(spec, convs, dense, input_shape, scaled)
+    kind, dims = m["kind"], [int(v) for v in re.split("[-:]", m["dims"])]
+    if min(dims) < 1:
+        raise HiltError(f"model {spec!r}: widths must be >= 1 and the multiplier in (0, 64]")
+    if kind == "mlp":
+        n_in = int(np.prod(input_shape))
+        example = f"mlp:{n_in}-256-{n_classes}" if readout else f"mlp:{n_in}-256-256"
+        if len(dims) < 2 or dims[0] != n_in or (readout and dims[-1] != n_classes):
+            what = f" and end with the number of classes {n_classes}" if readout else ""
+            raise HiltError(f"model {spec!r} does not fit the data: it must start with the input size {n_in}{what}, "
+                            f"e.g. {example}")
+        sizes = [n_in] + [scaled(h) for h in (dims[1:-1] if readout else dims[1:])]
+        return [LayerPlan(out, fan_in, _dense) for out, fan_in in zip(sizes[1:], sizes[:-1])], sizes[-1]
+    if kind == "cnn":
+        return _conv_plan(spec, [(c, True) for c in dims], [], input_shape, scaled)
+    if kind == "cnn1d":
+        if len(input_shape) != 2:
+            raise HiltError(f"model {spec!r} needs 1-D signals (C, L) such as mnist1d's; this dataset has shape {input_shape}")
+        (C, L), plan = input_shape, []
+        for k, channels in enumerate(dims):
+            kernel = CNN1D_KERNELS[min(k, 1)]
+            if L + 2 * CNN1D_PADDING < kernel:
+                raise HiltError(f"model {spec!r} has too many stride-2 layers for signals of length {input_shape[1]}")
+            plan.append(LayerPlan(scaled(channels), C * kernel,
+                                  lambda x, k=kernel: Conv1d(x, k, CNN1D_STRIDE, CNN1D_PADDING)))
+            C, L = scaled(channels), (L + 2 * CNN1D_PADDING - kernel) // CNN1D_STRIDE + 1
+        return plan, C * L
+    channels, s = (dims + [2])[:2] if len(dims) <= 2 else (None, None)
+    depth = round(math.log(input_shape[-1], s)) if len(input_shape) == 2 and s and s >= 2 else 0
+    if channels is None or depth < 1 or s**depth != input_shape[-1]:
+        raise HiltError(f"model {spec!r} needs sequences (channels, s^L) such as rhm's, with s = {s}; "
+                        f"this dataset has shape {input_shape}")
+    C, plan = input_shape[0], []
+    for _ in range(depth):
+        plan.append(LayerPlan(scaled(channels), C * s, lambda x: Conv1d(x, kernel=s, stride=s)))
+        C = scaled(channels)
+    return plan, C
 
 
 def build_network(
@@ -129,77 +227,35 @@ def build_network(
     weights: list | None = None,
     readout: bool = True,
 ) -> Network:
-    """The network of `spec` on crossbars from `make_crossbar`, programmed with torch's default init
-    drawn from `seed`, or with `weights` (one (out, in[+1]) matrix per layer, e.g. a trained run's).
+    """The network of `spec` on crossbars from `make_crossbar`, programmed with its init drawn from
+    `seed`, or with `weights` (one (out, in[+1]) matrix per layer, e.g. a trained run's).
     readout=False: the encoder only (see the module docstring)."""
     m = _SPEC.match(spec.replace(" ", ""))
-    if not m or (m["kind"] != "rhm-cnn" and ":" in m["dims"]) or (m["kind"] == "rhm-cnn" and "-" in m["dims"]):
+    if not m or (m["kind"] and ((m["kind"] != "rhm-cnn" and ":" in m["dims"]) or
+                                (m["kind"] == "rhm-cnn" and "-" in m["dims"]))):
         raise HiltError(f"unknown model {spec!r}; allowed forms: {', '.join(MODEL_KINDS)} with optional @WIDTH")
     if activation not in ACTIVATIONS:
         raise HiltError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
-    dims = [int(v) for v in re.split("[-:]", m["dims"])]
     width = float(m["width"]) if m["width"] else 1.0
-    if not 0 < width <= 64 or min(dims) < 1:
+    if not 0 < width <= 64:
         raise HiltError(f"model {spec!r}: widths must be >= 1 and the multiplier in (0, 64]")
-    scaled = lambda h: max(1, round(h * width))  # noqa: E731
-    kind = m["kind"]
-    if kind == "mlp":
-        n_in = int(np.prod(input_shape))
-        last, example = (n_classes, f"mlp:{n_in}-256-{n_classes}") if readout else (None, f"mlp:{n_in}-256-256")
-        if len(dims) < 2 or dims[0] != n_in or (readout and dims[-1] != n_classes):
-            what = f" and end with the number of classes {n_classes}" if readout else ""
-            raise HiltError(f"model {spec!r} does not fit the data: it must start with the input size {n_in}{what}, "
-                            f"e.g. {example}")
-        sizes = [n_in] + [scaled(h) for h in dims[1:-1]] + [last or scaled(dims[-1])]
-        shapes = list(zip(sizes[1:], sizes[:-1]))  # (out, fan_in) per layer
-        if not readout:
-            shapes.append(None)
-    elif kind == "cnn":
-        if len(input_shape) != 3:
-            raise HiltError(f"model {spec!r} needs image data (C, H, W); this dataset has shape {input_shape}")
-        C, H, W = input_shape
-        shapes = []
-        for channels in dims:
-            if min(H, W) < 2:
-                raise HiltError(f"model {spec!r} has too many pooling stages for {input_shape} inputs")
-            shapes.append((scaled(channels), C * 9))
-            C, H, W = scaled(channels), H // 2, W // 2
-        shapes.append((n_classes, C * H * W) if readout else None)
-    else:
-        channels, s = (dims + [2])[:2] if len(dims) <= 2 else (None, None)
-        depth = round(math.log(input_shape[-1], s)) if len(input_shape) == 2 and s and s >= 2 else 0
-        if channels is None or depth < 1 or s**depth != input_shape[-1]:
-            raise HiltError(f"model {spec!r} needs sequences (channels, s^L) such as rhm's, with s = {s}; "
-                            f"this dataset has shape {input_shape}")
-        C, shapes = input_shape[0], []
-        for _ in range(depth):
-            shapes.append((scaled(channels), C * s))
-            C = scaled(channels)
-        shapes.append((n_classes, C) if readout else None)
-    layers = [shape for shape in shapes if shape is not None]
-    n_weights = sum(out * (fan_in + bias) for out, fan_in in layers)
+    plan, n_last = _plan(spec, m, input_shape, n_classes, readout, width)
+    if readout:
+        plan.append(LayerPlan(n_classes, n_last, _dense))
+    n_weights = sum(p.out * (p.fan_in + bias) for p in plan)
     check_memory(f"model {spec} ({n_weights:,} weights)", n_weights * getattr(make_crossbar, "bytes_per_weight", 16))
+    if weights is not None and len(weights) != len(plan):
+        raise ValueError(f"build_network: {len(weights)} weight matrices for the {len(plan)} layers of {spec}")
 
     rng = np.random.default_rng(seed)
-    act = ACTIVATIONS[activation]()
-    ident = ACTIVATIONS["identity"]()
-    if weights is not None and len(weights) != len(layers):
-        raise ValueError(f"build_network: {len(weights)} weight matrices for the {len(layers)} layers of {spec}")
-    crossbars = []
-    for k, (out, fan_in) in enumerate(layers):
-        xbar = make_crossbar(out, fan_in, bias)
-        xbar.program(backend.asarray(_uniform_init(rng, out, fan_in, bias) if weights is None else weights[k]))
-        crossbars.append(xbar)
-    hidden = crossbars[:-1] if readout else crossbars
-    if kind == "mlp":
-        blocks = [Block(Dense(x), act) for x in hidden]
-    elif kind == "cnn":
-        geometry = ConvGeometry(kernel=3, stride=1, padding=1)
-        blocks = [Block(Conv2d(x, geometry), act, MaxPool2d(2)) for x in hidden]
-    else:
-        blocks = [Block(PatchConv1d(x, s), act) for x in hidden]
-    if readout:
-        blocks.append(Block(Dense(crossbars[-1]), ident))
+    init = _lecun_init if m["named"] in LECUN_INIT else _uniform_init
+    act, ident = ACTIVATIONS[activation](), ACTIVATIONS["identity"]()
+    blocks = []
+    for k, p in enumerate(plan):
+        xbar = make_crossbar(p.out, p.fan_in, bias)
+        xbar.program(backend.asarray(init(rng, p.out, p.fan_in, bias) if weights is None else weights[k]))
+        is_readout = readout and k == len(plan) - 1
+        blocks.append(Block(p.layer(xbar), ident if is_readout else act, MaxPool2d(p.pool) if p.pool else None))
     return Network(blocks, input_shape, spec)
 
 

@@ -121,39 +121,58 @@ class AvgPool2d:
 # ---------------------------------------------------------------- im2col
 @dataclass(frozen=True)
 class ConvGeometry:
+    """A square k x k kernel, or with dims=1 a 1 x k kernel that slides along W only (1-D signals
+    as (B, C, 1, L) images)."""
+
     kernel: int
     stride: int = 1
     padding: int = 0
+    dims: int = 2
+
+    def _hw(self, value: int, along_h: int) -> tuple[int, int]:
+        return (value, value) if self.dims == 2 else (along_h, value)
+
+    @property
+    def kernel_hw(self) -> tuple[int, int]:
+        return self._hw(self.kernel, 1)
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return self._hw(self.stride, 1)
+
+    @property
+    def padding_hw(self) -> tuple[int, int]:
+        return self._hw(self.padding, 0)
 
     def out_hw(self, H: int, W: int) -> tuple[int, int]:
-        k, s, p = self.kernel, self.stride, self.padding
-        return (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_hw, self.stride_hw, self.padding_hw
+        return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 
 
 def im2col(x, g: ConvGeometry):
-    """(B, C, H, W) -> patches (B*Ho*Wo, C*k*k), columns ordered (c, i, j) like torch's weight."""
+    """(B, C, H, W) -> patches (B*Ho*Wo, C*kh*kw), columns ordered (c, i, j) like torch's weight."""
     xp = backend.xp()
     B, C, H, W = x.shape
-    k, s, p = g.kernel, g.stride, g.padding
+    (kh, kw), (sh, sw), (ph, pw) = g.kernel_hw, g.stride_hw, g.padding_hw
     Ho, Wo = g.out_hw(H, W)
-    if p:
-        x = xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    cols = xp.empty((B, Ho, Wo, C, k, k), dtype=x.dtype)
-    for i in range(k):
-        for j in range(k):
-            cols[:, :, :, :, i, j] = x[:, :, i : i + s * Ho : s, j : j + s * Wo : s].transpose(0, 2, 3, 1)
-    return cols.reshape(B * Ho * Wo, C * k * k)
+    if ph or pw:
+        x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    cols = xp.empty((B, Ho, Wo, C, kh, kw), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, :, i, j] = x[:, :, i : i + sh * Ho : sh, j : j + sw * Wo : sw].transpose(0, 2, 3, 1)
+    return cols.reshape(B * Ho * Wo, C * kh * kw)
 
 
 def col2im(cols, g: ConvGeometry, shape):
-    """Adjoint of im2col: sums patch gradients (B*Ho*Wo, C*k*k) back into (B, C, H, W)."""
+    """Adjoint of im2col: sums patch gradients (B*Ho*Wo, C*kh*kw) back into (B, C, H, W)."""
     xp = backend.xp()
     B, C, H, W = shape
-    k, s, p = g.kernel, g.stride, g.padding
+    (kh, kw), (sh, sw), (ph, pw) = g.kernel_hw, g.stride_hw, g.padding_hw
     Ho, Wo = g.out_hw(H, W)
-    cols = cols.reshape(B, Ho, Wo, C, k, k)
-    out = xp.zeros((B, C, H + 2 * p, W + 2 * p), dtype=cols.dtype)
-    for i in range(k):
-        for j in range(k):
-            out[:, :, i : i + s * Ho : s, j : j + s * Wo : s] += cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
-    return out[:, :, p : p + H, p : p + W] if p else out
+    cols = cols.reshape(B, Ho, Wo, C, kh, kw)
+    out = xp.zeros((B, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i : i + sh * Ho : sh, j : j + sw * Wo : sw] += cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    return out[:, :, ph : ph + H, pw : pw + W]

@@ -1,4 +1,5 @@
-"""Datasets. Embedded: `digits` (default) and `rhm`; both need no download."""
+"""Datasets. Embedded (no download): `digits` (default), `rhm`, `mnist5k`, `mnist1d`. Read from
+--data-dir: mnist, fashion-mnist, cifar10, cifar100, stl10, tiny-imagenet (data/disk.py)."""
 
 from data.registry import DATASETS, Dataset, load_dataset
 

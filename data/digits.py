@@ -10,24 +10,18 @@ matter more than on the exact path; the measurement behind this choice is in REA
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
+from data.files import installed_file
 from data.registry import Dataset
 
 SPLIT = Path(__file__).with_name("digits_split.npz")
 
 
-def digits_file() -> Path:
-    """scikit-learn's digits.csv.gz, located without importing scikit-learn."""
-    spec = importlib.util.find_spec("sklearn")
-    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
-
-
 def load_digits() -> Dataset:
-    table = np.loadtxt(digits_file(), delimiter=",")
+    table = np.loadtxt(installed_file("sklearn", "datasets", "data", "digits.csv.gz"), delimiter=",")
     x = (table[:, :-1].reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)  # (1797, 1, 8, 8)
     y = table[:, -1].astype(np.int64)
     split = np.load(SPLIT)

@@ -112,6 +112,8 @@ PARAMS: dict[str, Param] = {
         Param("dw_min", float, 1e-7, 1.0, "mean weight step of one pulse", _set_device("dw_min")),
         Param("dw_min_dtod", float, 0.0, 10.0, "device-to-device spread of dw_min (relative)", _set_device("dw_min_dtod")),
         Param("dw_min_std", float, 0.0, 100.0, "cycle-to-cycle spread of a step (relative)", _set_device("dw_min_std")),
+        Param("write_noise_std", float, 0.0, 1000.0, "noise of the visible weight, redrawn at each write (in dw_min)",
+              _set_device("write_noise_std")),
         Param("up_down", float, -1.0, 1.0, "up/down step asymmetry", _set_device("up_down")),
         Param("w_max", float, 1e-3, 100.0, "device weight bound (w_min = -w_max)", _set_w_max),
         Param("dac_bits", int, 0, 24, "input DAC bits of both reads (0 = unquantised)", _io(_BOTH, "inp_res", bits_to_res)),
@@ -175,7 +177,7 @@ class DeviceSpec:
         leaves = leaf_devices(cfg.device)
         out["devices"] = [type(d).__name__ for d in leaves]
         leaf = leaves[0]
-        for key in ("dw_min", "dw_min_dtod", "dw_min_std", "up_down", "w_max", "w_min"):
+        for key in ("dw_min", "dw_min_dtod", "dw_min_std", "write_noise_std", "up_down", "w_max", "w_min"):
             if hasattr(leaf, key):
                 out[key] = getattr(leaf, key)
         for direction in _BOTH:

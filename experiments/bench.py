@@ -9,6 +9,11 @@
   (per layer x W^T, d W (not for the first layer), d^T x): the floor any exact step must pay.
 - rule vs bp: one step of another rule (dp_adjoint with its defaults: fwbw, K = 1) divided by
   one bp step of hilt on the same backend.
+- conv (`--vgg MODEL`): one exact-path `bp` step (SGD) of a conv net such as vgg16 on random
+  images, in NumPy (CuPy on a GPU), against the same network's forward, backward and SGD step in
+  torch on the same device (CPU threads as configured; cuDNN on a GPU). Reports images/s and the
+  peak memory of hilt's step (tracemalloc for NumPy; the CuPy pool after one step from empty;
+  torch.cuda.max_memory_allocated for torch on a GPU).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 from analog import backend
 from analog.network import build_network, crossbar_factory
 from devices import HiltError, parse_device
+from experiments.torch_twin import torch_twin
 from rules import make_rule
 
 
@@ -32,6 +38,7 @@ class BenchResult:
     hilt_ms: float
     reference_ms: float
     reference: str
+    extra: dict | None = None  # images/s, peak memory (conv bench)
 
     @property
     def ratio(self) -> float:
@@ -154,3 +161,67 @@ def bench_rule_vs_bp(rule_name: str, model: str, device: str, batch: int, steps:
     rule_ms, bp_ms = _alternate(lambda x, y: rule.step(nets[0], x, y, lr), lambda x, y: bp.step(nets[1], x, y, lr),
                                 xs, ys, steps)
     return BenchResult(f"{rule_name} step, {device}, {model}, batch {batch}", rule_ms, bp_ms, "hilt bp step")
+
+
+def _peak_bytes(step, x, y) -> int:
+    """Peak memory allocated during one call of step (after a warm-up call)."""
+    xp = backend.xp()
+    if xp is np:
+        import tracemalloc
+
+        tracemalloc.start()
+        step(x, y)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+    pool = xp.get_default_memory_pool()
+    pool.free_all_blocks()
+    step(x, y)
+    xp.cuda.Device().synchronize()
+    return pool.total_bytes()
+
+
+def bench_conv(model: str, image_size: int, n_classes: int, batch: int, steps: int, lr: float,
+               seed: int = 0) -> BenchResult:
+    import torch
+
+    xp = backend.use("auto")
+    device = "cpu" if xp is np else "cuda"
+    net = build_network(model, (3, image_size, image_size), n_classes, crossbar_factory(parse_device("exact")),
+                        seed=seed)
+    rule = make_rule("bp")
+    params, forward = torch_twin(net, device)
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(size=(steps + 4, batch, 3, image_size, image_size)).astype(np.float32)
+    ys = rng.integers(0, n_classes, size=(steps + 4, batch))
+    hx, tx = [backend.asarray(x) for x in xs], [torch.from_numpy(x).to(device) for x in xs]
+    ty = [torch.from_numpy(y).to(device) for y in ys]
+
+    def sync():
+        if device == "cuda":
+            xp.cuda.Device().synchronize()
+            torch.cuda.synchronize()
+
+    def hilt_step(i, y):  # _alternate passes (batch index, labels)
+        rule.step(net, hx[i], y, lr)
+        sync()
+
+    def torch_step(i, y):
+        loss = torch.nn.functional.cross_entropy(forward(tx[i]), ty[i])
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+                p.grad = None
+        sync()
+
+    hilt_ms, torch_ms = _alternate(hilt_step, torch_step, list(range(len(xs))), ys, steps)
+    extra = {"hilt_images_per_s": batch / hilt_ms * 1e3, "torch_images_per_s": batch / torch_ms * 1e3,
+             "hilt_peak_mib": _peak_bytes(hilt_step, 0, ys[0]) / 2**20, "backend": xp.__name__}
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        torch_step(1, ys[1])
+        extra["torch_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    reference = "PyTorch cuDNN" if device == "cuda" else f"PyTorch CPU ({torch.get_num_threads()} threads)"
+    return BenchResult(f"bp step, exact ({xp.__name__}), {model}, {image_size}x{image_size}, batch {batch}",
+                       hilt_ms, torch_ms, reference, extra)

@@ -33,9 +33,10 @@ from experiments.train import TrainConfig, build, open_run, train, validate
 
 RULE_KEYS = {"alpha": float, "beta": float, "loss": str, "schedule": str, "passes": int, "contrast": str, "pool": str,
              "inference_steps": int, "eta_h": float}
-DATA_KEYS = tuple(f.name for f in fields(RHMParams))  # --data-set options (only rhm has any)
-TRAIN_KEYS = ("lr", "batch_size", "epochs", "model", "device", "rule", "activation", "optimizer", "momentum",
-              "weight_decay")
+# --data-set options: rhm's (whole numbers), the on-disk datasets' norm, and augment / views for all
+DATA_KEYS = {**{f.name: int for f in fields(RHMParams)}, "norm": str, "augment": str, "views": str}
+TRAIN_KEYS = ("lr", "lr_schedule", "batch_size", "epochs", "model", "device", "rule", "activation", "optimizer",
+              "momentum", "weight_decay")
 METRICS = (*report.METRICS, "epochs")
 
 
@@ -72,7 +73,7 @@ class Point:
 
 
 def _typed(key: str, text: str):
-    kind = (PARAMS[key].kind if key in PARAMS else int if key in DATA_KEYS else RULE_KEYS.get(key)
+    kind = (PARAMS[key].kind if key in PARAMS else DATA_KEYS[key] if key in DATA_KEYS else RULE_KEYS.get(key)
             or {f.name: f.type for f in fields(TrainConfig)}.get(key))
     try:
         if kind in (float, "float"):

@@ -27,6 +27,7 @@ from experiments import checkpoint
 from experiments.alignment import mean_alignment
 from experiments.probe import probe
 from experiments.results import new_run_dir, read_json, versions, write_csv, write_json
+from experiments.schedule import parse_schedule
 from rules import make_rule
 from rules.base import DivergenceError, output_metrics
 
@@ -35,6 +36,7 @@ from rules.base import DivergenceError, output_metrics
 class TrainConfig:
     dataset: str = "digits"
     data_set: list[str] = field(default_factory=list)
+    data_dir: str | None = None  # where the on-disk datasets are (data/disk.py)
     model: str | None = None  # None: the dataset's default MLP
     device: str = "rram"
     sets: list[str] = field(default_factory=list)
@@ -43,19 +45,24 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int | None = None  # None: the dataset's
     lr: float = 0.05
+    lr_schedule: str = "constant"  # experiments/schedule.py; the peak is lr
     seed: int = 0
     optimizer: str = "sgd"
     momentum: float = 0.0
     weight_decay: float = 0.0
     activation: str = "relu"
     log_alignment: bool = False
-    keep_best: bool = False  # also keep checkpoint-best.pkl, by SELECTION_METRIC
+    keep_best: bool = False  # also keep checkpoint-best.pkl, by selection_metric(data)
     eval_every: int = 1  # test evaluation every N epochs (and after the last)
     out: str = "results/runs"
 
 
-# digits and rhm have no validation split: the best epoch is picked on test accuracy (optimistic).
-SELECTION_METRIC = "test_accuracy"
+# The best epoch (--keep-best) is picked on validation accuracy when the data has a validation set
+# (--data-set validation=F), else on test accuracy (optimistic: say so when reporting it).
+
+
+def selection_metric(data) -> str:
+    return "val_accuracy" if data.x_val is not None else "test_accuracy"
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -72,6 +79,7 @@ def _check(cfg: TrainConfig) -> None:
         raise HiltError(f"--lr must be a finite number > 0 (got {cfg.lr})")
     if cfg.epochs < 1:
         raise HiltError(f"--epochs must be >= 1 (got {cfg.epochs})")
+    parse_schedule(cfg.lr_schedule)
     if cfg.eval_every < 1:
         raise HiltError(f"--eval-every must be >= 1 (got {cfg.eval_every})")
     if cfg.batch_size is not None and cfg.batch_size < 1:
@@ -126,7 +134,7 @@ def build(cfg: TrainConfig) -> Setup:
     spec = parse_device(cfg.device, cfg.sets, seed=cfg.seed)
     rule = make_rule(cfg.rule, **cfg.rule_options)
     backend.select(analog=not spec.is_exact)
-    data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed)
+    data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir)
     default_model = data.default_encoder if rule.self_supervised else data.default_model
     cfg = replace(cfg, model=cfg.model or default_model, batch_size=cfg.batch_size or data.default_batch_size)
     new_optimizer = lambda: make_optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay)  # noqa: E731
@@ -227,9 +235,10 @@ def train(
     def batch(idx: np.ndarray, rng: np.random.Generator):
         """(x, y) of the training samples idx; x is a pair of views for a self-supervised rule."""
         rows = xp.asarray(idx)
-        return (data.pairs(idx, rng) if rule.self_supervised else x_tr[rows]), y_tr[rows]
+        return (data.pairs(idx, rng) if rule.self_supervised else data.augmented(x_tr[rows], rng)), y_tr[rows]
 
     steps = -(-n // cfg.batch_size)
+    schedule = parse_schedule(cfg.lr_schedule)
     rows: list[dict] = list(ckpt.rows) if ckpt else []
     best = dict(ckpt.best) if ckpt else {}
     done = ckpt.epoch if ckpt else 0
@@ -249,25 +258,33 @@ def train(
         alignment_batches = [batch(idx, fixed) for idx in np.array_split(fixed.permutation(n)[: 5 * cfg.batch_size], 5)]
 
     def evaluate_test(epoch):
-        score = held_out_score(rule, net, data)
-        exact = score if cfg.device == "exact" else held_out_score(rule, net.exact_copy(), data)
-        rows.append({"epoch": epoch, "split": "test", "loss": score["loss"], "accuracy": score["accuracy"],
-                     "accuracy_exact_readout": exact["accuracy"]})
+        """A val row (when the data has a validation set), then the test row."""
+        exact_net = net if cfg.device == "exact" else net.exact_copy()
+        for split, held_out in ([("val", data.validation())] if data.x_val is not None else []) + [("test", data)]:
+            score = held_out_score(rule, net, held_out)
+            exact = score if exact_net is net else held_out_score(rule, exact_net, held_out)
+            rows.append({"epoch": epoch, "split": split, "loss": score["loss"], "accuracy": score["accuracy"],
+                         "accuracy_exact_readout": exact["accuracy"]})
+
+    selection = selection_metric(data)
 
     def end_of_epoch(epoch):
         """metrics.csv, then the checkpoint(s), then summary.json: a resume reads the checkpoint's rows."""
         nonlocal done
         write_csv(run_dir / "metrics.csv", rows)
-        test_acc = rows[-1]["accuracy"] if rows[-1]["split"] == "test" else -math.inf
-        is_best = cfg.keep_best and test_acc > best.get(SELECTION_METRIC, -math.inf)
+        evaluated = rows[-1]["split"] == "test"
+        score = rows[-2 if selection == "val_accuracy" else -1]["accuracy"] if evaluated else -math.inf
+        is_best = cfg.keep_best and score > best.get(selection, -math.inf)
         if is_best:
-            best.update({"epoch": epoch, SELECTION_METRIC: test_acc})
+            best.update({"epoch": epoch, selection: score, "test_accuracy_at_best": rows[-1]["accuracy"]})
         checkpoint.save(run_dir, checkpoint.Checkpoint(epoch, net.state_dict(), order.bit_generator.state,
                                                        rows, wall(), dict(best)), best=is_best)
         done = epoch
         summary.update(epochs=done, wall_time_s=wall())
         if best:
-            summary.update(best_epoch=best["epoch"], **{f"best_{SELECTION_METRIC}": best[SELECTION_METRIC]})
+            summary.update(best_epoch=best["epoch"], **{f"best_{selection}": best[selection]})
+            if selection != "test_accuracy":
+                summary["test_accuracy_at_best"] = best["test_accuracy_at_best"]
         write_json(run_dir / "summary.json", summary)
 
     def finish(status, **extra):
@@ -287,7 +304,7 @@ def train(
                 for step in range(steps):
                     x, y = batch(perm[step * cfg.batch_size : (step + 1) * cfg.batch_size], order)
                     try:
-                        m = rule.step(net, x, y, cfg.lr)
+                        m = rule.step(net, x, y, schedule.lr(cfg.lr, (epoch - 1) * steps + step, steps))
                     except DivergenceError as err:
                         raise DivergenceError(f"epoch {epoch}, step {step + 1}: {err}") from None
                     if not math.isfinite(m["loss_sum"]):

@@ -8,30 +8,21 @@ import torch.nn.functional as F
 from analog.network import build_network, crossbar_factory
 from data import load_dataset
 from devices import parse_device
+from experiments.torch_twin import torch_twin
 from experiments.train import TrainConfig, build, train
 from rules import make_rule
 
 
 def torch_forward(net, x):
     """The same network in torch, from the crossbars' weights."""
-    params, h = [], torch.from_numpy(x)
-    for k, block in enumerate(net.blocks):
-        W = torch.tensor(block.crossbar.weights(), requires_grad=True)
-        params.append(W)
-        w, b = W[:, :-1], W[:, -1]
-        if hasattr(block.layer, "geometry"):
-            g = block.layer.geometry
-            h = F.conv2d(h, w.reshape(w.shape[0], h.shape[1], g.kernel, g.kernel), b, g.stride, g.padding)
-            h = F.max_pool2d(h, 2)
-        else:
-            h = h.flatten(1) @ w.T + b
-        if k < len(net.blocks) - 1:
-            h = torch.relu(h)
-    return h, params
+    params, forward = torch_twin(net)
+    return forward(torch.from_numpy(x)), params
 
 
 @pytest.mark.parametrize("model,shape,loss", [("mlp:12-9-7-5", (12,), "ce"), ("mlp:12-9-5", (12,), "mse"),
-                                              ("cnn:3-4", (2, 8, 8), "ce")])
+                                              ("cnn:3-4", (2, 8, 8), "ce"), ("cnn1d:4-3-5", (2, 21), "ce"),
+                                              ("rhm-cnn:6", (3, 8), "ce"), ("vgg6@0.0625", (3, 16, 16), "ce"),
+                                              ("vgg16@0.0625", (3, 32, 32), "ce")])
 def test_bp_update_equals_autograd_gradient(rng, model, shape, loss):
     net = build_network(model, shape, 5, crossbar_factory(parse_device("exact")), seed=1)
     x = rng.normal(size=(6, *shape)).astype(np.float32)

@@ -137,6 +137,13 @@ def a_file(tmp_path):
         (["bench", "--lr", "0"], "--lr must be a finite number > 0"),
         (["bench", "--batch-size", "0"], "--batch-size must be >= 1"),
         (["bench", "--model", "resnet"], "--model 'resnet': the benchmarks take an MLP"),
+        (["bench", "--vgg", "vgg6", "--image-size", "0"], "--image-size must be >= 1"),
+        (["bench", "--vgg", "vgg7"], "unknown model 'vgg7'"),
+        (["train", "--dataset", "digits", "--model", "cnn1d:4"], "needs 1-D signals (C, L)"),
+        (["train", "--dataset", "digits", "--model", "vgg16"], "too many pooling stages for (1, 8, 8) inputs"),
+        (["train", "--lr-schedule", "cosine"], "--lr-schedule 'cosine': expected constant | warmup-cosine"),
+        (["train", "--recipe", "bp-vgg16-cifar10", "--resume", "{file}"], "leave out --recipe"),
+        (["recipes", "nope"], "unknown recipe 'nope'"),
     ],
 )
 def test_every_bad_input_is_one_line_and_exit_2(tmp_path, a_file, args, message):
@@ -158,3 +165,11 @@ def test_hilt_xp_is_honoured_by_train(tmp_path, monkeypatch):
     monkeypatch.setenv("HILT_XP", "cupy")
     result = run("train", "--device", "rram", "--out", str(tmp_path))
     assert result.exit_code == 2 and "HILT_XP=cupy: analog devices run on aihwkit's CPU tiles" in result.stderr
+
+
+def test_bench_of_a_conv_net_against_torch():
+    result = run("bench", "--vgg", "vgg6@0.0625", "--image-size", "16", "--batch-size", "2", "--steps", "1", "--json")
+    assert result.exit_code == 0, result.output
+    (r,) = json.loads(result.stdout)
+    assert r["hilt_ms"] > 0 and r["reference_ms"] > 0 and r["extra"]["backend"] == "numpy"
+    assert r["extra"]["hilt_peak_mib"] > 0 and r["reference"].startswith("PyTorch CPU")

@@ -55,6 +55,7 @@ def test_io_override_on_perfect_preset_turns_on_only_that_effect():
         ("rram", ["adc_bits=2.5"], "expected int"),
         ("rram", ["read_noise=nan"], "out of range"),
         ("exact", ["dw_min=0.1"], "takes no device parameters"),
+        ("idealized", ["write_noise_std=0"], "no pulsed device parameter write_noise_std"),
     ],
 )
 def test_bad_device_input_is_one_clear_error(name, sets, message):
@@ -62,10 +63,19 @@ def test_bad_device_input_is_one_clear_error(name, sets, message):
         parse_device(name, sets)
 
 
+def test_write_noise_override_reaches_every_pulsed_device():
+    from devices.presets import leaf_devices
+
+    for name in ("rram", "rram-mp", "rram-ttv2"):
+        assert parse_device(name).describe()["write_noise_std"] > 0
+        leaves = leaf_devices(parse_device(name, ["write_noise_std=0"]).rpu_config().device)
+        assert [d.write_noise_std for d in leaves] == [0.0] * len(leaves)
+
+
 def test_describe_lists_effective_parameters():
     d = parse_device("rram", ["dw_min=0.005", "adc_bits=6"]).describe()
     assert d["dw_min"] == 0.005 and d["forward_io"]["adc_bits"] == 6
-    assert set(PARAMS) >= {"dw_min", "dw_min_dtod", "dw_min_std", "up_down", "w_max", "dac_bits", "adc_bits",
+    assert set(PARAMS) >= {"dw_min", "dw_min_dtod", "dw_min_std", "write_noise_std", "up_down", "w_max", "dac_bits", "adc_bits",
                            "read_noise", "backward_read_noise", "update_bl"}
 
 

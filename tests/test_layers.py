@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from analog.crossbar import ExactCrossbar
-from analog.layers import Block, Conv2d, Dense
+from analog.layers import Block, Conv1d, Conv2d, Dense
 from analog.periphery import ACTIVATIONS, AvgPool2d, ConvGeometry, MaxPool2d
 
 
@@ -35,6 +35,29 @@ def test_conv_matches_torch_and_autograd(rng, stride, padding, bias):
     grad = weight.grad.reshape(4, -1).numpy()
     if bias:
         grad = np.concatenate([grad, b.grad.numpy()[:, None]], 1)
+    np.testing.assert_allclose(layer.crossbar.weights(), W - 0.5 * grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(5, 2, 1), (3, 2, 1), (2, 2, 0), (3, 1, 0)])
+def test_conv1d_matches_torch_and_autograd(rng, kernel, stride, padding):
+    xb = ExactCrossbar(4, 3 * kernel, True)
+    W = rng.normal(size=xb.shape).astype(np.float32)
+    xb.program(W)
+    layer = Conv1d(xb, kernel, stride, padding)
+    x = rng.normal(size=(2, 3, 17)).astype(np.float32)
+    weight = torch.tensor(W[:, :-1].reshape(4, 3, kernel), requires_grad=True)
+    b = torch.tensor(W[:, -1], requires_grad=True)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = F.conv1d(xt, weight, b, stride=stride, padding=padding)
+    y, cache = layer.forward(x)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-4, atol=1e-4)
+    assert layer.output_shape(x.shape[1:]) == y.shape[1:]
+
+    g = rng.normal(size=y.shape).astype(np.float32)
+    yt.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(layer.backward(g, cache), xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    layer.update(g, cache, 0.5)
+    grad = np.concatenate([weight.grad.reshape(4, -1).numpy(), b.grad.numpy()[:, None]], 1)
     np.testing.assert_allclose(layer.crossbar.weights(), W - 0.5 * grad, rtol=1e-4, atol=1e-4)
 
 

@@ -193,6 +193,30 @@ def test_keep_best_and_json_of_a_diverged_run(tmp_path):
     assert train("--resume", summary["run_dir"], "--epochs", "4").exit_code == 2
 
 
+def test_validation_split_selects_the_best_checkpoint(tmp_path):
+    import pandas as pd
+
+    result = train("--device", "exact", "--epochs", "3", "--keep-best", "--data-set", "validation=0.2",
+                   "--out", str(tmp_path), "--json")
+    summary = json.loads(result.stdout)
+    metrics = pd.read_csv(Path(summary["run_dir"]) / "metrics.csv")
+    val, test = metrics[metrics.split == "val"], metrics[metrics.split == "test"]
+    assert list(val.epoch) == list(test.epoch) == [0, 1, 2, 3]
+    best = val.accuracy.iloc[1:].idxmax()
+    assert summary["best_epoch"] == metrics.epoch[best] and summary["best_val_accuracy"] == metrics.accuracy[best]
+    assert summary["test_accuracy_at_best"] == test[test.epoch == summary["best_epoch"]].accuracy.item()
+    assert (Path(summary["run_dir"]) / "checkpoint-best.pkl").is_file()
+    from data import load_dataset
+
+    full, held = load_dataset("digits"), load_dataset("digits", ["validation=0.2"], seed=0)
+    assert (len(held.x_train), len(held.x_val)) == (1150, 287)
+    rows = lambda x: {r.tobytes() for r in x}  # noqa: E731
+    assert rows(held.x_train) | rows(held.x_val) == rows(full.x_train) and not rows(held.x_train) & rows(held.x_val)
+    assert not np.array_equal(load_dataset("digits", ["validation=0.2"], seed=1).x_val, held.x_val)
+    bad = train("--device", "exact", "--data-set", "validation=1.5", "--out", str(tmp_path))
+    assert bad.exit_code == 2 and "validation=1.5: expected a fraction in (0, 1)" in bad.output
+
+
 def test_run_folder_is_printed_whole_and_markup_is_text(tmp_path):
     out = tmp_path / "a-rather-long-folder-name-[exp1]" / "[bold]runs"
     result = runner.invoke(app, ["train", "--device", "exact", "--epochs", "1", "--out", str(out)],

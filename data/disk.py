@@ -1,0 +1,197 @@
+"""Image datasets read from `--data-dir` in their standard on-disk formats, never downloaded.
+
+| name | files under DATA_DIR | read by |
+|---|---|---|
+| mnist | MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte | torchvision MNIST |
+| fashion-mnist | FashionMNIST/raw/ (same names) | torchvision FashionMNIST |
+| cifar10 | cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} | torchvision CIFAR10 |
+| cifar100 | cifar-100-python/{train, test, meta} | torchvision CIFAR100 |
+| stl10 | stl10_binary/{train,test}_{X,y}.bin, class_names.txt | torchvision STL10 |
+| tiny-imagenet | tiny-imagenet-200/train/WNID/images/*.JPEG, val/images/*.JPEG, val/val_annotations.txt | ImageFolder + decode_image |
+
+torchvision checks CIFAR and STL-10 files against the md5 of the full release; hilt checks that the
+files are there and lets the reader fail on a bad one, so subsets and the tests' fakes read too.
+Images become float32 (C, H, W), scaled to [0, 1] and normalised per channel as each paper does:
+MNIST and Fashion-MNIST raw (SPECS 5.8), CIFAR with Two Tales' statistics (SPECS 5.7; cifar10
+`norm=simclr` gives CLAPP++'s, SPECS 2.8), STL-10 and Tiny ImageNet with CLAPP++'s.
+Options: `train_size=N`, `test_size=N` keep the first N images of a split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from data.registry import Dataset
+from devices.errors import HiltError, check_memory
+
+Norm = tuple[tuple[float, ...], tuple[float, ...]] | None  # per-channel (mean, std) of [0, 1] pixels
+TWO_TALES_CIFAR10: Norm = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+TWO_TALES_CIFAR100: Norm = ((0.5074, 0.4867, 0.4411), (0.2011, 0.1987, 0.2025))
+SIMCLR_CIFAR10: Norm = (tuple(v / 255 for v in (125.3, 123.0, 113.9)), tuple(v / 255 for v in (63.0, 62.1, 66.7)))
+SIMCLR_STL10: Norm = ((0.4313, 0.4156, 0.3663), (0.2683, 0.2610, 0.2687))
+SIMCLR_TINY: Norm = ((0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262))
+
+
+@dataclass(frozen=True)
+class DiskFormat:
+    files: tuple[str, ...]  # what must exist under DATA_DIR
+    what: str  # how the user gets these files
+    read: Callable[[Path, bool], tuple[np.ndarray, np.ndarray]]  # (root, train) -> uint8 NCHW, labels
+    n_classes: int
+    norms: dict[str, Norm]  # the first is the default
+    image_bytes: int  # bytes of one float32 image, for the memory check
+
+
+def _mnist_reader(cls_name: str):
+    def read(root: Path, train: bool):
+        from torchvision import datasets
+
+        ds = getattr(datasets, cls_name)(str(root), train=train, download=False)
+        return ds.data.numpy()[:, None], ds.targets.numpy()
+
+    return read
+
+
+def _present_only(cls, train_files: int | None = None):
+    """A torchvision dataset class whose file checks test presence, not the full release's md5
+    (torchvision's check_integrity with md5=None); train_files keeps the first n of train_list."""
+    unchecked = lambda entries: [[name, None] for name, _ in entries]  # noqa: E731
+    attrs = {"train_list": unchecked(cls.train_list[:train_files]), "test_list": unchecked(cls.test_list)}
+    if hasattr(cls, "meta"):
+        attrs["meta"] = {**cls.meta, "md5": None}
+    return type(cls.__name__, (cls,), attrs)
+
+
+def _cifar_reader(cls_name: str):
+    def read(root: Path, train: bool):
+        from torchvision import datasets
+
+        ds = _present_only(getattr(datasets, cls_name))(str(root), train=train, download=False)
+        return ds.data.transpose(0, 3, 1, 2), np.asarray(ds.targets)
+
+    return read
+
+
+def _read_stl10(root: Path, train: bool):
+    from torchvision.datasets import STL10
+
+    # train_list[2] is the unlabeled split, not needed for train and test
+    ds = _present_only(STL10, train_files=2)(str(root), split="train" if train else "test", download=False)
+    return ds.data, ds.labels.astype(np.int64)
+
+
+def _decode(paths: list[Path]) -> np.ndarray:
+    from torchvision.io import ImageReadMode, decode_image
+
+    return np.stack([decode_image(str(p), mode=ImageReadMode.RGB).numpy() for p in paths]) if paths else \
+        np.zeros((0, 3, 64, 64), np.uint8)
+
+
+def _read_tiny(root: Path, train: bool):
+    from torchvision.datasets import ImageFolder
+
+    base = root / "tiny-imagenet-200"
+    classes = ImageFolder(str(base / "train"), allow_empty=True)
+    if train:
+        paths, labels = zip(*classes.samples) if classes.samples else ((), ())
+        return _decode([Path(p) for p in paths]), np.asarray(labels, dtype=np.int64)
+    rows = [line.split("\t")[:2] for line in (base / "val" / "val_annotations.txt").read_text().splitlines() if line]
+    unknown = sorted({wnid for _, wnid in rows} - set(classes.class_to_idx))
+    if unknown:
+        raise HiltError(f"tiny-imagenet: val_annotations.txt names classes without a train folder: {', '.join(unknown[:5])}")
+    images = _decode([base / "val" / "images" / name for name, _ in rows])
+    return images, np.asarray([classes.class_to_idx[wnid] for _, wnid in rows], dtype=np.int64)
+
+
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FORMATS: dict[str, DiskFormat] = {
+    "mnist": DiskFormat(tuple(f"MNIST/raw/{f}" for f in _MNIST_FILES),
+                        "the four uncompressed MNIST idx files", _mnist_reader("MNIST"), 10, {"raw": None}, 4 * 784),
+    "fashion-mnist": DiskFormat(tuple(f"FashionMNIST/raw/{f}" for f in _MNIST_FILES),
+                                "the four uncompressed Fashion-MNIST idx files", _mnist_reader("FashionMNIST"), 10,
+                                {"raw": None}, 4 * 784),
+    "cifar10": DiskFormat(tuple(f"cifar-10-batches-py/{f}" for f in
+                                [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]),
+                          "cifar-10-python.tar.gz unpacked", _cifar_reader("CIFAR10"), 10,
+                          {"dp": TWO_TALES_CIFAR10, "simclr": SIMCLR_CIFAR10}, 4 * 3072),
+    "cifar100": DiskFormat(tuple(f"cifar-100-python/{f}" for f in ("train", "test", "meta")),
+                           "cifar-100-python.tar.gz unpacked", _cifar_reader("CIFAR100"), 100,
+                           {"dp": TWO_TALES_CIFAR100}, 4 * 3072),
+    "stl10": DiskFormat(tuple(f"stl10_binary/{f}" for f in ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin",
+                                                            "class_names.txt")),
+                        "stl10_binary.tar.gz unpacked", _read_stl10, 10, {"simclr": SIMCLR_STL10}, 4 * 3 * 96 * 96),
+    "tiny-imagenet": DiskFormat(("tiny-imagenet-200/train", "tiny-imagenet-200/val/images",
+                                 "tiny-imagenet-200/val/val_annotations.txt"),
+                                "tiny-imagenet-200.zip unpacked", _read_tiny, 200, {"simclr": SIMCLR_TINY},
+                                4 * 3 * 64 * 64),
+}
+SIZES = {"mnist": (60000, 10000), "fashion-mnist": (60000, 10000), "cifar10": (50000, 10000),
+         "cifar100": (50000, 10000), "stl10": (5000, 8000), "tiny-imagenet": (100000, 10000)}
+
+
+def _size(params: dict[str, str], key: str, name: str) -> int | None:
+    if key not in params:
+        return None
+    try:
+        value = int(params[key])
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise HiltError(f"--data-set {key}={params[key]}: expected a whole number >= 1")
+    return value
+
+
+def check_files(name: str, data_dir: str | None) -> Path:
+    fmt = FORMATS[name]
+    if not data_dir:
+        raise HiltError(f"dataset {name} is read from disk: pass --data-dir DIR with {fmt.what} in it "
+                        f"({', '.join(fmt.files)})")
+    root = Path(data_dir).expanduser()
+    missing = [f for f in fmt.files if not (root / f).exists()]
+    if len(missing) == len(fmt.files):
+        raise HiltError(f"dataset {name}: none of its files are under {root}; expected {fmt.what} there "
+                        f"({', '.join(fmt.files)})")
+    if missing:
+        raise HiltError(f"dataset {name} under {root} is incomplete: missing {', '.join(missing)} ({fmt.what})")
+    return root
+
+
+def normalise(images: np.ndarray, norm: Norm) -> np.ndarray:
+    """uint8 (N, C, H, W) -> float32, [0, 1] then (x - mean) / std per channel."""
+    x = images.astype(np.float32) / 255.0
+    if norm is not None:
+        mean, std = (np.asarray(v, dtype=np.float32)[None, :, None, None] for v in norm)
+        x -= mean
+        x /= std
+    return x
+
+
+def load_from_disk(name: str, params: dict[str, str], data_dir: str | None) -> Dataset:
+    fmt = FORMATS[name]
+    allowed = {"train_size", "test_size"} | ({"norm"} if len(fmt.norms) > 1 else set())
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise HiltError(f"dataset {name}: unknown --data-set option {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    norm_name = params.get("norm", next(iter(fmt.norms)))
+    if norm_name not in fmt.norms:
+        raise HiltError(f"--data-set norm={norm_name}: allowed for {name}: {', '.join(fmt.norms)}")
+    sizes = [_size(params, "train_size", name), _size(params, "test_size", name)]
+    root = check_files(name, data_dir)
+    n = [min(s or full, full) for s, full in zip(sizes, SIZES[name])]
+    check_memory(f"dataset {name} as float32 ({n[0]} + {n[1]} images)", 2 * sum(n) * fmt.image_bytes)
+    splits = []
+    for train, keep in zip((True, False), sizes):
+        try:
+            images, labels = fmt.read(root, train)
+        except HiltError:
+            raise
+        except Exception as err:  # a truncated or foreign file: name it, no traceback
+            raise HiltError(f"dataset {name}: cannot read its {'training' if train else 'test'} files under {root} "
+                            f"({type(err).__name__}: {err})") from None
+        splits += [normalise(images[:keep], fmt.norms[norm_name]), labels[:keep].astype(np.int64)]
+    return Dataset(name, *splits, n_classes=fmt.n_classes, norm=fmt.norms[norm_name],
+                   info={"data_dir": str(root), "norm": norm_name, "source": fmt.what})

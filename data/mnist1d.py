@@ -1,0 +1,47 @@
+"""`mnist1d`: the MNIST-1D benchmark (Greydanus 2020), 40-sample signals as (1, 40), 4 000 / 1 000.
+
+The mnist1d package generates it offline from its ten templates with its default arguments
+(`make_dataset(get_dataset_args())`, seed 42, already standardised); its download path is never
+called. Generating takes several seconds, so the arrays are cached under data.files.cache_dir(),
+keyed by the package version. The generator seeds numpy's and python's global RNGs; their states
+are restored afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import random
+
+import numpy as np
+
+from data.files import cache_dir
+from data.registry import Dataset
+
+
+def generate() -> dict[str, np.ndarray]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        ds = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return {"x": ds["x"], "y": ds["y"], "x_test": ds["x_test"], "y_test": ds["y_test"]}
+
+
+def load_mnist1d() -> Dataset:
+    path = cache_dir() / f"mnist1d-{importlib.metadata.version('mnist1d')}-default.npz"
+    if path.is_file():
+        with np.load(path) as saved:
+            arrays = dict(saved)
+    else:
+        arrays = generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_suffix(f".{np.random.default_rng().integers(1 << 30)}.tmp.npz")
+        np.savez(part, **arrays)
+        part.replace(path)  # atomic: concurrent runs never read half a file
+    x, x_test = (arrays[k][:, None, :].astype(np.float32) for k in ("x", "x_test"))
+    return Dataset("mnist1d", x, arrays["y"].astype(np.int64), x_test, arrays["y_test"].astype(np.int64),
+                   n_classes=10, info={"source": "mnist1d make_dataset(get_dataset_args())"},
+                   default_spec="mlp:40-100-100-10", default_batch_size=100)

@@ -1,0 +1,46 @@
+"""The papers' recipes (experiments/recipes.toml): named TrainConfig settings that `train --recipe`
+starts from; whatever the user typed overrides them."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import fields, replace
+from pathlib import Path
+
+from devices.errors import HiltError
+from experiments.train import TrainConfig
+
+RECIPES_FILE = Path(__file__).with_name("recipes.toml")
+_FIELDS = {f.name for f in fields(TrainConfig)}
+
+
+def recipes() -> dict[str, dict]:
+    """name -> {"description": ..., TrainConfig fields...}, in file order."""
+    with open(RECIPES_FILE, "rb") as fh:
+        table = tomllib.load(fh)
+    for name, recipe in table.items():
+        unknown = set(recipe) - _FIELDS - {"description"}
+        if unknown:
+            raise ValueError(f"{RECIPES_FILE.name} [{name}]: unknown keys {sorted(unknown)}")
+    return table
+
+
+def apply_recipe(name: str, cfg: TrainConfig, typed: dict) -> TrainConfig:
+    """The recipe's settings with `typed` on top: the settings the user named, as TrainConfig fields
+    or rule options (keys of cfg.rule_options, e.g. alpha), as for `--resume`."""
+    table = recipes()
+    if name not in table:
+        raise HiltError(f"unknown recipe {name!r}; allowed: {', '.join(table)} (see `recipes`)")
+    settings = {k: v for k, v in table[name].items() if k != "description"}
+    options = {**dict.fromkeys(cfg.rule_options), **settings.pop("rule_options", {})}
+    options.update({k: v for k, v in typed.items() if k in cfg.rule_options})
+    fields_typed = {k: v for k, v in typed.items() if k not in cfg.rule_options}
+    for key in ("data_set", "sets"):  # KEY=VALUE lists: a typed key replaces the recipe's, others add
+        if key in fields_typed and key in settings:
+            fields_typed[key] = _merged(settings[key], fields_typed[key])
+    return replace(TrainConfig(), **{**settings, **fields_typed}, rule_options=options)
+
+
+def _merged(base: list[str], typed: list[str]) -> list[str]:
+    keys = {item.partition("=")[0].strip() for item in typed}
+    return [item for item in base if item.partition("=")[0].strip() not in keys] + list(typed)

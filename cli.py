@@ -431,6 +431,10 @@ def bench(
     lr: float = typer.Option(0.05, help="learning rate of the timed steps"),
     vgg: Optional[str] = typer.Option(None, help="only the conv bench: this image model (e.g. vgg16@0.25) on the exact path vs torch"),
     image_size: int = typer.Option(32, help="--vgg: image side (3 channels)"),
+    rule: str = typer.Option("bp", help="--vgg: the rule whose step is timed"),
+    pool: Optional[str] = typer.Option(None, help="--vgg with clapp rules: feature pooling per layer"),
+    passes: Optional[int] = typer.Option(None, help="--vgg with dp/dp_adjoint: passes K of the schedule"),
+    schedule: Optional[str] = typer.Option(None, help="--vgg with dp/dp_adjoint: fwbw | fw"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
 ):
     """Time per training step: hilt vs aihwkit-native (analog) and vs bare NumPy matmuls (exact);
@@ -440,7 +444,8 @@ def bench(
 
     if vgg:
         check_options(steps=steps, lr=lr, models={}, batch_size=batch_size, image_size=image_size)
-        results = [bench_conv(vgg, image_size, 10, batch_size, steps, lr)]
+        results = [bench_conv(vgg, image_size, 10, batch_size, steps, lr, rule_name=rule, passes=passes,
+                              schedule=schedule, pool=pool)]
         if as_json:
             print(json.dumps([{**r.__dict__, "ratio": r.ratio} for r in results]))
             return

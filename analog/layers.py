@@ -16,16 +16,20 @@ from typing import Any, NamedTuple
 
 from analog import backend
 from analog.crossbar import Crossbar, exact_copy
+from analog.optim import outer
 from analog.periphery import Activation, AvgPool2d, ConvGeometry, MaxPool2d, col2im, im2col
 
 
 class LayerCache(NamedTuple):
-    """What a layer keeps of a read: the crossbar rows, the input shape, and where the forward read
-    was at its output bound (None: nowhere, or no forward read was made, as in `Block.cache_for`)."""
+    """What a layer keeps of a read: the crossbar rows (or, for a convolution, its input, from which
+    the im2col rows are made again when needed: 9x smaller for 3x3 kernels, so a step holds one
+    layer's patches at a time), the input shape, and where the forward read was at its output bound
+    (None: nowhere, or no forward read was made, as in `Block.cache_for`)."""
 
     rows: Any
     in_shape: tuple
     clipped: Any = None
+    x: Any = None
 
 
 class Dense:
@@ -38,9 +42,13 @@ class Dense:
         """The layer's cache for input x without a read: the crossbar rows and the input shape."""
         return LayerCache(x.reshape(x.shape[0], -1), x.shape)
 
+    def rows(self, cache: LayerCache):
+        """The crossbar rows of the cached input."""
+        return cache.rows
+
     def forward(self, x):
         cache = self.input_cache(x)
-        y, clipped = self.crossbar.forward_clipped(cache.rows)
+        y, clipped = self.crossbar.forward_clipped(self.rows(cache))
         return y, cache._replace(clipped=clipped)
 
     def exact_copy(self, bias: bool = True):
@@ -58,8 +66,8 @@ class Dense:
 
     def outer(self, g, cache):
         """The batch-summed update this layer's crossbar would receive: g_rows^T rows (+ bias column)."""
-        rows, g_rows = cache.rows, self._g_rows(g)
-        G = g_rows.T @ rows
+        rows, g_rows = self.rows(cache), self._g_rows(g)
+        G = outer(g_rows, rows)
         if self.crossbar.bias:
             G = backend.xp().concatenate([G, g_rows.sum(axis=0)[:, None]], axis=1)
         return G
@@ -68,7 +76,7 @@ class Dense:
         return self.crossbar.backward(self._g_rows(g), cache.clipped).reshape(cache.in_shape)
 
     def update(self, g, cache, lr):
-        self.crossbar.update(cache.rows, self._g_rows(g), lr)
+        self.crossbar.update(self.rows(cache), self._g_rows(g), lr)
 
 
 class Conv2d(Dense):
@@ -79,7 +87,10 @@ class Conv2d(Dense):
         self.geometry = geometry
 
     def input_cache(self, x) -> LayerCache:
-        return LayerCache(im2col(x, self.geometry), x.shape)
+        return LayerCache(None, x.shape, x=x)
+
+    def rows(self, cache: LayerCache):
+        return im2col(cache.x, self.geometry)
 
     def output_shape(self, in_shape):
         return (self.crossbar.out_size, *self.geometry.out_hw(*in_shape[1:]))
@@ -107,7 +118,10 @@ class Conv1d(Dense):
         self.geometry = ConvGeometry(kernel, stride, padding, dims=1)
 
     def input_cache(self, x) -> LayerCache:
-        return LayerCache(im2col(x[:, :, None, :], self.geometry), x.shape)
+        return LayerCache(None, x.shape, x=x)
+
+    def rows(self, cache: LayerCache):
+        return im2col(cache.x[:, :, None, :], self.geometry)
 
     def output_shape(self, in_shape):
         return (self.crossbar.out_size, self.geometry.out_hw(1, in_shape[1])[1])

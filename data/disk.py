@@ -14,7 +14,9 @@ files are there and lets the reader fail on a bad one, so subsets and the tests'
 Images become float32 (C, H, W), scaled to [0, 1] and normalised per channel as each paper does:
 MNIST and Fashion-MNIST raw (SPECS 5.8), CIFAR with Two Tales' statistics (SPECS 5.7; cifar10
 `norm=simclr` gives CLAPP++'s, SPECS 2.8), STL-10 and Tiny ImageNet with CLAPP++'s.
-Options: `train_size=N`, `test_size=N` keep the first N images of a split.
+Options: `train_size=N`, `test_size=N` keep the first N images of a split (train_size also of the
+unlabeled one); stl10 `ssl=unlabeled` also reads unlabeled_X.bin (100 000 images), which
+self-supervised rules then train on (the probe still uses the labelled train split).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class DiskFormat:
     n_classes: int
     norms: dict[str, Norm]  # the first is the default
     image_bytes: int  # bytes of one float32 image, for the memory check
+    unlabeled: tuple[str, Callable[[Path], np.ndarray]] | None = None  # (file, reader) of an unlabeled split
 
 
 def _mnist_reader(cls_name: str):
@@ -82,6 +85,12 @@ def _read_stl10(root: Path, train: bool):
     # train_list[2] is the unlabeled split, not needed for train and test
     ds = _present_only(STL10, train_files=2)(str(root), split="train" if train else "test", download=False)
     return ds.data, ds.labels.astype(np.int64)
+
+
+def _read_stl10_unlabeled(root: Path) -> np.ndarray:
+    from torchvision.datasets import STL10
+
+    return _present_only(STL10)(str(root), split="unlabeled", download=False).data
 
 
 def _decode(paths: list[Path]) -> np.ndarray:
@@ -123,7 +132,8 @@ FORMATS: dict[str, DiskFormat] = {
                            {"dp": TWO_TALES_CIFAR100}, 4 * 3072),
     "stl10": DiskFormat(tuple(f"stl10_binary/{f}" for f in ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin",
                                                             "class_names.txt")),
-                        "stl10_binary.tar.gz unpacked", _read_stl10, 10, {"simclr": SIMCLR_STL10}, 4 * 3 * 96 * 96),
+                        "stl10_binary.tar.gz unpacked", _read_stl10, 10, {"simclr": SIMCLR_STL10}, 4 * 3 * 96 * 96,
+                        unlabeled=("stl10_binary/unlabeled_X.bin", _read_stl10_unlabeled)),
     "tiny-imagenet": DiskFormat(("tiny-imagenet-200/train", "tiny-imagenet-200/val/images",
                                  "tiny-imagenet-200/val/val_annotations.txt"),
                                 "tiny-imagenet-200.zip unpacked", _read_tiny, 200, {"simclr": SIMCLR_TINY},
@@ -131,6 +141,7 @@ FORMATS: dict[str, DiskFormat] = {
 }
 SIZES = {"mnist": (60000, 10000), "fashion-mnist": (60000, 10000), "cifar10": (50000, 10000),
          "cifar100": (50000, 10000), "stl10": (5000, 8000), "tiny-imagenet": (100000, 10000)}
+UNLABELED_SIZE = 100000  # STL-10's unlabeled split
 
 
 def _size(params: dict[str, str], key: str, name: str) -> int | None:
@@ -172,17 +183,23 @@ def normalise(images: np.ndarray, norm: Norm) -> np.ndarray:
 
 def load_from_disk(name: str, params: dict[str, str], data_dir: str | None) -> Dataset:
     fmt = FORMATS[name]
-    allowed = {"train_size", "test_size"} | ({"norm"} if len(fmt.norms) > 1 else set())
+    allowed = ({"train_size", "test_size"} | ({"norm"} if len(fmt.norms) > 1 else set())
+               | ({"ssl"} if fmt.unlabeled else set()))
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise HiltError(f"dataset {name}: unknown --data-set option {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     norm_name = params.get("norm", next(iter(fmt.norms)))
     if norm_name not in fmt.norms:
         raise HiltError(f"--data-set norm={norm_name}: allowed for {name}: {', '.join(fmt.norms)}")
+    ssl = params.get("ssl", "train")
+    if ssl not in ("train", "unlabeled"):
+        raise HiltError(f"--data-set ssl={ssl}: allowed for {name}: train, unlabeled")
     sizes = [_size(params, "train_size", name), _size(params, "test_size", name)]
     root = check_files(name, data_dir)
-    n = [min(s or full, full) for s, full in zip(sizes, SIZES[name])]
-    check_memory(f"dataset {name} as float32 ({n[0]} + {n[1]} images)", 2 * sum(n) * fmt.image_bytes)
+    n = [min(s or full, full) for s, full in zip(sizes, SIZES[name])] + [UNLABELED_SIZE * (ssl == "unlabeled")]
+    # float32 images plus the uint8 ones they are made from (a quarter of that)
+    check_memory(f"dataset {name} as float32 ({' + '.join(map(str, filter(None, n)))} images)",
+                 1.25 * sum(n) * fmt.image_bytes)
     splits = []
     for train, keep in zip((True, False), sizes):
         try:
@@ -193,5 +210,14 @@ def load_from_disk(name: str, params: dict[str, str], data_dir: str | None) -> D
             raise HiltError(f"dataset {name}: cannot read its {'training' if train else 'test'} files under {root} "
                             f"({type(err).__name__}: {err})") from None
         splits += [normalise(images[:keep], fmt.norms[norm_name]), labels[:keep].astype(np.int64)]
-    return Dataset(name, *splits, n_classes=fmt.n_classes, norm=fmt.norms[norm_name],
-                   info={"data_dir": str(root), "norm": norm_name, "source": fmt.what})
+    unlabeled = None
+    if ssl == "unlabeled":
+        file, read = fmt.unlabeled
+        if not (root / file).is_file():
+            raise HiltError(f"--data-set ssl=unlabeled: {root / file} is missing ({fmt.what})")
+        try:
+            unlabeled = normalise(read(root)[: sizes[0]], fmt.norms[norm_name])
+        except Exception as err:
+            raise HiltError(f"dataset {name}: cannot read {root / file} ({type(err).__name__}: {err})") from None
+    return Dataset(name, *splits, n_classes=fmt.n_classes, norm=fmt.norms[norm_name], x_unlabeled=unlabeled,
+                   info={"data_dir": str(root), "norm": norm_name, "ssl": ssl, "source": fmt.what})

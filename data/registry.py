@@ -31,6 +31,12 @@ class Dataset:
     norm: tuple | None = None  # per-channel (mean, std) the images are normalised with, if any
     x_val: np.ndarray | None = None  # held out of the training set by --data-set validation=F
     y_val: np.ndarray | None = None
+    x_unlabeled: np.ndarray | None = None  # images only self-supervised rules train on (STL-10's)
+
+    @property
+    def ssl_images(self) -> np.ndarray:
+        """What self-supervised rules draw their views from: the unlabeled split if any, else x_train."""
+        return self.x_train if self.x_unlabeled is None else self.x_unlabeled
 
     def validation(self) -> "Dataset":
         """This dataset with the validation set in the place of the test set (for held-out scores)."""
@@ -45,9 +51,9 @@ class Dataset:
         if self.pairing == "simclr":
             from data.augment import simclr_view
 
-            x = self.x_train[idx]
+            x = self.ssl_images[idx]
             return Pairs(simclr_view(x, rng, self.norm), simclr_view(x, rng, self.norm), next_row(2 * len(idx)))
-        return shifted_views(self.x_train, idx, rng)
+        return shifted_views(self.ssl_images, idx, rng)
 
     def augmented(self, x, rng: np.random.Generator):
         """A supervised training batch after the dataset's augmentation."""

@@ -9,11 +9,12 @@
   (per layer x W^T, d W (not for the first layer), d^T x): the floor any exact step must pay.
 - rule vs bp: one step of another rule (dp_adjoint with its defaults: fwbw, K = 1) divided by
   one bp step of hilt on the same backend.
-- conv (`--vgg MODEL`): one exact-path `bp` step (SGD) of a conv net such as vgg16 on random
-  images, in NumPy (CuPy on a GPU), against the same network's forward, backward and SGD step in
-  torch on the same device (CPU threads as configured; cuDNN on a GPU). Reports images/s and the
-  peak memory of hilt's step (tracemalloc for NumPy; the CuPy pool after one step from empty;
-  torch.cuda.max_memory_allocated for torch on a GPU).
+- conv (`--vgg MODEL`): one exact-path step (SGD) of a rule (bp by default) of a conv net such
+  as vgg16 on random images, in NumPy (CuPy on a GPU), against the same network's forward,
+  backward and SGD step (BP, with a readout; for a self-supervised rule on its 2B views) in torch
+  on the same device (CPU threads as configured; cuDNN on a GPU). Reports images/s (views/s for a
+  self-supervised rule) and the peak memory of hilt's step (tracemalloc for NumPy; the CuPy pool
+  after one step from empty; torch.cuda.max_memory_allocated for torch on a GPU).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from analog import backend
 from analog.network import build_network, crossbar_factory
+from data.pairs import Pairs, next_row
 from devices import HiltError, parse_device
 from experiments.torch_twin import torch_twin
 from rules import make_rule
@@ -182,20 +184,26 @@ def _peak_bytes(step, x, y) -> int:
 
 
 def bench_conv(model: str, image_size: int, n_classes: int, batch: int, steps: int, lr: float,
-               seed: int = 0) -> BenchResult:
+               seed: int = 0, rule_name: str = "bp", **rule_options) -> BenchResult:
     import torch
 
     xp = backend.use("auto")
     device = "cpu" if xp is np else "cuda"
-    net = build_network(model, (3, image_size, image_size), n_classes, crossbar_factory(parse_device("exact")),
-                        seed=seed)
-    rule = make_rule("bp")
-    params, forward = torch_twin(net, device)
+    rule = make_rule(rule_name, **{k: v for k, v in rule_options.items() if v is not None})
+    ssl = rule.self_supervised
+    factory, shape = crossbar_factory(parse_device("exact")), (3, image_size, image_size)
+    net = build_network(model, shape, n_classes, factory, seed=seed, readout=not ssl)
+    rule.attach(net, factory, np.random.default_rng(seed))
+    # A self-supervised step sees two views of `batch` images; torch's BP step then gets the 2B views.
+    reference_net = build_network(model, shape, n_classes, factory, seed=seed) if ssl else net
+    params, forward = torch_twin(reference_net, device)
     rng = np.random.default_rng(seed)
-    xs = rng.normal(size=(steps + 4, batch, 3, image_size, image_size)).astype(np.float32)
-    ys = rng.integers(0, n_classes, size=(steps + 4, batch))
+    xs = rng.normal(size=(steps + 4, (1 + ssl) * batch, *shape)).astype(np.float32)
+    ys = rng.integers(0, n_classes, size=(steps + 4, (1 + ssl) * batch))
     hx, tx = [backend.asarray(x) for x in xs], [torch.from_numpy(x).to(device) for x in xs]
     ty = [torch.from_numpy(y).to(device) for y in ys]
+    if ssl:
+        hx = [Pairs(x[:batch], x[batch:], next_row(2 * batch)) for x in hx]
 
     def sync():
         if device == "cuda":
@@ -216,12 +224,15 @@ def bench_conv(model: str, image_size: int, n_classes: int, batch: int, steps: i
         sync()
 
     hilt_ms, torch_ms = _alternate(hilt_step, torch_step, list(range(len(xs))), ys, steps)
-    extra = {"hilt_images_per_s": batch / hilt_ms * 1e3, "torch_images_per_s": batch / torch_ms * 1e3,
+    inputs = (1 + ssl) * batch  # images, or views of them
+    extra = {"hilt_images_per_s": inputs / hilt_ms * 1e3, "torch_images_per_s": inputs / torch_ms * 1e3,
              "hilt_peak_mib": _peak_bytes(hilt_step, 0, ys[0]) / 2**20, "backend": xp.__name__}
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         torch_step(1, ys[1])
         extra["torch_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     reference = "PyTorch cuDNN" if device == "cuda" else f"PyTorch CPU ({torch.get_num_threads()} threads)"
-    return BenchResult(f"bp step, exact ({xp.__name__}), {model}, {image_size}x{image_size}, batch {batch}",
-                       hilt_ms, torch_ms, reference, extra)
+    options = ", ".join(f"{k}={v}" for k, v in rule_options.items() if v is not None)
+    what = f"bp on the {2 * batch} views + readout" if ssl else "bp"
+    return BenchResult(f"{rule_name}{f' ({options})' if options else ''} step, exact ({xp.__name__}), {model}, "
+                       f"{image_size}x{image_size}, batch {batch}", hilt_ms, torch_ms, f"{reference}, {what}", extra)

@@ -217,26 +217,54 @@ def feature_grads(net: TheoryNet, l: int, pos, neg, ctx, B, f) -> tuple[np.ndarr
 
 def local_grads(net: TheoryNet, pos, neg, ctx, Bs, f) -> list:
     """dL^l/dW^l of every layer's own loss, given its B^l and contexts."""
-    (zp, ap), (zn, an) = pos, neg
+    activity = [None] + [feature_grads(net, l, pos, neg, ctx, Bs[l], f) for l in range(1, len(net.layers) + 1)]
+    return weight_grads(net, pos, neg, activity)
+
+
+def optimum_B_grads(net: TheoryNet, pos, neg, ctx, Bs, targets, f) -> list:
+    """Definition 3.4: d/dB of sum ||dL^l_fb/dz^l(B) - dL*/dz^l||^2 over the batch's positive and
+    negative rows, for l = 1..L-1 (torch autograd; dense layers, no pooling). The top layer keeps
+    its ordinary loss."""
+    import torch
+
+    fprime = {"softplus": lambda x: -torch.sigmoid(-x), "linear": lambda x: -torch.ones_like(x)}[f]
     grads = []
-    for l, layer in enumerate(net.layers, 1):
-        gp, gn = feature_grads(net, l, pos, neg, ctx, Bs[l], f)
-        grads.append(layer.weight_grad(gp * net.deriv(ap[l]), zp[l - 1]) + layer.weight_grad(gn * net.deriv(an[l]), zn[l - 1]))
+    for l in range(1, len(net.layers)):
+        B = torch.tensor(Bs[l], requires_grad=True)
+        zp, zn, c = (torch.from_numpy(v) for v in (pos[0][l], neg[0][l], ctx[l]))
+        bc = c @ B.T
+        gp = fprime((zp * bc).sum(1))[:, None] * bc
+        gn = -fprime(-(zn * bc).sum(1))[:, None] * bc
+        tp, tn = (torch.from_numpy(t) for t in targets[l])
+        ((gp - tp) ** 2 + (gn - tn) ** 2).sum().backward()
+        grads.append(B.grad.numpy())
     return grads
+
+
+def bp_activity_grads(net: TheoryNet, pos, neg, ctx, B_top, f) -> list:
+    """dL^L/dz^l of the positive and negative rows for l = 1..L (index 0 unused): the top loss
+    backpropagated to every layer's activity."""
+    (_, ap), (_, an) = pos, neg
+    L = len(net.layers)
+    grads = [None] * (L + 1)
+    grads[L] = feature_grads(net, L, pos, neg, ctx, B_top, f)
+    for l in range(L, 1, -1):
+        gp, gn = grads[l]
+        layer = net.layers[l - 1]
+        grads[l - 1] = layer.input_grad(gp * net.deriv(ap[l])), layer.input_grad(gn * net.deriv(an[l]))
+    return grads
+
+
+def weight_grads(net: TheoryNet, pos, neg, activity_grads: list) -> list:
+    """dL/dW^l of every layer from dL/dz^l of its positive and negative rows."""
+    (zp, ap), (zn, an) = pos, neg
+    return [layer.weight_grad(gp * net.deriv(ap[l]), zp[l - 1]) + layer.weight_grad(gn * net.deriv(an[l]), zn[l - 1])
+            for l, (layer, (gp, gn)) in enumerate(zip(net.layers, activity_grads[1:]), 1)]
 
 
 def bp_grads(net: TheoryNet, pos, neg, ctx, B_top, f) -> list:
     """dL^L/dW^l: the top layer's loss backpropagated to every layer."""
-    (zp, ap), (zn, an) = pos, neg
-    L = len(net.layers)
-    gp, gn = feature_grads(net, L, pos, neg, ctx, B_top, f)
-    grads = [None] * L
-    for l in range(L, 0, -1):
-        layer = net.layers[l - 1]
-        gp, gn = gp * net.deriv(ap[l]), gn * net.deriv(an[l])
-        grads[l - 1] = layer.weight_grad(gp, zp[l - 1]) + layer.weight_grad(gn, zn[l - 1])
-        gp, gn = layer.input_grad(gp), layer.input_grad(gn)
-    return grads
+    return weight_grads(net, pos, neg, bp_activity_grads(net, pos, neg, ctx, B_top, f))
 
 
 def layer_grads(net: TheoryNet, pos, neg, ctx, Bs, f) -> tuple[list, list]:
@@ -359,7 +387,9 @@ def linear_cnn(batches: int = 32, batch_size: int = 32, channels: int = 32, lam:
             "layers": per_layer(cos, "spatial")}
 
 
-RELU_MLP_CONDITIONS = {"local": (False, False), "DFB": (True, False), "random B": (False, True)}
+# condition: (context from the top layer (DFB), B^l fixed below the top, B^l by Definition 3.4)
+RELU_MLP_CONDITIONS = {"local": (False, False, False), "DFB": (True, False, False), "random B": (False, True, False),
+                       "optimum (Def. 3.4)": (True, False, True)}
 
 
 def relu_mlp(epochs: int = 20, width: int = 512, depth: int = 6, lr: float = 5e-4, batch_size: int = 32,
@@ -368,7 +398,9 @@ def relu_mlp(epochs: int = 20, width: int = 512, depth: int = 6, lr: float = 5e-
     B^l together by Adam (B16: lambda = 0), on two 6x6 crops of each digits training image (new crops
     every epoch). Then, on crops of the test images, the cosine of each layer's local update with
     BP-SSL (the top loss at the trained B^L). Conditions: lateral context (local), top-layer context
-    (DFB), and B^l fixed at random init below the top (random B)."""
+    (DFB), B^l fixed at random init below the top (random B), and the optimum of Definition 3.4: DFB
+    context with each B^l (l < L) trained to make dL^l/dz^l match BP's dL^L/dz^l (an upper bound
+    that needs BP)."""
     import torch
 
     from data.digits import load_digits
@@ -378,7 +410,7 @@ def relu_mlp(epochs: int = 20, width: int = 512, depth: int = 6, lr: float = 5e-
     rng = np.random.default_rng(seed)
     test = [c.reshape(len(c), -1) for c in crops_of(digits.x_test[:, 0].astype(np.float64), rng)]
     cos = {}
-    for name, (dfb, fixed_B) in RELU_MLP_CONDITIONS.items():
+    for name, (dfb, fixed_B, optimum) in RELU_MLP_CONDITIONS.items():
         crng = np.random.default_rng(seed + 1)
         Ws = weights([width] * depth, 36, False, crng)
         net = dense_net(Ws, relu=True)
@@ -395,6 +427,9 @@ def relu_mlp(epochs: int = 20, width: int = 512, depth: int = 6, lr: float = 5e-
                 local = local_grads(net, pos, neg, ctx, Bs, "softplus")
                 pp, pn = net.features(pos[0]), net.features(neg[0])
                 grad_B = [loss_and_grad_B(Bs[l], pp[l], pn[l], ctx[l], lam, "softplus")[1] for l in range(1, depth + 1)]
+                if optimum:
+                    targets = bp_activity_grads(net, pos, neg, ctx, Bs[-1], "softplus")
+                    grad_B[:-1] = optimum_B_grads(net, pos, neg, ctx, Bs, targets, "softplus")
                 for p, g in zip(params, local + (grad_B[-1:] if fixed_B else grad_B)):
                     p.grad = torch.from_numpy(g)
                 opt.step()

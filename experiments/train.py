@@ -230,12 +230,14 @@ def train(
 
     xp = backend.xp()
     x_tr, y_tr = backend.asarray(data.x_train), xp.asarray(data.y_train)
-    n = len(data.x_train)
+    n = len(data.ssl_images if rule.self_supervised else data.x_train)
 
     def batch(idx: np.ndarray, rng: np.random.Generator):
-        """(x, y) of the training samples idx; x is a pair of views for a self-supervised rule."""
+        """(x, y) of the training samples idx; for a self-supervised rule, views of its images and no labels."""
+        if rule.self_supervised:
+            return data.pairs(idx, rng), None
         rows = xp.asarray(idx)
-        return (data.pairs(idx, rng) if rule.self_supervised else data.augmented(x_tr[rows], rng)), y_tr[rows]
+        return data.augmented(x_tr[rows], rng), y_tr[rows]
 
     steps = -(-n // cfg.batch_size)
     schedule = parse_schedule(cfg.lr_schedule)

@@ -173,3 +173,7 @@ def test_bench_of_a_conv_net_against_torch():
     (r,) = json.loads(result.stdout)
     assert r["hilt_ms"] > 0 and r["reference_ms"] > 0 and r["extra"]["backend"] == "numpy"
     assert r["extra"]["hilt_peak_mib"] > 0 and r["reference"].startswith("PyTorch CPU")
+    ssl = run("bench", "--vgg", "vgg6@0.0625", "--image-size", "16", "--batch-size", "2", "--steps", "1",
+              "--rule", "clapp_pp", "--json")
+    assert ssl.exit_code == 0, ssl.output
+    assert "bp on the 4 views + readout" in json.loads(ssl.stdout)[0]["reference"]

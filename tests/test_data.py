@@ -69,6 +69,9 @@ def make_fake(name, root, rng):
             (base / f"{split}_X.bin").write_bytes(x.transpose(0, 1, 3, 2).tobytes())  # STL-10 stores columns first
             (base / f"{split}_y.bin").write_bytes((y + 1).astype(np.uint8).tobytes())  # labels 1..10
         (base / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(10)))
+        unlabeled = fake_images(rng, N_TRAIN + 3, *shape)
+        (base / "unlabeled_X.bin").write_bytes(unlabeled.transpose(0, 1, 3, 2).tobytes())
+        splits.append(unlabeled)
     else:  # tiny-imagenet: JPEG is lossy, so the fakes are flat colours, which it keeps
         base, wnids = root / "tiny-imagenet-200", [f"n{i:08d}" for i in range(n_classes)]
         for x, _ in splits:
@@ -104,7 +107,7 @@ def expected(images, norm):
 
 @pytest.mark.parametrize("name", list(FORMATS))
 def test_on_disk_dataset_reads_its_real_format(tmp_path, rng, name):
-    (xtr, ytr), (xte, yte) = make_fake(name, tmp_path, rng)
+    (xtr, ytr), (xte, yte), *_ = make_fake(name, tmp_path, rng)
     ds = load_dataset(name, data_dir=str(tmp_path))
     assert ds.n_classes == FORMATS[name].n_classes
     np.testing.assert_array_equal(ds.y_train, ytr)
@@ -115,8 +118,29 @@ def test_on_disk_dataset_reads_its_real_format(tmp_path, rng, name):
     assert ds.x_train.dtype == np.float32
 
 
+def test_stl10_unlabeled_split_is_what_ssl_rules_train_on(tmp_path, rng):
+    from experiments.train import TrainConfig, build, train
+
+    *_, unlabeled = make_fake("stl10", tmp_path, rng)
+    ds = load_dataset("stl10", ["ssl=unlabeled"], data_dir=str(tmp_path))
+    np.testing.assert_allclose(ds.x_unlabeled, expected(unlabeled, SIMCLR_STL10), atol=1e-5)
+    assert ds.ssl_images is ds.x_unlabeled and len(ds.x_train) == N_TRAIN
+    seen = []
+    setup = build(TrainConfig(dataset="stl10", data_set=["ssl=unlabeled"], data_dir=str(tmp_path), model="cnn:4",
+                              device="exact", rule="clapp_pp", epochs=1, batch_size=3, out=str(tmp_path / "runs")))
+    step = setup.rule.step
+    setup.rule.step = lambda net, x, y, lr: (seen.append(len(x)), step(net, x, y, lr))[1]
+    assert train(setup)["status"] == "finished"
+    assert sum(seen) == N_TRAIN + 3  # one epoch over the unlabeled images
+    with pytest.raises(HiltError, match="ssl=more: allowed for stl10: train, unlabeled"):
+        load_dataset("stl10", ["ssl=more"], data_dir=str(tmp_path))
+    (tmp_path / "stl10_binary" / "unlabeled_X.bin").unlink()
+    with pytest.raises(HiltError, match="ssl=unlabeled: .*unlabeled_X.bin is missing"):
+        load_dataset("stl10", ["ssl=unlabeled"], data_dir=str(tmp_path))
+
+
 def test_cifar10_takes_the_simclr_normalisation_and_sizes(tmp_path, rng):
-    (xtr, _), _ = make_fake("cifar10", tmp_path, rng)
+    (xtr, _), *_ = make_fake("cifar10", tmp_path, rng)
     ds = load_dataset("cifar10", ["norm=simclr", "train_size=3", "test_size=2"], data_dir=str(tmp_path))
     np.testing.assert_allclose(ds.x_train, expected(xtr[:3], SIMCLR_CIFAR10), atol=1e-5)
     assert len(ds.x_test) == 2

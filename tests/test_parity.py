@@ -38,7 +38,6 @@ def test_one_update_matches_aihwkit_analog_sgd(device):
     stats = parity_stats(r)
     assert stats["z_means"] < 2.0
     assert device == "ideal" or 0.9 < stats["spread_ratio"] < 1.1  # ideal is deterministic
-    assert stats["time_ratio"] <= 1.5
 
 
 def test_parity_check_catches_a_wrong_weight_scale(monkeypatch):

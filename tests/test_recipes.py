@@ -79,3 +79,19 @@ def test_train_from_a_recipe_on_image_files(tmp_path, rng):
     assert summary["best_epoch"] in (0, 1) and "best_val_accuracy" in summary
     bad = CliRunner().invoke(app, ["train", "--recipe", "nope"])
     assert bad.exit_code == 2 and "unknown recipe 'nope'; allowed: dp-vgg16-cifar10" in bad.output
+
+
+def test_a_recipe_run_resumes_bit_identically(tmp_path, rng):
+    """Augmentation draws come from the run's saved data-order RNG, the schedule from the step count."""
+    from cli import app
+
+    make_fake("cifar10", tmp_path / "data", rng)
+    runner = CliRunner()
+    common = ["train", "--recipe", "bp-vgg16-cifar10", "--model", "vgg16@0.0625", "--batch-size", "2",
+              "--lr-schedule", "warmup-cosine:1,2,0.001,0.0001", "--data-dir", str(tmp_path / "data"), "--json"]
+    straight = json.loads(runner.invoke(app, common + ["--epochs", "2", "--out", str(tmp_path / "a")]).stdout.splitlines()[-1])
+    first = json.loads(runner.invoke(app, common + ["--epochs", "1", "--out", str(tmp_path / "b")]).stdout.splitlines()[-1])
+    resumed = runner.invoke(app, ["train", "--resume", first["run_dir"], "--epochs", "2", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    a, b = (Path(s["run_dir"]) / "metrics.csv" for s in (straight, first))
+    assert a.read_bytes() == b.read_bytes()

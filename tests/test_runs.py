@@ -135,9 +135,10 @@ def test_resume_on_analog_stays_in_the_range_of_an_uninterrupted_run(tmp_path):
         summary = json.loads(result.stdout)
         assert summary["status"] == "finished" and summary["epochs"] == 6
         resumed.append(summary["test_accuracy"])
-    # Loose on purpose: after 6 epochs single rram runs spread by ~0.035 (clock-seeded noise); a broken
-    # restore (lost scale, reset devices) falls to chance level.
-    assert min(resumed) > min(whole) - 0.1, (whole, resumed)
+    # Loose on purpose: after 6 epochs single rram runs spread by ~0.035 (clock-seeded noise), and one
+    # run in ~30 falls 0.1 below the rest (0.739 vs 0.839 seen); a broken restore (lost scale, reset
+    # devices) falls to chance level.
+    assert min(resumed) > min(whole) - 0.2, (whole, resumed)
     assert abs(np.mean(resumed) - np.mean(whole)) < 0.1, (whole, resumed)
 
 

@@ -446,28 +446,27 @@ def bench(
         check_options(steps=steps, lr=lr, models={}, batch_size=batch_size, image_size=image_size)
         results = [bench_conv(vgg, image_size, 10, batch_size, steps, lr, rule_name=rule, passes=passes,
                               schedule=schedule, pool=pool)]
-        if as_json:
-            print(json.dumps([{**r.__dict__, "ratio": r.ratio} for r in results]))
-            return
+    else:
+        check_options(steps=steps, lr=lr, models={"model": model, "large_model": large_model},
+                      batch_size=batch_size, large_batch_size=large_batch_size)
+        parse_device(device)
+        if device == "exact":
+            raise HiltError("bench --device takes an analog preset (the exact path is always benchmarked)")
+        results = [
+            bench_analog(model, device, batch_size, steps, lr),
+            bench_exact(model, batch_size, steps, lr),
+            bench_exact(large_model, large_batch_size, max(20, steps // 4), lr),
+            bench_rule_vs_bp("dp_adjoint", model, "exact", batch_size, steps, lr),
+            bench_rule_vs_bp("dp_adjoint", model, device, batch_size, steps, lr),
+            bench_rule_vs_bp("dp_adjoint", large_model, "exact", large_batch_size, max(20, steps // 4), lr),
+        ]
+    if as_json:
+        print(json.dumps([{**r.__dict__, "ratio": r.ratio} for r in results]))
+        return
+    if vgg:
         r = results[0]
         print_table(r.name, [("hilt ms/step", r.hilt_ms), (f"{r.reference} ms/step", r.reference_ms),
                              ("ratio", r.ratio), *r.extra.items()])
-        return
-    check_options(steps=steps, lr=lr, models={"model": model, "large_model": large_model},
-                  batch_size=batch_size, large_batch_size=large_batch_size)
-    parse_device(device)
-    if device == "exact":
-        raise HiltError("bench --device takes an analog preset (the exact path is always benchmarked)")
-    results = [
-        bench_analog(model, device, batch_size, steps, lr),
-        bench_exact(model, batch_size, steps, lr),
-        bench_exact(large_model, large_batch_size, max(20, steps // 4), lr),
-        bench_rule_vs_bp("dp_adjoint", model, "exact", batch_size, steps, lr),
-        bench_rule_vs_bp("dp_adjoint", model, device, batch_size, steps, lr),
-        bench_rule_vs_bp("dp_adjoint", large_model, "exact", large_batch_size, max(20, steps // 4), lr),
-    ]
-    if as_json:
-        print(json.dumps([{**r.__dict__, "ratio": r.ratio} for r in results]))
         return
     table = Table(title="step time (median ms)")
     for col in ("case", "hilt", "reference", "ratio", "reference is"):
@@ -525,16 +524,14 @@ def report(
 @user_errors
 def recipes(name: Optional[str] = typer.Argument(None, help="show this recipe's settings")):
     """List the papers' training recipes (`train --recipe NAME`), or one recipe's settings."""
-    from experiments.recipes import recipes as all_recipes
+    from experiments.recipes import recipe, recipes as all_recipes
 
-    table = all_recipes()
     if name is None:
         print_table("recipes (train --recipe NAME; typed flags override)",
-                    [(n, r["description"]) for n, r in table.items()], ("name", "description"))
+                    [(n, r["description"]) for n, r in all_recipes().items()], ("name", "description"))
         return
-    if name not in table:
-        raise HiltError(f"unknown recipe {name!r}; allowed: {', '.join(table)}")
-    print_table(f"{name}: {table[name]['description']}", [(k, str(v)) for k, v in table[name].items() if k != "description"],
+    entry = recipe(name)
+    print_table(f"{name}: {entry['description']}", [(k, str(v)) for k, v in entry.items() if k != "description"],
                 ("setting", "value"))
 
 

@@ -144,7 +144,7 @@ SIZES = {"mnist": (60000, 10000), "fashion-mnist": (60000, 10000), "cifar10": (5
 UNLABELED_SIZE = 100000  # STL-10's unlabeled split
 
 
-def _size(params: dict[str, str], key: str, name: str) -> int | None:
+def _size(params: dict[str, str], key: str) -> int | None:
     if key not in params:
         return None
     try:
@@ -194,7 +194,7 @@ def load_from_disk(name: str, params: dict[str, str], data_dir: str | None) -> D
     ssl = params.get("ssl", "train")
     if ssl not in ("train", "unlabeled"):
         raise HiltError(f"--data-set ssl={ssl}: allowed for {name}: train, unlabeled")
-    sizes = [_size(params, "train_size", name), _size(params, "test_size", name)]
+    sizes = [_size(params, "train_size"), _size(params, "test_size")]
     root = check_files(name, data_dir)
     n = [min(s or full, full) for s, full in zip(sizes, SIZES[name])] + [UNLABELED_SIZE * (ssl == "unlabeled")]
     # float32 images plus the uint8 ones they are made from (a quarter of that)

@@ -25,13 +25,18 @@ def recipes() -> dict[str, dict]:
     return table
 
 
-def apply_recipe(name: str, cfg: TrainConfig, typed: dict) -> TrainConfig:
-    """The recipe's settings with `typed` on top: the settings the user named, as TrainConfig fields
-    or rule options (keys of cfg.rule_options, e.g. alpha), as for `--resume`."""
+def recipe(name: str) -> dict:
+    """One recipe's entry (HiltError naming the recipes for an unknown name)."""
     table = recipes()
     if name not in table:
         raise HiltError(f"unknown recipe {name!r}; allowed: {', '.join(table)} (see `recipes`)")
-    settings = {k: v for k, v in table[name].items() if k != "description"}
+    return table[name]
+
+
+def apply_recipe(name: str, cfg: TrainConfig, typed: dict) -> TrainConfig:
+    """The recipe's settings with `typed` on top: the settings the user named, as TrainConfig fields
+    or rule options (keys of cfg.rule_options, e.g. alpha), as for `--resume`."""
+    settings = {k: v for k, v in recipe(name).items() if k != "description"}
     options = {**dict.fromkeys(cfg.rule_options), **settings.pop("rule_options", {})}
     options.update({k: v for k, v in typed.items() if k in cfg.rule_options})
     fields_typed = {k: v for k, v in typed.items() if k not in cfg.rule_options}

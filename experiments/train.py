@@ -229,7 +229,9 @@ def train(
         order.bit_generator.state = ckpt.order_rng
 
     xp = backend.xp()
-    x_tr, y_tr = backend.asarray(data.x_train), xp.asarray(data.y_train)
+    # Self-supervised rules draw their views from the host arrays (data.pairs): no device copy for them.
+    if not rule.self_supervised:
+        x_tr, y_tr = backend.asarray(data.x_train), xp.asarray(data.y_train)
     n = len(data.ssl_images if rule.self_supervised else data.x_train)
 
     def batch(idx: np.ndarray, rng: np.random.Generator):

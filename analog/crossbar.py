@@ -9,6 +9,10 @@ when `bias=True`) and offers exactly five operations:
     weights()         the (out, in[+1]) matrix, bias as the last column
     program(W)        write such a matrix
 
+`update_blocks(blocks, lr)` is the same update with the batch's rows given as consecutive (x, d)
+blocks, made one at a time: the exact backend sums d^T x block by block, so a convolution's
+patches never exist all at once; the analog backend joins them (its tiles pulse row by row).
+
 An `observer` (callable(crossbar, x, d, lr), None by default) sees every update before it is
 made: metrics such as update fidelity use it to know what the rule asked for.
 
@@ -27,7 +31,12 @@ aihwkit's own training (AnalogFunction) backpropagates through a tile. The updat
 from __future__ import annotations
 
 from analog import backend
-from analog.optim import Optimizer, SGD
+from analog.optim import Optimizer, SGD, gradients
+
+
+def _check_lr(lr) -> None:
+    if not lr > 0:
+        raise ValueError(f"crossbar update needs lr > 0 (got {lr}); pass -d for an ascending update")
 
 
 class Crossbar:
@@ -51,12 +60,16 @@ class Crossbar:
         return self._backward(backend.asarray(d), clipped)
 
     def update(self, x, d, lr: float) -> None:
-        if not lr > 0:
-            raise ValueError(f"crossbar update needs lr > 0 (got {lr}); pass -d for an ascending update")
+        _check_lr(lr)
         x, d = backend.asarray(x), backend.asarray(d)
         if self.observer is not None:
             self.observer(self, x, d, float(lr))
         self._update(x, d, float(lr))
+
+    def update_blocks(self, blocks, lr: float) -> None:
+        xs, ds = zip(*blocks)
+        xp = backend.xp()
+        self.update(xp.concatenate(xs) if len(xs) > 1 else xs[0], xp.concatenate(ds) if len(ds) > 1 else ds[0], lr)
 
     def weights(self):
         return self._weights()
@@ -101,7 +114,9 @@ class ExactCrossbar(Crossbar):
     def __init__(self, out_size, in_size, bias=False, optimizer: Optimizer | None = None):
         super().__init__(out_size, in_size, bias)
         xp = backend.xp()
-        self.W = xp.zeros((self.out_size, self.in_size), dtype=backend.DTYPE)
+        # Column-major, the layout of the gradient d^T x = (x^T d)^T: W -= lr * g runs 10x faster on
+        # matching layouts (measured on a 512 x 4608 conv matrix).
+        self.W = xp.zeros((self.out_size, self.in_size), dtype=backend.DTYPE, order="F")
         self.b = xp.zeros(self.out_size, dtype=backend.DTYPE) if bias else None
         self.optimizer = optimizer or SGD()
 
@@ -115,7 +130,14 @@ class ExactCrossbar(Crossbar):
         return d @ self.W
 
     def _update(self, x, d, lr):
-        self.optimizer.step(self.W, self.b, d, x, lr)
+        self.optimizer.step(self.W, self.b, *gradients([(x, d)], self.bias), lr)
+
+    def update_blocks(self, blocks, lr):
+        if self.observer is not None:
+            return super().update_blocks(blocks, lr)
+        _check_lr(lr)
+        asarrays = ((backend.asarray(x), backend.asarray(d)) for x, d in blocks)
+        self.optimizer.step(self.W, self.b, *gradients(asarrays, self.bias), float(lr))
 
     def _weights(self):
         if self.b is None:

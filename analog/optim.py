@@ -1,8 +1,9 @@
 """Digital optimizers held by an exact crossbar.
 
-`step(W, b, d, x, lr)` applies the optimizer to the batch-summed gradients G_W = d^T x and
-G_b = sum_b d (b may be None), in place, following torch.optim's conventions (coupled weight
-decay for SGD/Adam, decoupled for AdamW; decay applies to the bias column too).
+`step(W, b, gW, gb, lr)` applies the optimizer to the batch-summed gradients gW = d^T x and
+gb = sum_b d (b and gb may be None), in place, following torch.optim's conventions (coupled weight
+decay for SGD/Adam, decoupled for AdamW; decay applies to the bias column too). The gradients are
+the optimizer's to overwrite.
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ def outer(d, x):
     return (x.T @ d).T
 
 
-def _params_and_grads(W, b, d, x):
-    """[(W, d^T x)] plus (b, sum_b d) when there is a bias."""
-    return [(W, outer(d, x))] + ([(b, d.sum(axis=0))] if b is not None else [])
+def gradients(blocks, bias: bool):
+    """(gW, gb): sum over the (x, d) blocks of one batch of d^T x and of d (gb None without a
+    bias). Blocks are consumed one at a time, so a convolution's patches never exist all at once."""
+    gW = gb = None
+    for i, (x, d) in enumerate(blocks):
+        gW = outer(d, x) if i == 0 else gW + outer(d, x)
+        if bias:
+            gb = d.sum(axis=0) if i == 0 else gb + d.sum(axis=0)
+    return gW, gb
+
+
+def _params_and_grads(W, b, gW, gb):
+    return [(W, gW)] + ([(b, gb)] if b is not None else [])
 
 
 def _map_arrays(obj, fn):
@@ -32,7 +43,7 @@ class Optimizer:
     name = "optimizer"
     state_keys: tuple[str, ...] = ()  # attributes that carry state from step to step (checkpoints)
 
-    def step(self, W, b, d, x, lr: float) -> None:
+    def step(self, W, b, gW, gb, lr: float) -> None:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
@@ -40,8 +51,11 @@ class Optimizer:
         return {key: _map_arrays(getattr(self, key), lambda a: backend.to_numpy(a).copy()) for key in self.state_keys}
 
     def load_state_dict(self, state: dict) -> None:
+        def restore(a):  # in the column-major layout of ExactCrossbar.W and of the gradients
+            return backend.xp().asfortranarray(backend.asarray(a))
+
         for key in self.state_keys:
-            setattr(self, key, _map_arrays(state[key], backend.asarray))
+            setattr(self, key, _map_arrays(state[key], restore))
 
 
 class SGD(Optimizer):
@@ -56,13 +70,8 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay = momentum, weight_decay
         self.bufs: list | None = None
 
-    def step(self, W, b, d, x, lr):
-        if self.momentum == 0.0 and self.weight_decay == 0.0:
-            W -= outer(lr * d, x)  # lr folded into the small factor: one matmul, one pass over W
-            if b is not None:
-                b -= lr * d.sum(axis=0)
-            return
-        pairs = _params_and_grads(W, b, d, x)
+    def step(self, W, b, gW, gb, lr):
+        pairs = _params_and_grads(W, b, gW, gb)
         if self.bufs is None and self.momentum:
             self.bufs = [None] * len(pairs)
         for i, (p, g) in enumerate(pairs):
@@ -74,8 +83,10 @@ class SGD(Optimizer):
                 else:
                     self.bufs[i] *= self.momentum
                     self.bufs[i] += g
-                g = self.bufs[i]
-            p -= lr * g
+                p -= lr * self.bufs[i]
+            else:
+                g *= lr  # the gradient is ours: no temporary the size of W
+                p -= g
 
 
 class Adam(Optimizer):
@@ -91,9 +102,9 @@ class Adam(Optimizer):
         self.moments: list | None = None
         self.t = 0
 
-    def step(self, W, b, d, x, lr):
+    def step(self, W, b, gW, gb, lr):
         xp = backend.xp()
-        pairs = _params_and_grads(W, b, d, x)
+        pairs = _params_and_grads(W, b, gW, gb)
         if self.moments is None:
             self.moments = [(xp.zeros_like(p), xp.zeros_like(p)) for p, _ in pairs]
         self.t += 1
@@ -102,13 +113,18 @@ class Adam(Optimizer):
                 g += self.weight_decay * p
             m *= self.b1
             m += (1 - self.b1) * g
+            # From here g is scratch (it is ours): one temporary the size of W, not five.
+            g *= g
             v *= self.b2
-            v += (1 - self.b2) * g * g
+            v += (1 - self.b2) * g
             if self.weight_decay and self.decoupled:
                 p *= 1 - lr * self.weight_decay
-            m_hat = m / (1 - self.b1**self.t)
-            v_hat = v / (1 - self.b2**self.t)
-            p -= lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+            xp.divide(v, 1 - self.b2**self.t, out=g)  # lr * m_hat / (sqrt(v_hat) + eps)
+            xp.sqrt(g, out=g)
+            g += self.eps
+            xp.divide(m, g, out=g)
+            g *= lr / (1 - self.b1**self.t)
+            p -= g
 
 
 class AdamW(Adam):

@@ -51,6 +51,36 @@ def test_ideal_reproduces_exact_conv(rng, bias):
     np.testing.assert_allclose(analog.weights(), exact.weights(), rtol=1e-5, atol=1e-5)
 
 
+def test_conv_blocks_of_samples_read_and_update_as_the_whole_batch(rng, monkeypatch):
+    """Patches made one sample at a time (PATCH_BLOCK_BYTES below one sample's) on a noise-free,
+    saturating analog crossbar: the same reads, the same saturation masks routed into the
+    transposed read, and the same update as the whole batch at once."""
+    from analog import layers
+
+    spec = parse_device("ideal", ["read_noise=0", "weight_scaling_omega=0"])
+    W = (rng.normal(size=(4, 3 * 9 + 1)) * 0.3).astype(np.float32)
+    x = (20 * rng.uniform(0, 1, (3, 3, 5, 5))).astype(np.float32)
+    results = []
+    for block_bytes in (2**30, 1):
+        monkeypatch.setattr(layers, "PATCH_BLOCK_BYTES", {"numpy": block_bytes})
+        xbar = AnalogCrossbar(4, 27, True, spec)
+        xbar.program(W)
+        conv = Conv2d(xbar, ConvGeometry(3, 1, 1))
+        y, cache = conv.forward(x)
+        g = np.random.default_rng(1).normal(size=y.shape).astype(np.float32)
+        z = conv.backward(g, cache)
+        conv.update(g, cache, 0.01)
+        results.append((y, cache.clipped, z, xbar.weights()))
+    (y1, clip1, z1, w1), (y3, clip3, z3, w3) = results
+    assert len(clip1) == 1 and len(clip3) == 3  # one saturation map per block of samples
+    saturated = np.mean([m.mean() for m in clip1[0].values()])
+    assert 0.05 < saturated < 0.95
+    np.testing.assert_allclose(y3, y1, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(z3, z1, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(w3, w1, rtol=1e-5, atol=1e-5)
+    assert np.abs(z1).max() > 0 and np.abs(w1 - W).max() > 1e-3
+
+
 def noisy(rng, sets, shape=(8, 16), device="rram"):
     xb = AnalogCrossbar(*shape, True, parse_device(device, list(sets)))
     W = (rng.normal(size=xb.shape) * 0.2).astype(np.float32)

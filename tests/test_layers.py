@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from analog import layers
 from analog.crossbar import ExactCrossbar
 from analog.layers import Block, Conv1d, Conv2d, Dense
 from analog.periphery import ACTIVATIONS, AvgPool2d, ConvGeometry, MaxPool2d
@@ -17,9 +18,18 @@ def conv_layer(rng, C=3, O=4, k=3, stride=1, padding=1, bias=True):
     return Conv2d(xb, ConvGeometry(k, stride, padding)), W
 
 
+@pytest.fixture(params=[False, True], ids=["whole", "blocked"])
+def blocked(request, monkeypatch):
+    """Whole batch, or patches made one sample at a time (PATCH_BLOCK_BYTES below one sample's)."""
+    if request.param:
+        monkeypatch.setattr(layers, "PATCH_BLOCK_BYTES", {"numpy": 1, "cupy": 1})
+    return request.param
+
+
 @pytest.mark.parametrize("stride,padding,bias", [(1, 1, True), (2, 0, False), (2, 1, True), (1, 0, False)])
-def test_conv_matches_torch_and_autograd(rng, stride, padding, bias):
+def test_conv_matches_torch_and_autograd(rng, stride, padding, bias, blocked):
     layer, W = conv_layer(rng, stride=stride, padding=padding, bias=bias)
+    assert len(layer._sample_blocks((2, 3, 7, 6))) == (2 if blocked else 1)
     x = rng.normal(size=(2, 3, 7, 6)).astype(np.float32)
     weight = torch.tensor(W[:, :27].reshape(4, 3, 3, 3), requires_grad=True)
     b = torch.tensor(W[:, 27], requires_grad=True) if bias else None
@@ -31,15 +41,16 @@ def test_conv_matches_torch_and_autograd(rng, stride, padding, bias):
     g = rng.normal(size=y.shape).astype(np.float32)
     yt.backward(torch.from_numpy(g))
     np.testing.assert_allclose(layer.backward(g, cache), xt.grad.numpy(), rtol=1e-4, atol=1e-4)
-    layer.update(g, cache, 0.5)
     grad = weight.grad.reshape(4, -1).numpy()
     if bias:
         grad = np.concatenate([grad, b.grad.numpy()[:, None]], 1)
+    np.testing.assert_allclose(layer.outer(g, cache), grad, rtol=1e-4, atol=1e-4)
+    layer.update(g, cache, 0.5)
     np.testing.assert_allclose(layer.crossbar.weights(), W - 0.5 * grad, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [(5, 2, 1), (3, 2, 1), (2, 2, 0), (3, 1, 0)])
-def test_conv1d_matches_torch_and_autograd(rng, kernel, stride, padding):
+def test_conv1d_matches_torch_and_autograd(rng, kernel, stride, padding, blocked):
     xb = ExactCrossbar(4, 3 * kernel, True)
     W = rng.normal(size=xb.shape).astype(np.float32)
     xb.program(W)

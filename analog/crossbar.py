@@ -67,9 +67,11 @@ class Crossbar:
         self._update(x, d, float(lr))
 
     def update_blocks(self, blocks, lr: float) -> None:
-        xs, ds = zip(*blocks)
-        xp = backend.xp()
-        self.update(xp.concatenate(xs) if len(xs) > 1 else xs[0], xp.concatenate(ds) if len(ds) > 1 else ds[0], lr)
+        def joined(parts):
+            return parts[0] if len(parts) == 1 else backend.xp().concatenate(parts)
+
+        x, d = map(joined, zip(*blocks))
+        self.update(x, d, lr)
 
     def weights(self):
         return self._weights()

@@ -19,7 +19,7 @@ import numpy as np
 
 from analog import backend
 from analog.crossbar import Crossbar, exact_copy
-from analog.optim import gradients
+from analog.optim import gradient_matrix
 from analog.periphery import Activation, AvgPool2d, ConvGeometry, MaxPool2d, col2im, im2col
 
 
@@ -73,8 +73,7 @@ class Dense:
 
     def outer(self, g, cache):
         """The batch-summed update this layer's crossbar would receive: g_rows^T rows (+ bias column)."""
-        G, g_bias = gradients(self.blocks(g, cache), self.crossbar.bias)
-        return G if g_bias is None else backend.xp().concatenate([G, g_bias[:, None]], axis=1)
+        return gradient_matrix(self.blocks(g, cache), self.crossbar.bias)
 
     def backward(self, g, cache):
         return self.crossbar.backward(g, cache.clipped).reshape(cache.in_shape)

@@ -150,10 +150,6 @@ class LayerPlan:
     pool: int = 0  # max-pool k after the layer (0: none)
 
 
-def _dense(x):
-    return Dense(x)
-
-
 def _conv_plan(spec: str, convs: list[tuple[int, bool]], dense: list[int], input_shape, scaled) -> tuple[list, int]:
     """3x3 'same' convs (+ 2x2 max-pool where flagged), then dense hidden layers."""
     if len(input_shape) != 3:
@@ -167,7 +163,7 @@ def _conv_plan(spec: str, convs: list[tuple[int, bool]], dense: list[int], input
         C, H, W = scaled(channels), H // (1 + pool), W // (1 + pool)
     n = C * H * W
     for units in dense:
-        plan.append(LayerPlan(scaled(units), n, _dense))
+        plan.append(LayerPlan(scaled(units), n, Dense))
         n = scaled(units)
     return plan, n
 
@@ -189,7 +185,7 @@ def _plan(spec: str, m, input_shape, n_classes: int, readout: bool, width: float
             raise HiltError(f"model {spec!r} does not fit the data: it must start with the input size {n_in}{what}, "
                             f"e.g. {example}")
         sizes = [n_in] + [scaled(h) for h in (dims[1:-1] if readout else dims[1:])]
-        return [LayerPlan(out, fan_in, _dense) for out, fan_in in zip(sizes[1:], sizes[:-1])], sizes[-1]
+        return [LayerPlan(out, fan_in, Dense) for out, fan_in in zip(sizes[1:], sizes[:-1])], sizes[-1]
     if kind == "cnn":
         return _conv_plan(spec, [(c, True) for c in dims], [], input_shape, scaled)
     if kind == "cnn1d":
@@ -202,7 +198,7 @@ def _plan(spec: str, m, input_shape, n_classes: int, readout: bool, width: float
                 raise HiltError(f"model {spec!r} has too many stride-2 layers for signals of length {input_shape[1]}")
             plan.append(LayerPlan(scaled(channels), C * kernel,
                                   lambda x, k=kernel: Conv1d(x, k, CNN1D_STRIDE, CNN1D_PADDING)))
-            C, L = scaled(channels), (L + 2 * CNN1D_PADDING - kernel) // CNN1D_STRIDE + 1
+            C, L = scaled(channels), ConvGeometry(kernel, CNN1D_STRIDE, CNN1D_PADDING, dims=1).out_hw(1, L)[1]
         return plan, C * L
     channels, s = (dims + [2])[:2] if len(dims) <= 2 else (None, None)
     depth = round(math.log(input_shape[-1], s)) if len(input_shape) == 2 and s and s >= 2 else 0
@@ -241,7 +237,7 @@ def build_network(
         raise HiltError(f"model {spec!r}: widths must be >= 1 and the multiplier in (0, 64]")
     plan, n_last = _plan(spec, m, input_shape, n_classes, readout, width)
     if readout:
-        plan.append(LayerPlan(n_classes, n_last, _dense))
+        plan.append(LayerPlan(n_classes, n_last, Dense))
     n_weights = sum(p.out * (p.fan_in + bias) for p in plan)
     check_memory(f"model {spec} ({n_weights:,} weights)", n_weights * getattr(make_crossbar, "bytes_per_weight", 16))
     if weights is not None and len(weights) != len(plan):

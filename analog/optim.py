@@ -28,6 +28,13 @@ def gradients(blocks, bias: bool):
     return gW, gb
 
 
+def gradient_matrix(blocks, bias: bool):
+    """The summed gradients as one (out, in[+1]) matrix, sum d as the last column when there is a
+    bias: the layout of `Crossbar.weights()`."""
+    gW, gb = gradients(blocks, bias)
+    return gW if gb is None else backend.xp().concatenate([gW, gb[:, None]], axis=1)
+
+
 def _params_and_grads(W, b, gW, gb):
     return [(W, gW)] + ([(b, gb)] if b is not None else [])
 

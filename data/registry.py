@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -80,30 +81,15 @@ class Dataset:
         return f"mlp:{n_in}-{h}-{h}"
 
 
-def _digits(params: dict[str, str], seed: int) -> Dataset:
-    from data.digits import load_digits
+def _without_options(name: str, module: str, loader: str) -> Callable[[dict[str, str], int], Dataset]:
+    """The loader of a fixed dataset (no --data-set options): module.loader(), imported when used."""
 
-    _no_options("digits", params)
-    return load_digits()
+    def load(params: dict[str, str], seed: int) -> Dataset:
+        if params:
+            raise HiltError(f"dataset {name} takes no --data-set options (got {', '.join(params)})")
+        return getattr(importlib.import_module(module), loader)()
 
-
-def _no_options(name: str, params: dict[str, str]) -> None:
-    if params:
-        raise HiltError(f"dataset {name} takes no --data-set options (got {', '.join(params)})")
-
-
-def _mnist5k(params: dict[str, str], seed: int) -> Dataset:
-    from data.mnist5k import load_mnist5k
-
-    _no_options("mnist5k", params)
-    return load_mnist5k()
-
-
-def _mnist1d(params: dict[str, str], seed: int) -> Dataset:
-    from data.mnist1d import load_mnist1d
-
-    _no_options("mnist1d", params)
-    return load_mnist1d()
+    return load
 
 
 def _rhm(params: dict[str, str], seed: int) -> Dataset:
@@ -113,7 +99,10 @@ def _rhm(params: dict[str, str], seed: int) -> Dataset:
 
 
 EMBEDDED: dict[str, Callable[[dict[str, str], int], Dataset]] = {
-    "digits": _digits, "rhm": _rhm, "mnist5k": _mnist5k, "mnist1d": _mnist1d,
+    "digits": _without_options("digits", "data.digits", "load_digits"),
+    "rhm": _rhm,
+    "mnist5k": _without_options("mnist5k", "data.mnist5k", "load_mnist5k"),
+    "mnist1d": _without_options("mnist1d", "data.mnist1d", "load_mnist1d"),
 }
 ON_DISK = ("mnist", "fashion-mnist", "cifar10", "cifar100", "stl10", "tiny-imagenet")  # data/disk.py
 DATASETS = (*EMBEDDED, *ON_DISK)
@@ -180,6 +169,4 @@ def _with_augmentation(data: Dataset, augment: str, views: str | None) -> Datase
         if views not in allowed:
             raise HiltError(f"--data-set views={views}: allowed for {data.name}: "
                             f"{', '.join(allowed) or 'none (its pairs are synonyms)'}")
-        data.pairing = views
-    data.augment = augment
-    return data
+    return replace(data, augment=augment, pairing=views or data.pairing)

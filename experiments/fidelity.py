@@ -18,16 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from analog import backend
-from analog.optim import outer
+from analog.optim import gradient_matrix
 from experiments.alignment import cosine
 
 
 def _requested(crossbar, x, d, lr):
     """-lr * (d^T x | sum d): the update `crossbar.update(x, d, lr)` asks for, bias column included."""
-    G = backend.to_numpy(outer(d, x))
-    if crossbar.bias:
-        G = np.concatenate([G, backend.to_numpy(d.sum(axis=0))[:, None]], axis=1)
-    return -lr * G
+    return -lr * backend.to_numpy(gradient_matrix([(x, d)], crossbar.bias))
 
 
 def layer_fidelity(crossbar, before, after, requested) -> dict:

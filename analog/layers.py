@@ -181,6 +181,14 @@ class Block:
             return self.layer.input_cache(x), None
         return self.layer.input_cache(x), (x.shape[0], *self.layer.output_shape(x.shape[1:]))  # avg-pool: shape only
 
+    def paired_cache(self, read, x):
+        """The cache for a transposed read that pairs with the forward read whose cache is `read`
+        (its saturation map, so d is masked where that read clipped) but routes through the
+        max-pool switches of forward(x) (dual propagation reads at s̄, switches at s+)."""
+        if not isinstance(self.pool, MaxPool2d):
+            return read
+        return read[0], self.forward(x)[1][1]
+
     def output_shape(self, in_shape):
         """Per-sample shape of a = pool(W x) for per-sample input shape `in_shape`."""
         shape = self.layer.output_shape(in_shape)

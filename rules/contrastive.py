@@ -15,7 +15,8 @@ s_neg = -f'(-u_neg)/n (SPECS 2.6):
     dL/dp[j]       = sum over the rows i that use p[j]: s_pos[i] (B c_i) or s_neg[i] (B c_i)
     dL/dc[i]       = B^T d_i               (retrodiction; only when the context is not detached)
 
-B c is one forward read of B, B^T d one transposed read, and dL/dB one pulsed update with d.
+B c is one forward read of B, B^T d one transposed read (masked where that forward read
+saturated, as every transposed read), and dL/dB one pulsed update with d.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def contrast(B, p, c, rows, partner, negative, f: str, retrodiction: bool = Fals
     n = len(rows)
     f_of = CONTRAST_F[f]
     c_rows = c[rows]
-    bc = B.forward(c_rows)  # (n, D_z): B c_i
+    bc, clipped = B.forward_clipped(c_rows)  # (n, D_z): B c_i
     z_pos, z_neg = p[partner[rows]], p[negative[rows]]
     u_pos, u_neg = (z_pos * bc).sum(axis=1), (z_neg * bc).sum(axis=1)
     f_pos, df_pos = f_of(u_pos)
@@ -157,7 +158,7 @@ def contrast(B, p, c, rows, partner, negative, f: str, retrodiction: bool = Fals
     d = s_pos[:, None] * z_pos + s_neg[:, None] * z_neg
     grad_p = one_hot_rows(partner[rows], N).T @ (s_pos[:, None] * bc) + one_hot_rows(negative[rows], N).T @ (s_neg[:, None] * bc)
     if retrodiction:
-        grad_p = grad_p + one_hot_rows(rows, N).T @ B.backward(d)
+        grad_p = grad_p + one_hot_rows(rows, N).T @ B.backward(d, clipped)
     loss = float((f_pos + f_neg).sum()) / n
     return Contrast(loss, grad_p, c_rows, d, float((u_pos > u_neg).mean()))
 
@@ -169,7 +170,7 @@ def infonce(P, p, partner, tau: float) -> Contrast:
     b_input/b_delta give dL/dP = sum_r (dL/dh_r) p_r^T; grad_p = P^T dL/dh (transposed read)."""
     xp = backend.xp()
     n = p.shape[0] // 2
-    h = P.forward(p)
+    h, clipped = P.forward_clipped(p)
     norm = xp.sqrt((h * h).sum(axis=1, keepdims=True))
     a = h / norm
     anchor, candidate = a[:n], a[partner[:n]]
@@ -183,4 +184,4 @@ def infonce(P, p, partner, tau: float) -> Contrast:
     grad_h = (grad_a - a * (a * grad_a).sum(axis=1, keepdims=True)) / norm
     loss = -float(xp.diagonal(log_softmax).sum()) / n
     accuracy = float((log_softmax.argmax(axis=1) == xp.arange(n)).mean())
-    return Contrast(loss, P.backward(grad_h), p, grad_h, accuracy)
+    return Contrast(loss, P.backward(grad_h, clipped), p, grad_h, accuracy)

@@ -6,7 +6,9 @@ Every neuron is a dyad (s+, s-). With s_0 = x, for layers k = 1..L:
     s̄_k = alpha s+_k + (1 - alpha) s-_k            delta_k = s+_k - s-_k
     a_k = W_{k-1} s̄_{k-1}                           forward read
     e_k = W_k^T delta_{k+1}                         transposed read (through the max-pool
-                                                    switches of conv(s+_k), SPECS E4)
+                                                    switches of conv(s+_k), SPECS E4), masked
+                                                    where layer k+1's latest forward read
+                                                    saturated, as bp's (crossbar contract)
     dp          hidden  s+ = rho(a + alpha e)        s- = rho(a - (1-alpha) e)
                 output  s+ = a - alpha beta g        s- = a + (1-alpha) beta g,  g = grad l(a_L now)
     dp_adjoint  hidden  s+ = rho(a + (1-alpha) e)    s- = rho(a - alpha e)
@@ -102,9 +104,10 @@ class DualPropagation(Rule):
         xp = backend.xp()
         # Feed-forward initialisation: s+ = s- = s̄ = rho(a), delta = 0.
         mean, plus, minus, delta, pre = [x], [x], [x], [None] * (L + 1), [None] * (L + 1)
+        reads = [None] * (L + 1)  # the cache of each layer's latest forward read
         s = x
         for k, block in enumerate(blocks, 1):
-            a, _ = block.forward(s)
+            a, reads[k] = block.forward(s)
             pre[k] = check_finite(a, "pre-activations", k)
             s = block.act(a)
             mean.append(s), plus.append(s), minus.append(s)
@@ -115,7 +118,7 @@ class DualPropagation(Rule):
 
         for k in schedule_order(self.schedule, self.passes, L):
             block = blocks[k - 1]
-            a, _ = block.forward(mean[k - 1])
+            a, reads[k] = block.forward(mean[k - 1])
             if k == L:
                 g = g_hat if self.adjoint else self.loss(a, y)[1]
                 plus[k], minus[k] = a - c_plus * self.beta * g, a + c_minus * self.beta * g
@@ -124,7 +127,7 @@ class DualPropagation(Rule):
                 if delta[k + 1] is None:
                     e = xp.zeros_like(a)
                 else:
-                    e = above.backward(delta[k + 1], above.cache_for(plus[k]))
+                    e = above.backward(delta[k + 1], above.paired_cache(reads[k + 1], plus[k]))
                 Lk = lipschitz[k]
                 if Lk:
                     plus[k] = block.act((a + c_plus * e + Lk * plus[k]) / (1 + Lk))

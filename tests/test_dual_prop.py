@@ -136,3 +136,52 @@ def test_original_dp_diverges_with_asymmetric_nudging_and_adjoint_does_not(rng, 
 def test_bad_parameters(kwargs, msg):
     with pytest.raises(HiltError, match=msg):
         make_rule("dp_adjoint", **kwargs)
+
+
+def _clip_maps(clipped):
+    """A crossbar's saturation map (dict per tile; a list of those per block of samples) as arrays."""
+    if clipped is None:
+        return []
+    parts = clipped if isinstance(clipped, list) else [clipped]
+    return [part[key] for part in parts if part for key in sorted(part)]
+
+
+def _record_transposed_reads(net, monkeypatch):
+    """Per crossbar, the saturation maps its transposed reads were given, in call order."""
+    calls = {k: [] for k in range(len(net.blocks))}
+    for k, block in enumerate(net.blocks):
+        xbar = block.crossbar
+
+        def backward(d, clipped=None, _k=k, _orig=xbar.backward):
+            calls[_k].append(_clip_maps(clipped))
+            return _orig(d, clipped)
+
+        monkeypatch.setattr(xbar, "backward", backward)
+    return calls
+
+
+@pytest.mark.parametrize("rule", ["dp", "dp_adjoint"])
+@pytest.mark.parametrize("model,shape", [("mlp:12-20-15-5", (12,)), ("cnn:3-4-4", (2, 8, 8))])
+def test_transposed_reads_are_masked_where_the_layer_above_saturated_as_in_bp(rng, monkeypatch, rule, model, shape):
+    """Noise-free non-perfect IO and inputs x100: reads pass the output bound. In its first (fwbw)
+    pass, dual propagation reads every layer transposed against the feed-forward state, so each
+    crossbar's first transposed read must get exactly bp's saturation map (dense, conv + max-pool)."""
+    spec = parse_device("ideal", ["read_noise=0"], seed=0)
+    net = build_network(model, shape, 5, crossbar_factory(spec), seed=1)
+    x, y = batch(rng, shape)
+    x = 100 * x
+    calls = _record_transposed_reads(net, monkeypatch)
+    Backprop().signals(net, x, y)
+    bp_maps = {k: c[0] for k, c in calls.items() if c}
+    for c in calls.values():
+        c.clear()
+    make_rule(rule, alpha=0.5, beta=0.1, schedule="fwbw").signals(net, x, y)
+    assert set(bp_maps) == {k for k, c in calls.items() if c} == set(range(1, len(net.blocks)))
+    saturated = 0
+    for k, maps in bp_maps.items():
+        assert len(calls[k][0]) == len(maps)
+        for dp_map, bp_map in zip(calls[k][0], maps):
+            np.testing.assert_array_equal(dp_map, bp_map)
+            saturated += bp_map.sum()
+    assert saturated > 0  # the test means something: some reads saturated
+    assert len(bp_maps[1])  # the second layer (dense; conv + max-pool) saturated somewhere

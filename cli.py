@@ -98,6 +98,7 @@ def _train_config(
     model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT, cnn:C1-C2, cnn1d:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's MLP (digits 64-512-10; mnist1d 40-100-100-10; self-supervised rules: 64-512-512, no readout)"),
     device: str = typer.Option("rram", help="device preset (see `hilt devices`)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
+    update: Optional[str] = typer.Option(None, help="analog update algorithm: sgd (default) | summed | mp | tt | ttv2 | c-ttv2 | agad (see `hilt devices NAME --update ALGO`)"),
     rule: str = typer.Option("bp", help="learning rule (see `hilt rules`)"),
     loss: Optional[str] = typer.Option(None, help="ce | mse (rule default: ce)"),
     alpha: Optional[float] = typer.Option(None, help="dp/dp_adjoint: asymmetric nudging in [0, 1]"),
@@ -127,7 +128,7 @@ def _train_config(
     from experiments.train import TrainConfig
 
     return TrainConfig(
-        dataset=dataset, data_set=data_set or [], data_dir=data_dir, model=model, device=device, sets=set_ or [], rule=rule,
+        dataset=dataset, data_set=data_set or [], data_dir=data_dir, model=model, device=device, sets=set_ or [], update=update, rule=rule,
         rule_options={"loss": loss, "alpha": alpha, "beta": beta, "schedule": schedule, "passes": passes,
                       "damping": damping, "contrast": contrast, "pool": pool, "inference_steps": inference_steps,
                       "eta_h": eta_h},
@@ -222,7 +223,7 @@ def train(
     run = open_run(setup, Path(resume) if resume else None)
     progress, callbacks = _progress(cfg)
     with progress:
-        summary = run_train(setup, run=run, **callbacks(f"{cfg.rule} on {cfg.device}"))
+        summary = run_train(setup, run=run, **callbacks(f"{cfg.rule} on {cfg.device_label}"))
     if as_json:
         print(json.dumps(summary))
     _report_end(summary, cfg.epochs)
@@ -392,15 +393,17 @@ def align(
 def devices(
     name: Optional[str] = typer.Argument(None, help="show one preset's effective parameters"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="apply overrides KEY=VALUE first"),
+    update: Optional[str] = typer.Option(None, help="with an update algorithm (and its parameters)"),
 ):
-    """List device presets and their parameters, and the --set keys with their ranges."""
+    """List device presets, update algorithms and the --set keys with their ranges."""
     from devices.presets import PARAMS, PRESETS, parse_device
+    from devices.updates import UPDATES
 
     console = Console()
-    if set_ and not name:
-        raise HiltError("devices --set needs a device name to apply it to, e.g. `hilt devices rram --set dw_min=0.01`")
+    if (set_ or update) and not name:
+        raise HiltError("devices --set/--update needs a device name, e.g. `hilt devices rram --update mp --set transfer_every=2`")
     if name:
-        console.print_json(json.dumps(parse_device(name, set_ or []).describe(), default=str))
+        console.print_json(json.dumps(parse_device(name, set_ or [], update=update).describe(), default=str))
         return
     table = Table(title="device presets (--device)")
     for col in ("name", "description", "dw_min", "w_max", "forward IO", "update_bl"):
@@ -411,11 +414,17 @@ def devices(
         io = io if isinstance(io, str) else f"{io['dac_bits']}b DAC, {io['adc_bits']}b ADC, noise {io['read_noise']}"
         table.add_row(preset, description, str(d.get("dw_min", "-")), str(d.get("w_max", "-")), io, str(d.get("update_bl", "-")))
     console.print(table)
+    algorithms = Table(title="update algorithms (--update), for every pulsed preset")
+    for col in ("name", "meaning"):
+        algorithms.add_column(col)
+    for algorithm, info in UPDATES.items():
+        algorithms.add_row(algorithm, info.doc)
+    console.print(algorithms)
     keys = Table(title="device parameters (--set KEY=VALUE)")
-    for col in ("key", "range", "meaning"):
+    for col in ("key", "range", "meaning", "--update"):
         keys.add_column(col)
     for p in PARAMS.values():
-        keys.add_row(p.name, f"{p.kind.__name__} [{p.lo:g}, {p.hi:g}]", p.doc)
+        keys.add_row(p.name, f"{p.kind.__name__} [{p.lo:g}, {p.hi:g}]", p.doc, ", ".join(p.updates) or "any")
     console.print(keys)
 
 

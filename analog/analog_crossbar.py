@@ -15,6 +15,11 @@
   and its transfers then used lr / scale, 3x too large on digits' first layer.)
 - Sign and lr: the tile's update descends and needs lr > 0, exactly the crossbar contract.
 - `post_update_step()` follows every update (decay and diffusion happen only there).
+- `--update summed` (devices/updates.py): the step's gradient G = sum_rows d^T x (+ bias column)
+  is summed digitally, block of rows by block of rows, and each tile is pulsed once per step with
+  one row per input column, x = e_i, d = G[:, i]. The bias column is one of those rows (x = 1 on
+  the bias input only): the rows go to the simulator tile with the bias input written out, since
+  the tile's own update would drive the bias input with 1 on every row.
 - Saturated reads: outputs of a forward read at the tile's output bound (out_bound * out_scale *
   0.999, aihwkit's own number) are reported as `clipped`, and the transposed read of the same
   layer zeroes d there, exactly as aihwkit's AnalogFunction does (`handle_output_bound`). Without
@@ -32,7 +37,8 @@ import copy
 import numpy as np
 
 from analog import backend
-from analog.crossbar import Crossbar
+from analog.crossbar import Crossbar, _check_lr
+from analog.optim import gradient_matrix
 from devices.presets import DeviceSpec, leaf_devices
 
 
@@ -98,6 +104,7 @@ class AnalogCrossbar(Crossbar):
         saturates = first.handle_output_bound and not first.rpu_config.forward.is_perfect
         self.out_bound = first.get_forward_out_bound() if saturates else None
         self.single = len(self.row_blocks) == len(self.col_blocks) == 1
+        self.summed = spec.summed
         self.scale: float | None = None
         self._lr: float | None = None
 
@@ -148,15 +155,37 @@ class AnalogCrossbar(Crossbar):
                 z[:, cols] += tile.backward(self._torch(part(i, j, rows))).numpy()
         return z * self.scale if self.scale != 1.0 else z
 
-    def _update(self, x, d, lr):
-        if self.scale != 1.0:  # aihwkit's pre_update; lr / scale differs where the device rescales by max|d| (TTv2)
-            d = d / self.scale
+    def _set_lr(self, lr):
         if lr != self._lr:
             for *_, tile in self._tiles():
                 tile.set_learning_rate(lr)
             self._lr = lr
+
+    def _update(self, x, d, lr):
+        if self.summed:
+            return self._pulse_summed(gradient_matrix([(x, d)], self.bias), lr)
+        if self.scale != 1.0:  # aihwkit's pre_update; lr / scale differs where the device rescales by max|d| (TTv2)
+            d = d / self.scale
+        self._set_lr(lr)
         for _, _, rows, cols, tile in self._tiles():
             tile.update(self._torch(x[:, cols]), self._torch(d[:, rows]))
+            tile.post_update_step()
+
+    def update_blocks(self, blocks, lr):
+        if not self.summed or self.observer is not None:  # the observer sees the rows themselves
+            return super().update_blocks(blocks, lr)
+        _check_lr(lr)
+        self._pulse_summed(gradient_matrix(((np.asarray(x), np.asarray(d)) for x, d in blocks), self.bias), lr)
+
+    def _pulse_summed(self, G, lr):
+        """W -= lr G as one pulse train per input column of each tile (x = e_i, d = G[:, i])."""
+        G = G / self.scale if self.scale != 1.0 else G
+        self._set_lr(lr)
+        for _, _, rows, cols, tile in self._tiles():
+            columns = list(range(cols.start, cols.stop)) + ([self.in_size] if tile.analog_bias else [])
+            d = np.ascontiguousarray(G[rows][:, columns].T)
+            x = np.eye(len(columns), dtype=backend.DTYPE)
+            tile.tile.update(self._torch(x), self._torch(d), False, False, False, False)  # positional (AIHWKIT_NOTES P5)
             tile.post_update_step()
 
     def _weights(self):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from devices.errors import DeviceError
+from devices.params import Param, leaf_devices
+from devices.updates import COMPOUNDS, DEFAULT_UPDATE, UPDATE_PARAMS, check_update, compound_config, tuned_preset
 
 # name -> (aihwkit preset class name or None, one-line description)
 PRESETS: dict[str, tuple[str | None, str]] = {
@@ -24,40 +26,11 @@ PRESETS: dict[str, tuple[str | None, str]] = {
     "ecram-mo": ("EcRamMOPreset", "metal-oxide ECRAM, linear steps, small dw_min"),
     "capacitor": ("CapacitorPreset", "capacitor cell, linear steps with leakage (decay)"),
     "idealized": ("IdealizedPreset", "constant-step device with ~10k states"),
-    "rram-mp": ("MixedPrecisionReRamESPreset", "ReRAM with mixed-precision (digital) update accumulation"),
-    "rram-ttv2": ("TTv2ReRamESPreset", "ReRAM with Tiki-Taka v2 (two devices, transfer)"),
+    "rram-mp": ("MixedPrecisionReRamESPreset", "rram --update mp: mixed-precision (digital) update accumulation"),
+    "rram-ttv2": ("TTv2ReRamESPreset", "rram --update ttv2: Tiki-Taka v2 (two devices, transfer)"),
 }
-
-
-@dataclass(frozen=True)
-class Param:
-    """One friendly override: its type, closed range and how it maps onto an aihwkit config."""
-
-    name: str
-    kind: type
-    lo: float
-    hi: float
-    doc: str
-    apply: Callable[[Any, Any], None] | None = None  # (rpu_config, value); None = crossbar-level
-
-    def parse(self, text: str):
-        try:
-            value = self.kind(text) if self.kind is float else int(text)
-        except ValueError:
-            raise DeviceError(f"--set {self.name}={text}: expected {self.kind.__name__} in [{self.lo}, {self.hi}]")
-        if not (self.lo <= value <= self.hi) or (self.kind is float and not math.isfinite(value)):
-            raise DeviceError(f"--set {self.name}={text}: out of range, allowed [{self.lo}, {self.hi}]")
-        return value
-
-
-def leaf_devices(device) -> list:
-    """The pulsed devices of a (possibly compound) aihwkit device, innermost first."""
-    if hasattr(device, "unit_cell_devices"):
-        return [leaf for d in device.unit_cell_devices for leaf in leaf_devices(d)]
-    inner = getattr(device, "device", None)
-    if inner is not None and hasattr(inner, "dw_min"):
-        return leaf_devices(inner)
-    return [device]
+# Presets that are another preset with its update algorithm fixed (aihwkit's tuned presets above).
+PRESET_UPDATES: dict[str, tuple[str, str]] = {"rram-mp": ("rram", "mp"), "rram-ttv2": ("rram", "ttv2")}
 
 
 def _set_device(field_name: str):
@@ -123,6 +96,7 @@ PARAMS: dict[str, Param] = {
         Param("update_bl", int, 1, 1000, "max pulse-train length of an update (desired_bl)", _set_update_bl),
         Param("weight_scaling_omega", float, 0.0, 10.0, "device weight that the largest initial |W| maps to (0 = no scaling)"),
         Param("tile_size", int, 4, 4096, "max rows/columns of one tile; larger matrices are split"),
+        *UPDATE_PARAMS,
     ]
 }
 CROSSBAR_DEFAULTS = {"weight_scaling_omega": 0.3, "tile_size": 512}
@@ -133,10 +107,21 @@ class DeviceSpec:
     name: str = "exact"
     overrides: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    update: str = DEFAULT_UPDATE  # the update algorithm (devices/updates.py), resolved by parse_device
 
     @property
     def is_exact(self) -> bool:
         return self.name == "exact"
+
+    @property
+    def base(self) -> str:
+        """The preset whose device this is (rram for rram-mp: the update is not part of it)."""
+        return PRESET_UPDATES.get(self.name, (self.name,))[0]
+
+    @property
+    def summed(self) -> bool:
+        """Whether the crossbar accumulates the step's gradient and pulses it column by column."""
+        return self.update == "summed"
 
     @property
     def device_seed(self) -> int:
@@ -152,7 +137,9 @@ class DeviceSpec:
         return self.overrides.get(key, CROSSBAR_DEFAULTS[key])
 
     def rpu_config(self):
-        cfg = base_rpu_config(self.name)
+        cfg = base_rpu_config(self.base)
+        if self.update in COMPOUNDS:
+            cfg = compound_config(self.update, self.base, cfg)
         for key, value in self.overrides.items():
             if PARAMS[key].apply is not None:
                 PARAMS[key].apply(cfg, value)
@@ -173,7 +160,13 @@ class DeviceSpec:
         if self.is_exact:
             return out
         cfg = self.rpu_config()
+        out["update"] = self.update
         out["config"] = type(cfg).__name__
+        if self.update in COMPOUNDS:
+            out["compound"] = type(cfg.device).__name__
+            tuned = tuned_preset(self.update, self.base)
+            out["compound_defaults"] = type(tuned).__name__ if tuned is not None else "aihwkit build_config"
+            out["update_params"] = {p.name: getattr(cfg.device, p.name) for p in UPDATE_PARAMS if self.update in p.updates}
         leaves = leaf_devices(cfg.device)
         out["devices"] = [type(d).__name__ for d in leaves]
         leaf = leaves[0]
@@ -221,10 +214,23 @@ def base_rpu_config(name: str):
     return getattr(presets, PRESETS[name][0])()
 
 
-def parse_device(name: str, sets: list[str] | None = None, seed: int = 0) -> DeviceSpec:
-    """Validate a preset name and `key=value` overrides into a DeviceSpec (DeviceError on bad input)."""
+def resolve_update(name: str, update: str | None) -> str:
+    """The update algorithm of preset `name` run with `--update update` (None: not given)."""
+    base, own = PRESET_UPDATES.get(name, (name, None))
+    if own is not None and update not in (None, own):
+        raise DeviceError(f"--device {name} is {base} with --update {own}; for --update {update} use "
+                          f"--device {base} --update {update}")
+    update = own or update or DEFAULT_UPDATE
+    check_update(update, name, pulsed=base not in ("exact", "ideal"))
+    return update
+
+
+def parse_device(name: str, sets: list[str] | None = None, seed: int = 0, update: str | None = None) -> DeviceSpec:
+    """Validate a preset name, `key=value` overrides and an update algorithm (None: the preset's own,
+    sgd for all but rram-mp / rram-ttv2) into a DeviceSpec (DeviceError on bad input)."""
     if name not in PRESETS:
         raise DeviceError(f"unknown device {name!r}; allowed: {', '.join(PRESETS)}")
+    update = resolve_update(name, update)
     overrides: dict[str, Any] = {}
     for item in sets or []:
         key, sep, text = item.partition("=")
@@ -235,8 +241,13 @@ def parse_device(name: str, sets: list[str] | None = None, seed: int = 0) -> Dev
             raise DeviceError(f"--set: unknown key {key!r}; allowed: {', '.join(PARAMS)}")
         if key in overrides:
             raise DeviceError(f"--set {key} is given twice; give each key once")
-        overrides[key] = PARAMS[key].parse(text.strip())
-    spec = DeviceSpec(name, overrides, seed)
+        param = PARAMS[key]
+        if param.updates and update not in param.updates:
+            own = [p.name for p in UPDATE_PARAMS if update in p.updates]
+            raise DeviceError(f"--set {key}: a parameter of --update {', '.join(param.updates)}, not of {update}"
+                              + (f" (its keys: {', '.join(own)})" if own else ""))
+        overrides[key] = param.parse(text.strip())
+    spec = DeviceSpec(name, overrides, seed, update)
     if spec.is_exact and overrides:
         raise DeviceError("--set: device 'exact' is the float path and takes no device parameters")
     if not spec.is_exact:

@@ -57,7 +57,7 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
         raise HiltError("compare trains on the exact path and on a device: give an analog --device")
     if every < 1:
         raise HiltError(f"--every must be >= 1 (got {every})")
-    setups = {"exact": build(replace(cfg, device="exact", sets=[], log_alignment=True)),
+    setups = {"exact": build(replace(cfg, device="exact", sets=[], update=None, log_alignment=True)),
               cfg.device: build(replace(cfg, log_alignment=True))}
     root = new_run_dir(Path(cfg.out), f"compare-{cfg.dataset}-{cfg.device}-{cfg.rule}-s{cfg.seed}")
     tidy, samples, summaries = [], [], {}

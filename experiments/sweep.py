@@ -35,7 +35,7 @@ RULE_KEYS = {"alpha": float, "beta": float, "loss": str, "schedule": str, "passe
              "inference_steps": int, "eta_h": float}
 # --data-set options: rhm's (whole numbers), the on-disk datasets' norm, and augment / views for all
 DATA_KEYS = {**{f.name: int for f in fields(RHMParams)}, "norm": str, "augment": str, "views": str}
-TRAIN_KEYS = ("lr", "lr_schedule", "batch_size", "epochs", "model", "device", "rule", "activation", "optimizer",
+TRAIN_KEYS = ("lr", "lr_schedule", "batch_size", "epochs", "model", "device", "update", "rule", "activation", "optimizer",
               "momentum", "weight_decay")
 METRICS = (*report.METRICS, "epochs")
 

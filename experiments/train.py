@@ -40,6 +40,7 @@ class TrainConfig:
     model: str | None = None  # None: the dataset's default MLP
     device: str = "rram"
     sets: list[str] = field(default_factory=list)
+    update: str | None = None  # the analog update algorithm (devices/updates.py); None: the preset's own
     rule: str = "bp"
     rule_options: dict = field(default_factory=dict)
     epochs: int = 30
@@ -56,6 +57,15 @@ class TrainConfig:
     eval_every: int = 1  # test evaluation every N epochs (and after the last)
     out: str = "results/runs"
 
+    @property
+    def device_label(self) -> str:
+        """--device, with the update algorithm when one was chosen (rram+summed): names and titles."""
+        return self.device if self.update is None else f"{self.device}+{self.update}"
+
+    def device_spec(self):
+        """The validated DeviceSpec of --device, --set, --update and --seed (DeviceError on bad input)."""
+        return parse_device(self.device, self.sets, seed=self.seed, update=self.update)
+
 
 # The best epoch (--keep-best) is picked on validation accuracy when the data has a validation set
 # (--data-set validation=F), else on test accuracy (optimistic: say so when reporting it).
@@ -68,7 +78,7 @@ def selection_metric(data) -> str:
 def validate(cfg: TrainConfig) -> None:
     """HiltError for settings that cannot run, found without loading data or building a network."""
     _check(cfg)
-    parse_device(cfg.device, cfg.sets, seed=cfg.seed)
+    cfg.device_spec()
     make_rule(cfg.rule, **cfg.rule_options)
 
 
@@ -131,7 +141,7 @@ class Setup:
 
 def build(cfg: TrainConfig) -> Setup:
     _check(cfg)
-    spec = parse_device(cfg.device, cfg.sets, seed=cfg.seed)
+    spec = cfg.device_spec()
     rule = make_rule(cfg.rule, **cfg.rule_options)
     backend.select(analog=not spec.is_exact)
     data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir)
@@ -197,7 +207,7 @@ def open_run(setup: Setup, resume: Path | None = None, run_dir: Path | None = No
     cfg = setup.cfg
     if resume is None:
         if run_dir is None:
-            run_dir = new_run_dir(Path(cfg.out), f"{cfg.dataset}-{cfg.device}-{cfg.rule}-s{cfg.seed}")
+            run_dir = new_run_dir(Path(cfg.out), f"{cfg.dataset}-{cfg.device_label}-{cfg.rule}-s{cfg.seed}")
         else:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
         write_json(Path(run_dir) / "config.json", _config_record(setup))
@@ -249,7 +259,8 @@ def train(
     wall_before = ckpt.wall_time_s if ckpt else 0.0
     start = time.perf_counter()
     summary = {"status": "running", "run_dir": str(run_dir), "dataset": cfg.dataset, "model": net.spec,
-               "device": cfg.device, "rule": cfg.rule, "seed": cfg.seed, "epochs": done, "epochs_target": cfg.epochs}
+               "device": cfg.device, "update": cfg.device_spec().update, "rule": cfg.rule, "seed": cfg.seed,
+               "epochs": done, "epochs_target": cfg.epochs}
     if resumes:
         summary["resumes"] = resumes
 
@@ -354,7 +365,7 @@ def train(
 def _config_record(setup: Setup) -> dict:
     """config.json: every setting (resolved), the effective device and rule parameters, versions."""
     cfg, net, rule = setup.cfg, setup.net, setup.rule
-    spec = parse_device(cfg.device, cfg.sets, cfg.seed)
+    spec = cfg.device_spec()
     record = {
         **asdict(cfg),
         "model": net.spec,

@@ -1,0 +1,122 @@
+"""Analog update algorithms (`--update`, SPECS 10.2): how a tile turns a rule's (x, d) rows into
+device changes. An axis of its own: any pulsed preset with any algorithm, for every rule.
+
+- `sgd`: the preset's own stochastic pulsed update (aihwkit's default). Every row of a step is its
+  own pulse train: a batch of B samples is B trains, a convolution's B x positions rows as many.
+- `summed`: hilt's batch-accumulated update. The crossbar sums G = sum_rows d x^T (plus the bias
+  column) digitally and pulses it once per step, one pulse train per input column (x = e_i,
+  d = G[:, i]). It assumes an out x in (+1) digital accumulator next to every tile and costs
+  rows x out x in MACs per step there; the tile then sees in (+1) pulse trains instead of rows.
+  On an ideal device it equals exact SGD.
+- `mp`, `tt`, `ttv2`, `c-ttv2`, `agad`: aihwkit's own compounds, built with aihwkit's
+  `build_config` around the preset's device, forward/backward IO and update parameters (mixed
+  precision, Tiki-Taka v1/v2, chopped TTv2, AGAD). Where aihwkit 1.1 ships a tuned preset for the
+  (algorithm, device) pair, e.g. TTv2ReRamESPreset, its compound settings are the defaults (so
+  `rram --update ttv2` is that preset exactly); elsewhere build_config's.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import NamedTuple
+
+from devices.errors import DeviceError
+from devices.params import Param, leaf_devices
+
+
+class Update(NamedTuple):
+    aihwkit: str | None  # build_config's algorithm name; None: not an aihwkit compound
+    tuned_prefix: str | None  # prefix of aihwkit's tuned presets, e.g. TTv2 in TTv2ReRamESPreset
+    doc: str
+
+
+UPDATES: dict[str, Update] = {
+    "sgd": Update(None, None, "the preset's own per-row stochastic pulse trains (aihwkit default)"),
+    "summed": Update(None, None, "hilt: the step's gradient summed digitally (out x in buffer per tile), "
+                                 "pulsed once per step, column by column"),
+    "mp": Update("mp", "MixedPrecision", "aihwkit mixed precision: digital accumulator, device pulsed above a "
+                                         "threshold (Nandakumar 2020)"),
+    "tt": Update("tt", "TikiTaka", "aihwkit Tiki-Taka v1: fast device A, slow device C, transfers (Gokmen 2020)"),
+    "ttv2": Update("ttv2", "TTv2", "aihwkit Tiki-Taka v2: A, a digital buffer H, then C (Gokmen 2021)"),
+    "c-ttv2": Update("c-ttv2", "ChoppedTTv2", "aihwkit chopped TTv2 (Rasch 2023)"),
+    "agad": Update("agad", "AGAD", "aihwkit AGAD: chopped TTv2 with a dynamic reference (Rasch 2023)"),
+}
+DEFAULT_UPDATE = "sgd"
+COMPOUNDS = tuple(name for name, u in UPDATES.items() if u.aihwkit)
+TRANSFERS = ("tt", "ttv2", "c-ttv2", "agad")
+
+# hilt preset -> the device name of aihwkit's tuned compound presets
+TUNED_DEVICE = {"rram": "ReRamES", "rram-sb": "ReRamSB", "ecram": "EcRam", "ecram-mo": "EcRamMO",
+                "capacitor": "Capacitor", "idealized": "Idealized", "pcm": "PCM"}
+
+
+def _compound(field: str, convert=lambda v: v):
+    def apply(cfg, value):
+        setattr(cfg.device, field, convert(value))
+
+    return apply
+
+
+UPDATE_PARAMS: list[Param] = [
+    Param("transfer_every", int, 1, 100_000, "steps (mp: updates) between transfers to the slow/analog device",
+          _compound("transfer_every"), ("mp", *TRANSFERS)),
+    Param("units_in_mbatch", int, 0, 1, "transfer_every counts mini-batches (1) or rows (0)",
+          _compound("units_in_mbatch", bool), TRANSFERS),
+    Param("n_reads_per_transfer", int, 1, 4096, "columns read and transferred per transfer",
+          _compound("n_reads_per_transfer"), TRANSFERS),
+    Param("fast_lr", float, 0.0, 100.0, "learning rate of the fast device A", _compound("fast_lr"), TRANSFERS),
+    Param("transfer_lr", float, 0.0, 100.0, "learning rate of a transfer", _compound("transfer_lr"),
+          ("mp", *TRANSFERS)),
+    Param("gamma", float, 0.0, 1.0, "weight of the fast device in the read weight (0: the slow device only)",
+          _compound("gamma"), TRANSFERS),
+    Param("in_chop_prob", float, 0.0, 1.0, "probability of flipping an input's chopper sign per update",
+          _compound("in_chop_prob"), ("c-ttv2", "agad")),
+    Param("auto_granularity", float, 0.0, 1e6, "updates per transfer period that set the buffer threshold (0: off)",
+          _compound("auto_granularity"), ("ttv2", "c-ttv2", "agad")),
+    Param("tail_weightening", float, 0.0, 1000.0, "AGAD: weight of the recent updates in the dynamic reference",
+          _compound("tail_weightening"), ("agad",)),
+    Param("granularity", float, 0.0, 1.0, "mp: accumulator threshold in weight units (0: the device's dw_min)",
+          _compound("granularity"), ("mp",)),
+    Param("n_rows_per_transfer", int, -1, 100_000, "mp: accumulator rows transferred per update (-1: all)",
+          _compound("n_rows_per_transfer"), ("mp",)),
+]
+
+
+def check_update(update: str, preset: str, pulsed: bool) -> None:
+    if update not in UPDATES:
+        raise DeviceError(f"unknown update algorithm {update!r}; allowed: {', '.join(UPDATES)}")
+    if preset == "exact" and update != DEFAULT_UPDATE:
+        raise DeviceError(f"--update {update}: device 'exact' is the float path with a digital optimizer; "
+                          "update algorithms are for analog presets")
+    if update in COMPOUNDS and not pulsed:
+        raise DeviceError(f"--update {update}: device {preset!r} updates without pulses, so there is no device for "
+                          f"{update} to wrap; allowed there: sgd, summed")
+
+
+def tuned_preset(update: str, preset: str):
+    """aihwkit's tuned config for (algorithm, device), e.g. TTv2ReRamESPreset(); None if it has none."""
+    from aihwkit.simulator import presets
+
+    name = f"{UPDATES[update].tuned_prefix}{TUNED_DEVICE.get(preset)}Preset"
+    return getattr(presets, name)() if preset in TUNED_DEVICE and hasattr(presets, name) else None
+
+
+def compound_config(update: str, preset: str, base):
+    """The rpu config of compound `update` around preset `preset`'s config `base` (a single device
+    or a unit cell, with its IO and update parameters), aihwkit's tuned settings where it has them."""
+    from aihwkit.simulator.configs.helpers import build_config
+
+    cfg = build_config(UPDATES[update].aihwkit, lambda **_: copy.deepcopy(base.device),
+                       io_parameters=base.forward, up_parameters=base.update)
+    tuned = tuned_preset(update, preset)
+    if tuned is not None:
+        wrapped = ("unit_cell_devices", "device")
+        for f in dataclasses.fields(cfg.device):
+            if f.name not in wrapped:
+                setattr(cfg.device, f.name, copy.deepcopy(getattr(tuned.device, f.name)))
+        cfg.update = copy.deepcopy(tuned.update)
+        # device settings the tuned preset changes for the compound (e.g. ReRAM-SB's subtract_symmetry_point)
+        for ours, theirs in zip(leaf_devices(cfg.device), leaf_devices(tuned.device)):
+            ours.__dict__.update(copy.deepcopy(theirs.__dict__))
+    return cfg

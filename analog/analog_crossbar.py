@@ -197,6 +197,29 @@ class AnalogCrossbar(Crossbar):
                 W[rows, self.in_size] = b.numpy()
         return W * self.scale
 
+    def kept_weights(self):
+        """The weights the devices keep, without the write noise a read sees: aihwkit's hidden
+        `persistent_weights` of devices with write noise (rram, and the device under mixed
+        precision); for Tiki-Taka compounds gamma * A + C of their devices' persistent weights
+        (their visible weight is gamma * A + C of the visible ones, measured); else the visible ones."""
+        W = np.empty(self.shape, dtype=backend.DTYPE)
+        for _, _, rows, cols, tile in self._tiles():
+            names = tile.tile.get_hidden_parameter_names()
+            hidden = tile.tile.get_hidden_parameters()
+            if "persistent_weights" in names:
+                kept = hidden[names.index("persistent_weights")].numpy()
+            elif "persistent_weights_1" in names:
+                a, c = (hidden[names.index(f"persistent_weights_{k}")].numpy() for k in (0, 1))
+                kept = tile.rpu_config.device.gamma * a + c
+            else:
+                w, b = tile.get_weights()
+                kept = w.numpy() if b is None else np.c_[w.numpy(), b.numpy()]
+            width = cols.stop - cols.start
+            W[rows, cols] = kept[:, :width]
+            if tile.analog_bias:
+                W[rows, self.in_size] = kept[:, width]
+        return W * self.scale
+
     def _program(self, W):
         W = backend.to_numpy(W)
         if self.scale is None:

@@ -76,6 +76,11 @@ class Crossbar:
     def weights(self):
         return self._weights()
 
+    def kept_weights(self):
+        """The weights without read-time write noise (analog devices keep persistent weights); the
+        same as `weights()` where a read shows exactly what is stored."""
+        return self._weights()
+
     def program(self, W) -> None:
         W = backend.asarray(W)
         if W.shape != self.shape:

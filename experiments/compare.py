@@ -3,10 +3,10 @@
 Both runs are built from one TrainConfig and its seed, so they start from the same intended
 matrices (the device then programs them with its own write noise and bounds) and see the same
 data order. Each is an ordinary run folder inside the comparison's folder, with alignment logged
-every epoch and update fidelity sampled every `every` steps (experiments/fidelity.py; on
-write-noise devices the change read back includes the write noise redrawn on every pulsed
-device, which can dwarf the requested change). The
-comparison folder gets `compare.csv` (tidy: path, epoch, layer, metric, value), `fidelity.csv`
+every epoch and update fidelity sampled every `every` steps (experiments/fidelity.py), on the
+visible weights and on the weights the device keeps: on write-noise devices the visible change
+includes the write noise redrawn on every pulsed device, which can dwarf the requested change,
+and the kept (persistent) weights do not. The comparison folder gets `compare.csv` (tidy: path, epoch, layer, metric, value), `fidelity.csv`
 (every sampled step), `summary.json` and `compare.png`.
 """
 
@@ -25,7 +25,7 @@ from experiments.results import new_run_dir, write_csv, write_json
 from experiments.train import TrainConfig, build, open_run, train
 
 PER_EPOCH = ("loss", "accuracy", "accuracy_exact_readout")
-FIDELITY = ("cosine", "norm_ratio", "not_made", "below_one_pulse", "at_bounds")
+FIDELITY = ("cosine", "norm_ratio", "not_made", "below_one_pulse", "at_bounds", "cosine_kept", "norm_ratio_kept")
 
 
 def _tidy(path: str, metrics: list[dict], fidelity: list[dict]) -> list[dict]:
@@ -121,10 +121,12 @@ def plot(tidy: list[dict], device: str, path: Path) -> None:
     axes[1].set(title="alignment with BP (cosine)", xlabel="epoch", ylim=(-0.05, 1.05))
     for ax, metric, title in ((axes[2], "cosine", "update fidelity: cosine(actual, requested)"),
                               (axes[3], "norm_ratio", "update fidelity: |actual| / |requested|")):
-        for (p, layer), part in frame[frame.metric == metric].groupby(["path", "layer"]):
-            ax.plot(part.epoch, part.value, marker=".", label=f"{p}, layer {layer}")
+        for kept, style in (("", "-"), ("_kept", "--")):  # visible weights; the weights the device keeps
+            for (p, layer), part in frame[frame.metric == metric + kept].groupby(["path", "layer"]):
+                label = f"{p}, layer {layer}" + (" (kept)" if kept else "")
+                ax.plot(part.epoch, part.value, style, marker=".", label=label)
         ax.axhline(1.0, color="grey", lw=0.8)
-        ax.set(title=title, xlabel="epoch")
+        ax.set(title=title + ", kept weights dashed", xlabel="epoch")
     axes[2].set_ylim(-0.05, 1.05)
     axes[3].set_yscale("log")
     for ax in axes:

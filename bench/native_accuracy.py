@@ -1,8 +1,10 @@
 """Acceptance check: hilt's bp vs aihwkit's own AnalogSGD training, same MLP and presets.
 
     python bench/native_accuracy.py --devices exact,ideal,rram --seeds 0,1,2 --epochs 30
+    python bench/native_accuracy.py --devices rram,ecram --updates sgd,mp,ttv2,c-ttv2,agad \
+        --dataset mnist5k --model cnn:8-16 --epochs 2 --seeds 0,1 --out results/native_accuracy_cnn.csv
 
-Prints one row per device (mean +- std over seeds) and writes results/native_accuracy.csv.
+Prints one row per device and update algorithm (mean +- std over seeds) and writes results/native_accuracy.csv.
 The exact device has no aihwkit counterpart; its native column trains on the `ideal` aihwkit
 config (perfect IO, float update), the same float math through aihwkit.
 
@@ -30,6 +32,8 @@ from experiments.train import TrainConfig, build, train  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", default="exact,ideal,rram,rram-mp,rram-ttv2,ecram,pcm")
+    ap.add_argument("--updates", default="sgd", help="update algorithms (--update), e.g. sgd,mp,ttv2,c-ttv2,agad")
+    ap.add_argument("--dataset", default="digits")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=None, help="default: the dataset's")
@@ -39,27 +43,30 @@ def main() -> None:
     ap.add_argument("--out", default="results/native_accuracy.csv")
     args = ap.parse_args()
     rows = []
-    for device in args.devices.split(","):
+    cases = [(d, u) for d in args.devices.split(",") for u in args.updates.split(",") if d != "exact" or u == "sgd"]
+    for device, update in cases:
         for seed in [int(s) for s in args.seeds.split(",")]:
-            cfg = TrainConfig(device=device, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+            cfg = TrainConfig(dataset=args.dataset, device=device, update=None if update == "sgd" else update,
+                              model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=seed, out="results/runs/native_accuracy")
             setup = build(cfg)
             init = [np.asarray(b.crossbar.weights()) for b in setup.net.blocks] if args.same_init else None
             hilt = train(setup)
-            spec = parse_device("ideal" if device == "exact" else device, seed=seed)
+            spec = parse_device("ideal", seed=seed) if device == "exact" else cfg.device_spec()
             native = train_native(setup.net, spec, setup.data, args.epochs, setup.cfg.batch_size, args.lr, seed,
                                   init_weights=init)
-            rows.append({"device": device, "seed": seed, "hilt": hilt["test_accuracy"],
+            rows.append({"device": device, "update": spec.update, "seed": seed, "hilt": hilt["test_accuracy"],
                          "hilt_exact_readout": hilt["test_accuracy_exact_readout"], "native": native["test_accuracy"],
                          "native_init": "hilt" if args.same_init else "aihwkit",
                          "hilt_s": hilt["wall_time_s"], "native_s": native["wall_time_s"]})
             print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
     write_csv(Path(args.out), frame)
-    table = frame.groupby("device", sort=False).agg(
+    table = frame.groupby(["device", "update"], sort=False).agg(
         hilt=("hilt", "mean"), hilt_std=("hilt", "std"), native=("native", "mean"), native_std=("native", "std"),
         hilt_s=("hilt_s", "mean"), native_s=("native_s", "mean"))
     table["diff_points"] = 100 * (table.hilt - table.native)
+    table["time_ratio"] = table.hilt_s / table.native_s
     print(table.round(4).to_string())
     print("hilt within 1 point of native (or better) on:",
           [d for d, r in table.iterrows() if r.diff_points >= -1.0 or np.isnan(r.diff_points)])

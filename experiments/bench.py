@@ -102,13 +102,13 @@ def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, see
     import torch
     from aihwkit.optim import AnalogSGD
 
-    from experiments.native import native_mlp
+    from experiments.native import native_model
 
     backend.use("numpy")
     spec = parse_device(device, seed=seed)
     net = _mlp(model, spec, seed)
     rule = make_rule("bp")
-    native = native_mlp(net, spec, seed)
+    native = native_model(net, spec, seed)
     opt = AnalogSGD(native.parameters(), lr=lr)
     opt.regroup_param_groups(native)
     loss_fn = torch.nn.CrossEntropyLoss()

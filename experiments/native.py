@@ -1,7 +1,8 @@
-"""aihwkit's own training loop (AnalogSequential + AnalogSGD) on the same MLP as hilt.
+"""aihwkit's own training loop (AnalogSequential + AnalogSGD) on the same network as hilt (MLPs
+and convnets: AnalogLinear, AnalogConv2d, max-pool, ReLU).
 
 The reference for the acceptance comparison and the bench: same device preset and overrides,
-same layer sizes, same data order, batch and lr, mean cross-entropy, the bias as an analog
+same update algorithm (the spec's rpu config), same layer sizes, same data order, batch and lr, mean cross-entropy, the bias as an analog
 column (hilt stores it that way too: `digital_bias=False`), one global weight scale per layer
 (omega as hilt's), aihwkit's default tile splitting (512).
 
@@ -18,37 +19,61 @@ import time
 
 import numpy as np
 
-from analog.layers import Block, Dense
+from analog.layers import Block, Conv2d, Dense
 from analog.network import Network, crossbar_factory
-from analog.periphery import ACTIVATIONS
+from analog.periphery import ACTIVATIONS, MaxPool2d
+from devices.errors import HiltError
 from devices.presets import DeviceSpec
 
 
-def native_mlp(net: Network, spec: DeviceSpec, seed: int = 0, init_weights=None):
-    """aihwkit AnalogSequential with the layer sizes of an hilt MLP, its own init programmed once.
+def native_model(net: Network, spec: DeviceSpec, seed: int = 0, init_weights=None):
+    """aihwkit AnalogSequential with the layers of an hilt MLP or convnet (3x3 convs, max-pools,
+    dense layers; ReLU or identity), its own init programmed once.
 
     `init_weights` (one [W | b] array per layer) reprograms the tiles with those weights instead:
     a paired comparison from one starting point, fair only on devices whose programming adds no
     write noise (pcm; not the ReRAM presets).
     """
     import torch
-    from aihwkit.nn import AnalogLinear, AnalogSequential
+    from aihwkit.nn import AnalogConv2d, AnalogLinear, AnalogSequential
 
+    if spec.summed:
+        raise HiltError("aihwkit has no batch-summed update (--update summed is hilt's): no native counterpart")
     torch.manual_seed(seed)
-    layers = []
+    layers, flat = [], False
     for k, block in enumerate(net.blocks):
         xbar = block.crossbar
         cfg = spec.rpu_config()
         cfg.mapping.digital_bias = False
         cfg.mapping.weight_scaling_omega = spec.crossbar_option("weight_scaling_omega")
         cfg.mapping.weight_scaling_columnwise = False
-        lin = AnalogLinear(xbar.in_size, xbar.out_size, bias=xbar.bias, rpu_config=cfg)
+        if type(block.layer) is Conv2d:
+            g = block.layer.geometry
+            channels = xbar.in_size // g.kernel**2
+            lin = AnalogConv2d(channels, xbar.out_size, g.kernel, stride=g.stride, padding=g.padding,
+                               bias=xbar.bias, rpu_config=cfg)
+            shape = (xbar.out_size, channels, g.kernel, g.kernel)
+        elif type(block.layer) is Dense:
+            if not flat and k:
+                layers.append(torch.nn.Flatten())
+            flat = True
+            lin = AnalogLinear(xbar.in_size, xbar.out_size, bias=xbar.bias, rpu_config=cfg)
+            shape = (xbar.out_size, xbar.in_size)
+        else:
+            raise HiltError(f"no native counterpart for {type(block.layer).__name__} layers")
         if init_weights is not None:
             W = torch.from_numpy(np.array(init_weights[k], dtype=np.float32))
-            lin.set_weights(W[:, : xbar.in_size], W[:, xbar.in_size] if xbar.bias else None)
+            lin.set_weights(W[:, : xbar.in_size].reshape(shape), W[:, xbar.in_size] if xbar.bias else None)
         layers.append(lin)
-        if k < len(net.blocks) - 1:
-            layers.append(torch.nn.ReLU())
+        if isinstance(block.pool, MaxPool2d):
+            layers.append(torch.nn.MaxPool2d(block.pool.k))
+        elif block.pool is not None:
+            raise HiltError("no native counterpart for average pooling here")
+        act = {"relu": torch.nn.ReLU, "identity": None}.get(block.act.name, "none")
+        if act == "none":
+            raise HiltError(f"no native counterpart for activation {block.act.name!r} here (relu, identity)")
+        if act is not None:
+            layers.append(act())
     return AnalogSequential(*layers)
 
 
@@ -58,13 +83,15 @@ def train_native(net: Network, spec: DeviceSpec, data, epochs: int, batch_size: 
     import torch
     from aihwkit.optim import AnalogSGD
 
-    model = native_mlp(net, spec, seed, init_weights)
+    model = native_model(net, spec, seed, init_weights)
+    conv = type(net.blocks[0].layer) is Conv2d
     opt = AnalogSGD(model.parameters(), lr=lr)
     opt.regroup_param_groups(model)
     loss_fn = torch.nn.CrossEntropyLoss()
-    x_tr = torch.from_numpy(data.x_train.reshape(len(data.x_train), -1))
+    shape = (-1, *data.input_shape) if conv else (-1, int(np.prod(data.input_shape)))
+    x_tr = torch.from_numpy(np.ascontiguousarray(data.x_train.reshape(shape)))
     y_tr = torch.from_numpy(data.y_train)
-    x_te = torch.from_numpy(data.x_test.reshape(len(data.x_test), -1))
+    x_te = torch.from_numpy(np.ascontiguousarray(data.x_test.reshape(shape)))
     order = np.random.default_rng(seed)
     n = len(x_tr)
     start = time.perf_counter()
@@ -97,7 +124,7 @@ def update_parity(spec: DeviceSpec, W0, x, d, lr: float, draws: int, updates: in
     xbar = crossbar_factory(spec)(out_size, in_size, True)
     xbar.program(W0)  # fixes hilt's weight scale from W0, as set_weights does on the native side
     net = Network([Block(Dense(xbar), ACTIVATIONS["identity"]())], (in_size,), f"mlp:{in_size}-{out_size}")
-    model = native_mlp(net, spec, init_weights=[W0])
+    model = native_model(net, spec, init_weights=[W0])
     opt = AnalogSGD(model.parameters(), lr=lr)
     opt.regroup_param_groups(model)
     lin = model[0]

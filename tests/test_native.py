@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from devices import parse_device
-from experiments.native import native_mlp
+from experiments.native import native_model
 from experiments.train import TrainConfig, build
 
 
@@ -15,7 +15,7 @@ def bp_steps_both_ways(sets, input_scale, steps=3):
     setup = build(TrainConfig(device="ideal", sets=sets, model="mlp:64-24-10", seed=3, out="unused"))
     net, data = setup.net, setup.data
     init = [np.asarray(b.crossbar.weights()) for b in net.blocks]
-    model = native_mlp(net, parse_device("ideal", sets, seed=3), seed=0, init_weights=init)
+    model = native_model(net, parse_device("ideal", sets, seed=3), seed=0, init_weights=init)
     opt = AnalogSGD(model.parameters(), lr=0.05)
     opt.regroup_param_groups(model)
     lins = [m for m in model if type(m).__name__ == "AnalogLinear"]
@@ -92,3 +92,14 @@ def test_split_crossbar_reads_match_aihwkit_tile_array():
     yt.backward(torch.from_numpy(g))
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(layer.backward(g, cache), xt.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_native_convnet_reads_as_hilts():
+    """The native counterpart of a convnet (AnalogConv2d, max-pool, ReLU, flatten, AnalogLinear)
+    from hilt's weights computes hilt's forward on an ideal device."""
+    setup = build(TrainConfig(device="ideal", dataset="digits", model="cnn:3-4", seed=1, out="unused"))
+    net = setup.net
+    init = [np.asarray(b.crossbar.weights()) for b in net.blocks]
+    model = native_model(net, parse_device("ideal", seed=1), init_weights=init)
+    x = setup.data.x_test[:7]
+    np.testing.assert_allclose(model(torch.from_numpy(x)).detach().numpy(), net.forward(x), atol=1e-5)

@@ -184,8 +184,12 @@ class AnalogCrossbar(Crossbar):
         for _, _, rows, cols, tile in self._tiles():
             columns = list(range(cols.start, cols.stop)) + ([self.in_size] if tile.analog_bias else [])
             d = np.ascontiguousarray(G[rows][:, columns].T)
-            x = np.eye(len(columns), dtype=backend.DTYPE)
-            tile.tile.update(self._torch(x), self._torch(d), False, False, False, False)  # positional (AIHWKIT_NOTES P5)
+            live = np.flatnonzero(np.abs(d).max(axis=1) > 0)  # a column with G = 0 has nothing to pulse
+            if len(live):
+                x = np.zeros((len(live), len(columns)), dtype=backend.DTYPE)
+                x[np.arange(len(live)), live] = 1
+                # positional arguments (AIHWKIT_NOTES P5); bias=False: the bias input is a column of x
+                tile.tile.update(self._torch(x), self._torch(d[live]), False, False, False, False)
             tile.post_update_step()
 
     def _weights(self):

@@ -11,7 +11,8 @@ when `bias=True`) and offers exactly five operations:
 
 `update_blocks(blocks, lr)` is the same update with the batch's rows given as consecutive (x, d)
 blocks, made one at a time: the exact backend sums d^T x block by block, so a convolution's
-patches never exist all at once; the analog backend joins them (its tiles pulse row by row).
+patches never exist all at once; the analog backend joins them (its tiles pulse row by row),
+except under `--update summed`, where it sums G block by block too.
 
 An `observer` (callable(crossbar, x, d, lr), None by default) sees every update before it is
 made: metrics such as update fidelity use it to know what the rule asked for.

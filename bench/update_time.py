@@ -1,0 +1,91 @@
+"""Where an analog epoch's time goes, per update algorithm: the whole epoch, and the part spent in
+the crossbars' reads, transposed reads and updates.
+
+    python bench/update_time.py --device rram --dataset mnist5k --model cnn:8-16 --epochs 1 \
+        --updates sgd,summed,mp,ttv2,c-ttv2,agad
+
+Every algorithm trains from the same seed (same init and data order). Times are wall seconds of
+the calls into AnalogCrossbar's read / transposed read / update (including hilt's im2col-free
+part of the work: the digital gradient of `summed` is inside "update"). Writes a CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analog.analog_crossbar import AnalogCrossbar  # noqa: E402
+from experiments.results import write_csv  # noqa: E402
+from experiments.train import TrainConfig, build, open_run, train  # noqa: E402
+
+PHASES = {"_forward": "read_s", "_backward": "transposed_read_s", "update": "update_s",
+          "update_blocks": "update_s"}
+
+
+def timed(spent: dict):
+    """Patch AnalogCrossbar's primitives to add their wall time to `spent` (outermost call only)."""
+    originals, depth = {}, [0]
+    for name, column in PHASES.items():
+        original = getattr(AnalogCrossbar, name)
+        originals[name] = original
+
+        def wrapper(self, *args, _original=original, _column=column, **kwargs):
+            depth[0] += 1
+            start = time.perf_counter()
+            try:
+                return _original(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[_column] += time.perf_counter() - start
+
+        setattr(AnalogCrossbar, name, wrapper)
+    return originals
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="rram")
+    ap.add_argument("--updates", default="sgd,summed,mp,ttv2,c-ttv2,agad")
+    ap.add_argument("--dataset", default="mnist5k")
+    ap.add_argument("--model", default="cnn:8-16")
+    ap.add_argument("--rule", default="bp")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="results/update_time.csv")
+    args = ap.parse_args()
+    rows = []
+    for update in args.updates.split(","):
+        cfg = TrainConfig(dataset=args.dataset, model=args.model, device=args.device, rule=args.rule,
+                          update=None if update == "sgd" else update, epochs=args.epochs, seed=args.seed,
+                          out="results/runs/update_time")
+        setup = build(cfg)
+        spent = defaultdict(float)
+        originals = timed(spent)
+        try:
+            summary = train(setup, run=open_run(setup))
+        finally:
+            for name, original in originals.items():
+                setattr(AnalogCrossbar, name, original)
+        rows.append({"device": args.device, "update": update, "rule": args.rule, "model": setup.cfg.model,
+                     "epochs": args.epochs, "test_accuracy": summary["test_accuracy"],
+                     "wall_s": summary["wall_time_s"], **{c: round(spent[c], 3) for c in set(PHASES.values())}})
+        print(rows[-1], flush=True)
+    frame = pd.DataFrame(rows)
+    base = frame[frame["update"] == "sgd"]
+    if len(base):
+        frame["wall_vs_sgd"] = (frame.wall_s / float(base.wall_s.iloc[0])).round(2)
+        frame["update_vs_sgd"] = (frame.update_s / float(base.update_s.iloc[0])).round(2)
+    write_csv(Path(args.out), frame)
+    print(frame.to_string())
+
+
+if __name__ == "__main__":
+    main()

@@ -17,9 +17,9 @@
 - `post_update_step()` follows every update (decay and diffusion happen only there).
 - `--update summed` (devices/updates.py): the step's gradient G = sum_rows d^T x (+ bias column)
   is summed digitally, block of rows by block of rows, and each tile is pulsed once per step with
-  one row per input column, x = e_i, d = G[:, i]. The bias column is one of those rows (x = 1 on
-  the bias input only): the rows go to the simulator tile with the bias input written out, since
-  the tile's own update would drive the bias input with 1 on every row.
+  one row per input column (x = e_i, d = G[:, i]) or per output (x = G[j, :], d = e_j), whichever
+  is fewer. The bias column is an input like the others: the rows go to the simulator tile with
+  the bias input written out, since the tile's own update would drive it with 1 on every row.
 - Saturated reads: outputs of a forward read at the tile's output bound (out_bound * out_scale *
   0.999, aihwkit's own number) are reported as `clipped`, and the transposed read of the same
   layer zeroes d there, exactly as aihwkit's AnalogFunction does (`handle_output_bound`). Without
@@ -178,18 +178,23 @@ class AnalogCrossbar(Crossbar):
         self._pulse_summed(gradient_matrix(((np.asarray(x), np.asarray(d)) for x, d in blocks), self.bias), lr)
 
     def _pulse_summed(self, G, lr):
-        """W -= lr G as one pulse train per input column of each tile (x = e_i, d = G[:, i])."""
+        """W -= lr G on each tile as the fewer of one pulse train per input column (x = e_i,
+        d = G[:, i]) or per output row (x = G[j, :], d = e_j); lines with G = 0 are skipped."""
         G = G / self.scale if self.scale != 1.0 else G
         self._set_lr(lr)
         for _, _, rows, cols, tile in self._tiles():
             columns = list(range(cols.start, cols.stop)) + ([self.in_size] if tile.analog_bias else [])
-            d = np.ascontiguousarray(G[rows][:, columns].T)
-            live = np.flatnonzero(np.abs(d).max(axis=1) > 0)  # a column with G = 0 has nothing to pulse
+            part = G[rows][:, columns]  # (out, in [+ bias]): the bias input is a column like the others
+            by_rows = part.shape[0] < part.shape[1]
+            values = part if by_rows else part.T  # one line per train
+            live = np.flatnonzero(np.abs(values).max(axis=1) > 0)
             if len(live):
-                x = np.zeros((len(live), len(columns)), dtype=backend.DTYPE)
-                x[np.arange(len(live)), live] = 1
-                # positional arguments (AIHWKIT_NOTES P5); bias=False: the bias input is a column of x
-                tile.tile.update(self._torch(x), self._torch(d[live]), False, False, False, False)
+                unit = np.zeros((len(live), values.shape[0]), dtype=backend.DTYPE)
+                unit[np.arange(len(live)), live] = 1
+                lines = np.ascontiguousarray(values[live], dtype=backend.DTYPE)
+                x, d = (lines, unit) if by_rows else (unit, lines)
+                # positional arguments (AIHWKIT_NOTES P5); bias=False: x carries the bias input itself
+                tile.tile.update(self._torch(x), self._torch(d), False, False, False, False)
             tile.post_update_step()
 
     def _weights(self):

@@ -5,8 +5,11 @@ the crossbars' reads, transposed reads and updates.
         --updates sgd,summed,mp,ttv2,c-ttv2,agad
 
 Every algorithm trains from the same seed (same init and data order). Times are wall seconds of
-the calls into AnalogCrossbar's read / transposed read / update (including hilt's im2col-free
-part of the work: the digital gradient of `summed` is inside "update"). Writes a CSV.
+the calls into AnalogCrossbar's read / transposed read / update (the digital gradient of `summed`
+is inside "update"). An epoch's update time depends on what the network does: on rram the
+per-row network dies (d -> 0, nothing to pulse), which makes its updates cheap. So it also times
+each layer's update on the same rows: those of one bp step from the initial weights
+(`--repeats` updates each, the mean in ms). Writes two CSVs (`--out`, and `-rows` beside it).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analog.analog_crossbar import AnalogCrossbar  # noqa: E402
+from analog.network import crossbar_factory  # noqa: E402
 from experiments.results import write_csv  # noqa: E402
 from experiments.train import TrainConfig, build, open_run, train  # noqa: E402
 
@@ -50,6 +55,30 @@ def timed(spent: dict):
     return originals
 
 
+def same_rows(args, updates: list[str]) -> pd.DataFrame:
+    """Per layer and algorithm: the time of one update with the rows of a bp step at init."""
+    setup = build(TrainConfig(dataset=args.dataset, model=args.model, device="exact", seed=args.seed, out="unused"))
+    net, data = setup.net, setup.data
+    x, y = data.x_train[: setup.cfg.batch_size], data.y_train[: setup.cfg.batch_size]
+    _, signals = setup.rule.signals(net, x, y)
+    rows = []
+    for k, (block, (g, cache)) in enumerate(zip(net.blocks, signals), 1):
+        parts = list(block.layer.blocks(block._g_z(g, cache), cache[0]))
+        X, D = (np.concatenate(p) for p in zip(*parts))
+        for update in updates:
+            spec = TrainConfig(device=args.device, update=None if update == "sgd" else update).device_spec()
+            xbar = crossbar_factory(spec)(block.crossbar.out_size, block.crossbar.in_size, block.crossbar.bias)
+            xbar.program(np.asarray(block.crossbar.weights()))
+            start = time.perf_counter()
+            for _ in range(args.repeats):
+                xbar.update(X, D, setup.cfg.lr)
+            rows.append({"layer": k, "shape": f"{xbar.out_size}x{xbar.in_size}", "rows": len(X), "update": update,
+                         "ms": round(1000 * (time.perf_counter() - start) / args.repeats, 2)})
+    frame = pd.DataFrame(rows)
+    frame["vs_sgd"] = (frame.ms / frame.groupby("layer").ms.transform("first")).round(2)
+    return frame
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="rram")
@@ -59,6 +88,7 @@ def main() -> None:
     ap.add_argument("--rule", default="bp")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default="results/update_time.csv")
     args = ap.parse_args()
     rows = []
@@ -85,6 +115,9 @@ def main() -> None:
         frame["update_vs_sgd"] = (frame.update_s / float(base.update_s.iloc[0])).round(2)
     write_csv(Path(args.out), frame)
     print(frame.to_string())
+    same = same_rows(args, ["sgd"] + [u for u in args.updates.split(",") if u != "sgd"])
+    write_csv(Path(args.out).with_name(Path(args.out).stem + "-rows.csv"), same)
+    print(same.to_string())
 
 
 if __name__ == "__main__":

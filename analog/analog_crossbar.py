@@ -37,7 +37,7 @@ import copy
 import numpy as np
 
 from analog import backend
-from analog.crossbar import Crossbar, _check_lr
+from analog.crossbar import Crossbar, check_lr
 from analog.optim import gradient_matrix
 from devices.presets import DeviceSpec, leaf_devices
 
@@ -174,7 +174,7 @@ class AnalogCrossbar(Crossbar):
     def update_blocks(self, blocks, lr):
         if not self.summed or self.observer is not None:  # the observer sees the rows themselves
             return super().update_blocks(blocks, lr)
-        _check_lr(lr)
+        check_lr(lr)
         self._pulse_summed(gradient_matrix(((np.asarray(x), np.asarray(d)) for x, d in blocks), self.bias), lr)
 
     def _pulse_summed(self, G, lr):
@@ -197,37 +197,41 @@ class AnalogCrossbar(Crossbar):
                 tile.tile.update(self._torch(x), self._torch(d), False, False, False, False)
             tile.post_update_step()
 
-    def _weights(self):
+    def _gather(self, tile_matrix):
+        """The logical (out, in[+1]) matrix from one (rows, width [+ bias]) device matrix per tile."""
         W = np.empty(self.shape, dtype=backend.DTYPE)
         for _, _, rows, cols, tile in self._tiles():
-            w, b = tile.get_weights()
-            W[rows, cols] = w.numpy()
-            if b is not None:
-                W[rows, self.in_size] = b.numpy()
+            part = tile_matrix(tile)
+            width = cols.stop - cols.start
+            W[rows, cols] = part[:, :width]
+            if tile.analog_bias:
+                W[rows, self.in_size] = part[:, width]
         return W * self.scale
+
+    @staticmethod
+    def _visible(tile):
+        w, b = tile.get_weights()
+        return w.numpy() if b is None else np.c_[w.numpy(), b.numpy()]
+
+    def _weights(self):
+        return self._gather(self._visible)
 
     def kept_weights(self):
         """The weights the devices keep, without the write noise a read sees: aihwkit's hidden
         `persistent_weights` of devices with write noise (rram, and the device under mixed
         precision); for Tiki-Taka compounds gamma * A + C of their devices' persistent weights
         (their visible weight is gamma * A + C of the visible ones, measured); else the visible ones."""
-        W = np.empty(self.shape, dtype=backend.DTYPE)
-        for _, _, rows, cols, tile in self._tiles():
+        def kept(tile):
             names = tile.tile.get_hidden_parameter_names()
+            if "persistent_weights" not in names and "persistent_weights_1" not in names:
+                return self._visible(tile)
             hidden = tile.tile.get_hidden_parameters()
             if "persistent_weights" in names:
-                kept = hidden[names.index("persistent_weights")].numpy()
-            elif "persistent_weights_1" in names:
-                a, c = (hidden[names.index(f"persistent_weights_{k}")].numpy() for k in (0, 1))
-                kept = tile.rpu_config.device.gamma * a + c
-            else:
-                w, b = tile.get_weights()
-                kept = w.numpy() if b is None else np.c_[w.numpy(), b.numpy()]
-            width = cols.stop - cols.start
-            W[rows, cols] = kept[:, :width]
-            if tile.analog_bias:
-                W[rows, self.in_size] = kept[:, width]
-        return W * self.scale
+                return hidden[names.index("persistent_weights")].numpy()
+            a, c = (hidden[names.index(f"persistent_weights_{k}")].numpy() for k in (0, 1))
+            return tile.rpu_config.device.gamma * a + c
+
+        return self._gather(kept)
 
     def _program(self, W):
         W = backend.to_numpy(W)

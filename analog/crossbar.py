@@ -35,7 +35,7 @@ from analog import backend
 from analog.optim import Optimizer, SGD, gradients
 
 
-def _check_lr(lr) -> None:
+def check_lr(lr) -> None:
     if not lr > 0:
         raise ValueError(f"crossbar update needs lr > 0 (got {lr}); pass -d for an ascending update")
 
@@ -61,7 +61,7 @@ class Crossbar:
         return self._backward(backend.asarray(d), clipped)
 
     def update(self, x, d, lr: float) -> None:
-        _check_lr(lr)
+        check_lr(lr)
         x, d = backend.asarray(x), backend.asarray(d)
         if self.observer is not None:
             self.observer(self, x, d, float(lr))
@@ -143,7 +143,7 @@ class ExactCrossbar(Crossbar):
     def update_blocks(self, blocks, lr):
         if self.observer is not None:
             return super().update_blocks(blocks, lr)
-        _check_lr(lr)
+        check_lr(lr)
         asarrays = ((backend.asarray(x), backend.asarray(d)) for x, d in blocks)
         self.optimizer.step(self.W, self.b, *gradients(asarrays, self.bias), float(lr))
 

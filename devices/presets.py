@@ -120,7 +120,7 @@ class DeviceSpec:
 
     @property
     def summed(self) -> bool:
-        """Whether the crossbar accumulates the step's gradient and pulses it column by column."""
+        """Whether the crossbar accumulates the step's gradient and pulses it once per step (devices/updates.py)."""
         return self.update == "summed"
 
     @property

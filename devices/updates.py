@@ -5,8 +5,8 @@ device changes. An axis of its own: any pulsed preset with any algorithm, for ev
   own pulse train: a batch of B samples is B trains, a convolution's B x positions rows as many.
 - `summed`: hilt's batch-accumulated update. The crossbar sums G = sum_rows d x^T (plus the bias
   column) digitally and pulses it once per step, one pulse train per input column (x = e_i,
-  d = G[:, i]). It assumes an out x in (+1) digital accumulator next to every tile and costs
-  rows x out x in MACs per step there; the tile then sees in (+1) pulse trains instead of rows.
+  d = G[:, i]) or per output (x = G[j, :], d = e_j), whichever is fewer. It assumes an out x in (+1) digital accumulator next to every tile and costs
+  rows x out x in MACs per step there; the tile then sees min(out, in + 1) pulse trains instead of rows.
   On an ideal device it equals exact SGD.
 - `mp`, `tt`, `ttv2`, `c-ttv2`, `agad`: aihwkit's own compounds, built with aihwkit's
   `build_config` around the preset's device, forward/backward IO and update parameters (mixed
@@ -34,7 +34,7 @@ class Update(NamedTuple):
 UPDATES: dict[str, Update] = {
     "sgd": Update(None, None, "the preset's own per-row stochastic pulse trains (aihwkit default)"),
     "summed": Update(None, None, "hilt: the step's gradient summed digitally (out x in buffer per tile), "
-                                 "pulsed once per step, column by column"),
+                                 "pulsed once per step, by columns or by outputs"),
     "mp": Update("mp", "MixedPrecision", "aihwkit mixed precision: digital accumulator, device pulsed above a "
                                          "threshold (Nandakumar 2020)"),
     "tt": Update("tt", "TikiTaka", "aihwkit Tiki-Taka v1: fast device A, slow device C, transfers (Gokmen 2020)"),

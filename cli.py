@@ -1,7 +1,9 @@
 """hilt command line: `python cli.py COMMAND` or `hilt COMMAND`.
 
-A thin front: parses, validates, calls experiments/, prints. User mistakes (HiltError) end in
-one line on stderr and exit code 2.
+A thin front: parses, validates, calls experiments/, prints. Exit codes: 0 done; 2 bad input
+(HiltError, an unreadable or unwritable path: one line on stderr, no traceback); 3 a run
+diverged; 1 a run crashed (its one line on stderr and in summary.json, the traceback in the run
+folder's error.log); 128 + N stopped by signal N (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -48,9 +50,13 @@ def _terminate_as_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+EXIT_CRASHED, EXIT_BAD_INPUT, EXIT_DIVERGED = 1, 2, 3
+
+
 def user_errors(fn):
-    """HiltError -> one line on stderr, exit 2 (no traceback for user mistakes). An interrupt that
-    reaches here came before any run folder was made (a run reports its own)."""
+    """HiltError, and a path that cannot be read or written (OSError) -> one line on stderr, exit 2
+    (no traceback for user mistakes). An interrupt that reaches here came before any run folder was
+    made (a run reports its own)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -58,7 +64,11 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except HiltError as err:
             say("error:", "bold red", str(err))
-            raise typer.Exit(2)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        except OSError as err:  # a full disk, a folder without permission, a file where a folder should be
+            where = err.filename or "a file"
+            say("error:", "bold red", f"cannot read or write {where}: {err.strerror or err}")
+            raise typer.Exit(EXIT_BAD_INPUT)
         except KeyboardInterrupt:
             say("interrupted:", "bold yellow", "stopped before anything was written")
             raise typer.Exit(128 + _received_signal[0])
@@ -115,12 +125,13 @@ def _train_config(
     batch_size: Optional[int] = typer.Option(None, help="mini-batch size; default: the dataset's (digits 10, rhm 20)"),
     lr: float = typer.Option(0.05, help="learning rate (> 0); the peak of --lr-schedule"),
     lr_schedule: str = typer.Option("constant", help="constant | warmup-cosine:WARMUP_EPOCHS,DECAY_EPOCHS,INIT_LR,FINAL_LR (per step)"),
-    seed: int = typer.Option(0, help="seeds init, data order, exact path, device-to-device spread (>= 0)"),
+    seed: int = typer.Option(0, help="seeds init, data order, exact path, device-to-device spread (>= 0); not aihwkit's "
+                             "read and pulse noise, which it seeds from the clock (analog runs repeat in distribution only)"),
     optimizer: str = typer.Option("sgd", help="exact device only: sgd | adam | adamw"),
     momentum: float = typer.Option(0.0, help="exact device only: SGD momentum"),
     weight_decay: float = typer.Option(0.0, help="exact device only: weight decay"),
     activation: str = typer.Option("relu", help="hidden activation: relu | tanh | sigmoid | hardtanh | identity"),
-    keep_best: bool = typer.Option(False, "--keep-best", help="also keep checkpoint-best.pkl (best test accuracy)"),
+    keep_best: bool = typer.Option(False, "--keep-best", help="also keep checkpoint-best.npz (best validation accuracy, else test)"),
     eval_every: int = typer.Option(1, help="evaluate on the test set every N epochs (and after the last)"),
     out: str = typer.Option("results/runs", help="where run directories go"),
 ):
@@ -183,10 +194,15 @@ def _progress(cfg):
 
 
 def _report_end(summary: dict, target_epochs: int) -> None:
-    """A diverged run is a HiltError; an interrupted one prints its --resume line and exits."""
+    """A diverged or crashed run prints one line and exits with its code; an interrupted one prints
+    its --resume line and exits."""
     run_dir = summary["run_dir"]
     if summary["status"] == "diverged":
-        raise HiltError(f"training diverged at {summary['error']}; results so far kept in {run_dir}")
+        say("diverged:", "bold red", f"training diverged at {summary['error']}; results so far kept in {run_dir}")
+        raise typer.Exit(EXIT_DIVERGED)
+    if summary["status"] == "crashed":
+        say("crashed:", "bold red", f"{summary['error']}; results so far kept in {run_dir} (traceback in error.log)")
+        raise typer.Exit(EXIT_CRASHED)
     if summary["status"] == "interrupted":
         say("interrupted:", "bold yellow", f"{summary['epochs']} of {target_epochs} epochs kept in {run_dir}; "
             f"continue with: {_prog()} train --resume {shlex.quote(run_dir)}")
@@ -273,13 +289,16 @@ def sweep(
     seeds: int = typer.Option(1, help="seeds per point: --seed, --seed+1, ..."),
     jobs: int = typer.Option(1, help="points run in parallel with Ray on this machine (1: serial, no Ray)"),
     ray_address: Optional[str] = typer.Option(None, help="send points to this existing Ray cluster (e.g. auto, ray://host:10001)"),
-    name: Optional[str] = typer.Option(None, help="sweep folder name; default: derived from the settings, grid and seeds"),
+    name: Optional[str] = typer.Option(None, help="sweep folder name (a plain name); default: derived from the settings, grid and seeds"),
+    force_new: bool = typer.Option(False, "--force-new", help="the --name folder holds a sweep of other settings: move it aside (NAME.replaced-TIME) and start over"),
     as_json: bool = typer.Option(False, "--json", help="print the sweep's rows as JSON on stdout"),
 ):
     """Train every point of a grid (times seeds), each in its own run folder; resumable: rerunning the
     same command skips finished points and resumes killed ones. Writes sweep.csv/.parquet and plots
     under results/sweeps/<name>/ (or under --out)."""
     from rich.progress import TimeRemainingColumn
+
+    from collections import Counter
 
     from experiments.report import markdown, summarize
     from experiments import sweep as sweeps
@@ -293,7 +312,7 @@ def sweep(
     with progress:
         task = progress.add_task("sweep", total=len(plan.points))
         try:
-            rows = sweeps.run(plan, jobs=jobs, ray_address=ray_address,
+            rows = sweeps.run(plan, jobs=jobs, ray_address=ray_address, force_new=force_new,
                               on_point=lambda point, summary: progress.advance(task))
         except KeyboardInterrupt:
             rows = None
@@ -308,8 +327,11 @@ def sweep(
     if finished:
         import pandas as pd
 
-        print(markdown(summarize(pd.DataFrame(finished), list(plan.grid), ["test_accuracy", "test_accuracy_exact_readout"])), end="")
-    print(f"sweep folder: {plan.root} ({len(finished)} of {len(plan.points)} points finished)")
+        table, _ = summarize(pd.DataFrame(finished), list(plan.grid), ["test_accuracy", "test_accuracy_exact_readout"])
+        print(markdown(table), end="")
+    others = Counter(r["status"] for r in rows if r["status"] != "finished")
+    left_out = "".join(f", {n} {status}" for status, n in sorted(others.items()))
+    print(f"sweep folder: {plan.root} ({len(finished)} of {len(plan.points)} points finished{left_out})")
 
 
 @app.command("rhm-pstar")
@@ -513,20 +535,27 @@ def robustness(
 @user_errors
 def report(
     paths: List[str] = typer.Argument(..., help="run folders, or folders holding them (searched recursively)"),
-    group_by: str = typer.Option("dataset,device,rule", help="comma-separated columns to group by"),
+    group_by: Optional[str] = typer.Option(None, help="comma-separated columns to group by; default: dataset, device, rule and every setting that differs between the runs"),
     metric: Optional[List[str]] = typer.Option(None, help="metric column(s); default: test_accuracy, test_accuracy_exact_readout"),
     out: Optional[str] = typer.Option(None, help="also write the Markdown table to this file"),
 ):
-    """Markdown table of finished runs: mean ± std over seeds, grouped as asked."""
-    from experiments.report import collect, markdown, summarize
+    """Markdown table of finished runs: n and mean ± std over seeds per group (every setting that
+    differs, unless --group-by says otherwise); says what it leaves out or pools."""
+    from experiments.report import collect, markdown, notes, summarize
     from experiments.results import write_text
 
-    frame = collect([Path(p) for p in paths])
+    if out is not None and not out.strip():
+        raise HiltError("report --out '': give a file name for the Markdown table")
+    collected = collect([Path(p) for p in paths])
     metrics = metric or ["test_accuracy", "test_accuracy_exact_readout"]
-    text = markdown(summarize(frame, [g.strip() for g in group_by.split(",") if g.strip()], metrics))
+    groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
+    table, pooled = summarize(collected.frame, groups, metrics, collected.settings)
+    text = markdown(table)
     if out:
         write_text(Path(out), text)
     print(text, end="")
+    for line in notes(collected, pooled):
+        say("note:", "bold yellow", line)
 
 
 @app.command()

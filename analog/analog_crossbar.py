@@ -24,9 +24,10 @@
   0.999, aihwkit's own number) are reported as `clipped`, and the transposed read of the same
   layer zeroes d there, exactly as aihwkit's AnalogFunction does (`handle_output_bound`). Without
   it, bp on ecram-mo trained to 0.87 where aihwkit's own AnalogSGD reaches 0.95.
-- Checkpoints: `state_dict()` holds each tile's own pickle state (aihwkit's `__getstate__`: weights,
-  hidden device parameters, learning rate, compound counters). `load_state_dict` rebuilds the tiles
-  from it with `restore_tile`, which repairs what aihwkit's own unpickling loses (see there).
+- Checkpoints: `state_dict()` holds each tile's state as arrays (`tile_state`: weights, hidden
+  device parameters, learning rate, compound counters); nothing of aihwkit is pickled.
+  `load_state_dict` rebuilds the tiles from the crossbar's own (made from the run's device spec)
+  with `restore_tile`, which also repairs what aihwkit's own unpickling loses (see there).
 Arrays cross into torch zero-copy (torch.from_numpy), so the analog path runs with xp = NumPy.
 """
 
@@ -42,37 +43,53 @@ from analog.optim import gradient_matrix
 from devices.presets import DeviceSpec, leaf_devices
 
 
-def restore_tile(state: dict):
-    """An AnalogTile from its pickle state, with the device state aihwkit's unpickling loses put back.
+def tile_state(tile) -> dict:
+    """A tile's training state as arrays and plain data (checkpoints): weights, hidden device
+    parameters and their names, learning rate, and aihwkit's `dump_extra` (compound counters)."""
+    sim = tile.tile
+    return {"weights": sim.get_weights().numpy().copy(), "hidden": sim.get_hidden_parameters().numpy().copy(),
+            "hidden_names": list(sim.get_hidden_parameter_names()), "lr": float(sim.get_learning_rate()),
+            "extra": {key: np.asarray(value, dtype=np.float64) for key, value in sim.dump_extra().items()}}
 
-    aihwkit rebuilds a tile by setting its hidden parameters, then its visible weights. On devices
-    with write noise (ReRam ES/SB and the MP/TT presets built on them) that second set re-applies
-    write noise and overwrites the hidden persistent weights with the noisy visible ones (max
-    change 0.33 in device units after 50 updates on rram); on PCM it resets the pairs' hidden
-    weights. Here the weights are set from the persistent weights with write noise on set turned
-    off, and the hidden parameters are set again afterwards: the persistent and hidden weights of
-    single devices and PCM pairs come back exactly. The visible weights equal the persistent ones
-    until a device is next pulsed (aihwkit redraws the write noise of a device whenever it is
-    pulsed). Not restored: the digital accumulator of mixed precision (chi) and the two devices of
-    Tiki-Taka v2 (no public setter); README.md gives the measured effect.
+
+def restore_tile(template, state: dict):
+    """A new AnalogTile like `template` (built from the run's device spec) holding `state` (tile_state).
+
+    Set as aihwkit's own unpickling does (hidden parameters, weights, learning rate, extra), with
+    what that loses put back: setting the weights re-applies write noise on devices with write
+    noise (ReRam ES/SB and the MP/TT presets built on them: it overwrote the hidden persistent
+    weights with the noisy visible ones, max change 0.33 in device units after 50 updates on
+    rram), and on PCM it resets the pairs' hidden weights. So the tile is made with write noise on
+    set turned off, its weights are set from the persistent weights, and the hidden parameters are
+    set again afterwards: the persistent and hidden weights of single devices and PCM pairs come
+    back exactly. The visible weights equal the persistent ones until a device is next pulsed
+    (aihwkit redraws a device's write noise whenever it is pulsed). Not restored: the digital
+    accumulator of mixed precision (chi) and the two devices of Tiki-Taka v2 (no public setter);
+    README.md gives the measured effect. ValueError when the state is not of this tile's device.
     """
+    import torch
     from aihwkit.simulator.tiles import AnalogTile
-    from aihwkit.simulator.tiles.base import AnalogTileStateNames as SN
 
-    state = dict(state)
-    config = state[SN.RPU_CONFIG]
+    names = list(template.tile.get_hidden_parameter_names())
+    weights, hidden = np.asarray(state["weights"], np.float32), np.asarray(state["hidden"], np.float32)
+    shape = (template.out_size, template.in_size + int(template.analog_bias))
+    if list(state["hidden_names"]) != names or weights.shape != shape or hidden.shape[1:] != shape:
+        raise ValueError("the saved tile is of another device or shape than this run's")
+    config = template.rpu_config
     quiet = copy.deepcopy(config)
     for device in leaf_devices(quiet.device):
         if hasattr(device, "apply_write_noise_on_set"):
             device.apply_write_noise_on_set = False
-    state[SN.RPU_CONFIG] = quiet
-    names, hidden = state[SN.HIDDEN_PARAMETER_NAMES], state[SN.HIDDEN_PARAMETERS]
+    tile = AnalogTile(template.out_size, template.in_size, quiet, bias=template.analog_bias)
+    hidden_t = torch.from_numpy(np.ascontiguousarray(hidden))
+    tile.tile.set_hidden_parameters(hidden_t)
     if "persistent_weights" in names:
-        state[SN.WEIGHTS] = hidden[names.index("persistent_weights")].clone()
-    tile = AnalogTile.__new__(AnalogTile)
-    tile.__setstate__(state)
-    tile.tile.set_hidden_parameters(hidden)
-    tile.rpu_config = config  # what the tile is saved with next time (the simulator keeps `quiet`)
+        weights = hidden[names.index("persistent_weights")]
+    tile.tile.set_weights(torch.from_numpy(np.ascontiguousarray(weights)))
+    tile.tile.set_learning_rate(float(state["lr"]))
+    tile.tile.load_extra({key: np.asarray(value).tolist() for key, value in state["extra"].items()}, False)
+    tile.tile.set_hidden_parameters(hidden_t)
+    tile.rpu_config = config  # what the tile reports (the simulator keeps `quiet`)
     return tile
 
 
@@ -244,14 +261,13 @@ class AnalogCrossbar(Crossbar):
             tile.set_weights(self._torch(W[rows, cols]), bias)
 
     def state_dict(self):
-        tiles = {(i, j): copy.deepcopy(tile.__getstate__()) for i, j, *_, tile in self._tiles()}
-        return {"scale": self.scale, "lr": self._lr, "tiles": tiles}
+        return {"scale": self.scale, "lr": self._lr, "tiles": [[tile_state(tile) for tile in row] for row in self.tiles]}
 
     def load_state_dict(self, state):
-        if set(state["tiles"]) != {(i, j) for i, j, *_ in self._tiles()}:
+        if [len(row) for row in state["tiles"]] != [len(row) for row in self.tiles]:
             raise ValueError("load_state_dict: the saved tile grid does not match this crossbar's")
-        for (i, j), tile_state in state["tiles"].items():
-            self.tiles[i][j] = restore_tile(tile_state)
+        self.tiles = [[restore_tile(tile, saved) for tile, saved in zip(row, saved_row)]
+                      for row, saved_row in zip(self.tiles, state["tiles"])]
         self.scale, self._lr = state["scale"], state["lr"]
 
     def pulse_size(self) -> float:

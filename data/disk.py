@@ -4,13 +4,17 @@
 |---|---|---|
 | mnist | MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte | torchvision MNIST |
 | fashion-mnist | FashionMNIST/raw/ (same names) | torchvision FashionMNIST |
-| cifar10 | cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} | torchvision CIFAR10 |
-| cifar100 | cifar-100-python/{train, test, meta} | torchvision CIFAR100 |
+| cifar10 | cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} | restricted unpickler (below) |
+| cifar100 | cifar-100-python/{train, test, meta} | restricted unpickler |
 | stl10 | stl10_binary/{train,test}_{X,y}.bin, class_names.txt | torchvision STL10 |
 | tiny-imagenet | tiny-imagenet-200/train/WNID/images/*.JPEG, val/images/*.JPEG, val/val_annotations.txt | ImageFolder + decode_image |
 
 torchvision checks CIFAR and STL-10 files against the md5 of the full release; hilt checks that the
 files are there and lets the reader fail on a bad one, so subsets and the tests' fakes read too.
+CIFAR's "python version" batches are pickles, and a pickle can run code when it is opened
+(torchvision opens them with plain `pickle.load`). hilt reads them with an unpickler that admits
+only NumPy's array reconstruction; dicts, lists, bytes, str and numbers need no class at all. A
+batch that asks for anything else is refused with one line. Labels outside [0, classes) are too.
 Images become float32 (C, H, W), scaled to [0, 1] and normalised per channel as each paper does:
 MNIST and Fashion-MNIST raw (SPECS 5.8), CIFAR with Two Tales' statistics (SPECS 5.7; cifar10
 `norm=simclr` gives CLAPP++'s, SPECS 2.8), STL-10 and Tiny ImageNet with CLAPP++'s.
@@ -21,6 +25,7 @@ self-supervised rules then train on (the probe still uses the labelled train spl
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -69,12 +74,30 @@ def _present_only(cls, train_files: int | None = None):
     return type(cls.__name__, (cls,), attrs)
 
 
-def _cifar_reader(cls_name: str):
-    def read(root: Path, train: bool):
-        from torchvision import datasets
+class ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, tuples, bytes, str, numbers and NumPy arrays, nothing else: every
+    other global a pickle names (the way a crafted pickle runs code) is an UnpicklingError."""
 
-        ds = _present_only(getattr(datasets, cls_name))(str(root), train=train, download=False)
-        return ds.data.transpose(0, 3, 1, 2), np.asarray(ds.targets)
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a data file does not need (refused)")
+
+
+def _cifar_reader(folder: str, train_files: tuple[str, ...], test_files: tuple[str, ...], label_key: str):
+    def read(root: Path, train: bool):
+        images, labels = [], []
+        for name in train_files if train else test_files:
+            with open(root / folder / name, "rb") as fh:
+                entry = ArraysOnlyUnpickler(fh, encoding="latin1").load()
+            if not isinstance(entry, dict) or "data" not in entry or label_key not in entry:
+                raise ValueError(f"{name} is not a CIFAR batch (a dict with data and {label_key})")
+            images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(entry[label_key], dtype=np.int64))
+        return np.concatenate(images), np.concatenate(labels)
 
     return read
 
@@ -125,10 +148,13 @@ FORMATS: dict[str, DiskFormat] = {
                                 {"raw": None}, 4 * 784),
     "cifar10": DiskFormat(tuple(f"cifar-10-batches-py/{f}" for f in
                                 [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]),
-                          "cifar-10-python.tar.gz unpacked", _cifar_reader("CIFAR10"), 10,
+                          "cifar-10-python.tar.gz unpacked",
+                          _cifar_reader("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)),
+                                        ("test_batch",), "labels"), 10,
                           {"dp": TWO_TALES_CIFAR10, "simclr": SIMCLR_CIFAR10}, 4 * 3072),
     "cifar100": DiskFormat(tuple(f"cifar-100-python/{f}" for f in ("train", "test", "meta")),
-                           "cifar-100-python.tar.gz unpacked", _cifar_reader("CIFAR100"), 100,
+                           "cifar-100-python.tar.gz unpacked",
+                           _cifar_reader("cifar-100-python", ("train",), ("test",), "fine_labels"), 100,
                            {"dp": TWO_TALES_CIFAR100}, 4 * 3072),
     "stl10": DiskFormat(tuple(f"stl10_binary/{f}" for f in ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin",
                                                             "class_names.txt")),
@@ -209,7 +235,14 @@ def load_from_disk(name: str, params: dict[str, str], data_dir: str | None) -> D
         except Exception as err:  # a truncated or foreign file: name it, no traceback
             raise HiltError(f"dataset {name}: cannot read its {'training' if train else 'test'} files under {root} "
                             f"({type(err).__name__}: {err})") from None
-        splits += [normalise(images[:keep], fmt.norms[norm_name]), labels[:keep].astype(np.int64)]
+        labels = np.asarray(labels).astype(np.int64)
+        if len(labels) != len(images):
+            raise HiltError(f"dataset {name} under {root}: {len(images)} {'training' if train else 'test'} images "
+                            f"but {len(labels)} labels ({fmt.what})")
+        if len(labels) and not 0 <= labels.min() <= labels.max() < fmt.n_classes:
+            raise HiltError(f"dataset {name} under {root}: {'training' if train else 'test'} labels range from "
+                            f"{labels.min()} to {labels.max()}; {name} has classes 0 to {fmt.n_classes - 1} ({fmt.what})")
+        splits += [normalise(images[:keep], fmt.norms[norm_name]), labels[:keep]]
     unlabeled = None
     if ssl == "unlabeled":
         file, read = fmt.unlabeled

@@ -249,7 +249,31 @@ def parse_device(name: str, sets: list[str] | None = None, seed: int = 0, update
         overrides[key] = param.parse(text.strip())
     spec = DeviceSpec(name, overrides, seed, update)
     if spec.is_exact and overrides:
-        raise DeviceError("--set: device 'exact' is the float path and takes no device parameters")
+        raise DeviceError(f"--set {', '.join(overrides)}: device 'exact' is the float path and takes no device parameters")
     if not spec.is_exact:
         spec.rpu_config()  # surfaces overrides that do not fit this preset (DeviceError)
+        _try_tile(spec)
     return spec
+
+
+def _try_tile(spec: DeviceSpec) -> None:
+    """Read and update a 2 x 3 tile of the device once: a configuration that aihwkit's simulator
+    refuses only when it first runs (e.g. pcm with write_noise_std > 0) is bad input before a run
+    starts, not a crash in its first step. About 10 ms."""
+    import torch
+    from aihwkit.simulator.tiles import AnalogTile
+
+    try:
+        tile = AnalogTile(2, 3, spec.rpu_config(), bias=True)
+        tile.set_learning_rate(0.01)
+        x, d = torch.full((1, 3), 0.5), torch.full((1, 2), 0.5)
+        tile.forward(x)
+        tile.backward(d)
+        tile.update(x, d)
+        tile.post_update_step()
+    except Exception as err:  # aihwkit's C++ simulator raises RuntimeError with its file and line
+        typed = " ".join(f"--set {k}={v}" for k, v in spec.overrides.items())
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DeviceError(f"--device {spec.name}{' ' + typed if typed else ''}"
+                          f"{' --update ' + spec.update if spec.update != DEFAULT_UPDATE else ''}: aihwkit's simulator refuses "
+                          f"this device ({reason})") from None

@@ -85,7 +85,7 @@ UPDATE_PARAMS: list[Param] = [
 
 def check_update(update: str, preset: str, pulsed: bool) -> None:
     if update not in UPDATES:
-        raise DeviceError(f"unknown update algorithm {update!r}; allowed: {', '.join(UPDATES)}")
+        raise DeviceError(f"--update {update}: unknown update algorithm; allowed: {', '.join(UPDATES)}")
     if preset == "exact" and update != DEFAULT_UPDATE:
         raise DeviceError(f"--update {update}: device 'exact' is the float path with a digital optimizer; "
                           "update algorithms are for analog presets")

@@ -1,24 +1,30 @@
 """Checkpoints of a run: everything `train --resume` needs to continue it.
 
-`checkpoint.pkl` is written atomically after every epoch (and after the epoch-0 evaluation), and
-`checkpoint-best.pkl` too when the run keeps its best epoch. A checkpoint holds the network state
-(exact: weights and optimizer state; analog: the aihwkit tiles' own state, hidden device
-parameters included; see Crossbar.state_dict), the data-order RNG state, the epoch, the metrics
-rows so far (exact floats, so a resumed run rewrites metrics.csv bit for bit), the training wall
-time so far and the best epoch. The rules are stateless and there is no lr schedule yet.
+`checkpoint.npz` is written atomically after every epoch (and after the epoch-0 evaluation), and
+`checkpoint-best.npz` too when the run keeps its best epoch. A checkpoint holds the network state
+(exact: weights and optimizer state; analog: each tile's weights, hidden device parameters,
+learning rate and compound counters as arrays, see Crossbar.state_dict; the tiles themselves are
+rebuilt from config.json's device spec), the data-order RNG state, the epoch, the metrics rows so
+far (exact floats, so a resumed run rewrites metrics.csv bit for bit), the training wall time so
+far, the best epoch and the first step's loss (the divergence check's reference).
+
+The file holds arrays and plain data only and is read without unpickling (results.read_tree), so
+a checkpoint from someone else cannot run code. Checkpoints of hilt before this format were
+pickles (`checkpoint.pkl`); they are refused, never opened.
 """
 
 from __future__ import annotations
 
-import pickle
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from devices.errors import HiltError
-from experiments.results import write_pickle
+from experiments.results import read_tree, write_tree
 
-FORMAT = 1
-LAST, BEST = "checkpoint.pkl", "checkpoint-best.pkl"
+FORMAT = 2
+LAST, BEST = "checkpoint.npz", "checkpoint-best.npz"
+PICKLES = {LAST: "checkpoint.pkl", BEST: "checkpoint-best.pkl"}  # the files of format 1
 
 
 @dataclass
@@ -29,26 +35,49 @@ class Checkpoint:
     rows: list[dict]
     wall_time_s: float
     best: dict = field(default_factory=dict)  # {"epoch", metric name: value} of the best epoch so far
+    initial_loss: float | None = None  # training loss per sample of the first step
     format: int = FORMAT
 
 
 def save(run_dir: Path, ckpt: Checkpoint, best: bool = False) -> None:
     state = ckpt.__dict__
-    write_pickle(Path(run_dir) / LAST, state)
+    write_tree(Path(run_dir) / LAST, state)
     if best:
-        write_pickle(Path(run_dir) / BEST, state)
+        write_tree(Path(run_dir) / BEST, state)
 
 
-def load(run_dir: Path, name: str = LAST) -> Checkpoint:
+def exists(run_dir: Path) -> bool:
+    return (Path(run_dir) / LAST).is_file()
+
+
+def load(run_dir: Path, name: str = LAST, what: str | None = None) -> Checkpoint:
+    """The checkpoint `name` of a run folder. `what` names the folder as the user typed it (default
+    "--resume RUN_DIR"); HiltError naming the file when it is missing, damaged or a pickle."""
+    what = what or f"--resume {run_dir}"
     path = Path(run_dir) / name
     if not path.is_file():
-        raise HiltError(f"--resume {run_dir}: no {name} there (the run stopped before its first checkpoint, "
+        if (Path(run_dir) / PICKLES[name]).is_file():
+            raise HiltError(f"{what}: {PICKLES[name]} is a checkpoint of an older hilt, a pickle, which can run code "
+                            "when opened; hilt does not open pickles. Start the run again")
+        raise HiltError(f"{what}: no {name} there (the run stopped before its first checkpoint, "
                         "or was made by a hilt without checkpoints); start it again")
     try:
-        with open(path, "rb") as fh:
-            state = pickle.load(fh)
-    except Exception as err:  # a truncated or foreign file: say which, not how unpickling failed
-        raise HiltError(f"--resume {run_dir}: {name} cannot be read ({type(err).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise HiltError(f"--resume {run_dir}: {name} is not a hilt checkpoint of format {FORMAT}")
-    return Checkpoint(**state)
+        state = read_tree(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise HiltError(f"{what}: {name} is damaged or not a hilt checkpoint ({type(err).__name__})") from None
+    names = {f.name for f in fields(Checkpoint)}
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not set(state) <= names:
+        raise HiltError(f"{what}: {name} is not a hilt checkpoint of format {FORMAT}")
+    try:
+        return Checkpoint(**state)
+    except TypeError:
+        raise HiltError(f"{what}: {name} lacks fields of a hilt checkpoint") from None
+
+
+def restore(net, ckpt: Checkpoint, what: str, name: str = LAST) -> None:
+    """Load the checkpoint's network state into `net` (built from the run's config.json); HiltError
+    when it does not fit (a checkpoint of another model or device, or a damaged one)."""
+    try:
+        net.load_state_dict(ckpt.network)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+        raise HiltError(f"{what}: {name} does not fit the network of this run's config.json ({err})") from None

@@ -1,61 +1,119 @@
-"""Run folders -> Markdown tables: mean ± std over seeds of a run's final metrics, grouped as asked.
+"""Run folders -> Markdown tables: mean ± std over seeds of a run's final metrics, grouped.
 
 Every folder below the given paths that holds a finished run (summary.json with status finished
-and config.json) is one row. Its columns are the summary's metrics plus its settings: dataset,
-model, device, rule, seed, lr, batch_size, epochs, optimizer, the rule's parameters (alpha,
-beta, ...) and the `--set` overrides (`set`, e.g. "dw_min=0.01"), so any of them can group.
+and config.json) is one row. Its columns are the summary's metrics plus its settings (SETTINGS:
+dataset, model, device, update, rule, lr, epochs, ..., the rule's parameters such as alpha and
+beta, and the `--set` overrides as `set`, e.g. "dw_min=0.01"), so any of them can group.
+
+A table never pools runs whose settings differ without saying so: by default it groups by every
+setting that differs between the runs (besides the seed); with explicit groups, the settings that
+still differ inside a group are listed. Each row gives its number of runs n; a single run shows
+its value and "(n=1)" instead of a spread. Runs left out (interrupted, diverged, crashed, still
+running) are counted by status, and unreadable run folders are skipped, one line each.
 """
 
 from __future__ import annotations
 
-import json
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from devices import HiltError
+from experiments.results import read_json
 
 METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "wall_time_s")
+CONFIG_SETTINGS = ("dataset", "model", "device", "update", "rule", "lr", "lr_schedule", "batch_size", "optimizer",
+                   "momentum", "weight_decay", "activation")
+BASE_GROUPS = ("dataset", "device", "rule")
 
 
-def collect(paths: list[Path]) -> pd.DataFrame:
-    rows = []
+@dataclass
+class Collected:
+    frame: pd.DataFrame
+    settings: list[str]  # the columns that are settings (the rest: metrics, seed, run_dir)
+    left_out: Counter = field(default_factory=Counter)  # status -> runs not in the table
+    unreadable: list[str] = field(default_factory=list)  # one line per run folder that could not be read
+
+
+def _plain(value):
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value) if isinstance(value, dict) else value
+
+
+def collect(paths: list[Path]) -> Collected:
+    rows, left_out, unreadable, settings = [], Counter(), [], list(CONFIG_SETTINGS) + ["epochs", "set", "data_set"]
     for root in paths:
         if not Path(root).exists():
             raise HiltError(f"report: {root} does not exist")
         for summary_file in sorted(Path(root).rglob("summary.json")):
             config_file = summary_file.with_name("config.json")
-            summary = json.loads(summary_file.read_text())
-            if summary.get("status") != "finished" or not config_file.is_file():
-                continue  # unfinished runs, and compare/sweep folders (their runs are found on their own)
-            config = json.loads(config_file.read_text())
+            if not config_file.is_file():
+                continue  # compare/sweep folders: their runs are found on their own
+            try:
+                summary, config = read_json(summary_file), read_json(config_file)
+            except HiltError as err:
+                unreadable.append(str(err))
+                continue
+            if summary.get("status") != "finished":
+                left_out[str(summary.get("status", "unknown"))] += 1
+                continue
+            rule_params = config.get("rule_params") if isinstance(config.get("rule_params"), dict) else {}
+            settings += [k for k in rule_params if k not in settings]
             rows.append({
-                **{k: config.get(k) for k in ("dataset", "model", "device", "rule", "seed", "lr", "batch_size", "optimizer")},
-                "epochs": summary["epochs"],
+                **{k: _plain(config.get(k)) for k in CONFIG_SETTINGS},
+                "epochs": summary.get("epochs"),
                 "set": " ".join(config.get("sets") or []),
-                **config.get("rule_params", {}),
+                "data_set": " ".join(config.get("data_set") or []),
+                **{k: _plain(v) for k, v in rule_params.items()},
+                "seed": config.get("seed"),
                 **{m: summary.get(m) for m in METRICS},
                 "run_dir": str(summary_file.parent),
             })
     if not rows:
-        raise HiltError(f"report: no finished runs under {', '.join(map(str, paths))}")
-    return pd.DataFrame(rows)
+        counts = ", ".join(f"{n} {status}" for status, n in left_out.items())
+        raise HiltError(f"report: no finished runs under {', '.join(map(str, paths))}" + (f" ({counts})" if counts else ""))
+    return Collected(pd.DataFrame(rows), settings, left_out, unreadable)
 
 
-def summarize(frame: pd.DataFrame, group_by: list[str], metrics: list[str]) -> pd.DataFrame:
-    """One row per group: the number of runs and each metric as 'mean ± std'."""
+def differing(frame: pd.DataFrame, settings: list[str]) -> list[str]:
+    return [k for k in settings if k in frame.columns and frame[k].astype(str).nunique() > 1]
+
+
+def summarize(frame: pd.DataFrame, group_by: list[str] | None, metrics: list[str],
+              settings: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """One row per group: n (runs) and each metric as 'mean ± std' ('value (n=1)' for one run).
+    group_by None: the base groups plus every setting that differs. Returns the table and the
+    settings that still differ inside some group (pooled)."""
+    settings = [s for s in (settings or []) if s in frame.columns]
+    if group_by is None:
+        group_by = list(BASE_GROUPS) + [k for k in differing(frame, settings) if k not in BASE_GROUPS]
     for key in [*group_by, *metrics]:
         if key not in frame.columns:
             raise HiltError(f"report: unknown column {key!r}; allowed: {', '.join(c for c in frame.columns if c != 'run_dir')}")
     grouped = frame.groupby(group_by, dropna=False, sort=True)
-    out = grouped.size().rename("runs").to_frame()
+    pooled = sorted({k for _, part in grouped for k in differing(part, settings) if k not in group_by},
+                    key=settings.index)
+    out = grouped.size().rename("n").to_frame()
     for metric in metrics:
-        mean, std = grouped[metric].mean(), grouped[metric].std(ddof=1).fillna(0.0)
-        out[metric] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(mean, std)]
-    return out.reset_index()
+        mean, std, count = grouped[metric].mean(), grouped[metric].std(ddof=1), grouped[metric].count()
+        out[metric] = [f"{m:.4f} (n=1)" if c == 1 else "-" if c == 0 else f"{m:.4f} ± {s:.4f}"
+                       for m, s, c in zip(mean, std, count)]
+    return out.reset_index(), pooled
 
 
 def markdown(table: pd.DataFrame) -> str:
     cells = [[str(v) for v in row] for row in table.itertuples(index=False)]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
+
+
+def notes(collected: Collected, pooled: list[str]) -> list[str]:
+    """What the table leaves out or pools, one line each (empty when nothing)."""
+    lines = list(collected.unreadable)
+    if collected.left_out:
+        lines.append("left out: " + ", ".join(f"{n} {status}" for status, n in sorted(collected.left_out.items()))
+                     + " run(s) (only finished runs are in the table)")
+    if pooled:
+        lines.append(f"pooled inside a group: runs that differ in {', '.join(pooled)} (add them to --group-by to split)")
+    return lines

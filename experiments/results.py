@@ -1,7 +1,14 @@
-"""Run directories and atomic writes (temp file + rename: a reader never sees half a file).
+"""Run folders: atomic writes, safe array files, one writer per folder.
 
-Files get the mode a plain `open` would give them under the user's umask (mkstemp alone leaves
-0600, which hides results from colleagues on shared storage).
+- Atomic writes (temp file + rename: a reader never sees half a file). Files get the mode a plain
+  `open` would give them under the user's umask (mkstemp alone leaves 0600, which hides results
+  from colleagues on shared storage).
+- Array files (`write_tree` / `read_tree`): a tree of dicts, lists, numbers, strings and NumPy
+  arrays as one `.npz`: the arrays as members, the rest as JSON text in member `tree`. It is read
+  with `allow_pickle=False`, so a file that hilt opens cannot run code (a pickle can).
+- One writer (`one_writer`): a folder that a process writes is locked (filelock, `.lock`) while
+  it writes; a second writer gets one line naming the holder's PID. The holder's PID and command
+  are in `.writer.json`; stale temp files of a killed writer are removed when the lock is taken.
 """
 
 from __future__ import annotations
@@ -9,11 +16,16 @@ from __future__ import annotations
 import csv
 import json
 import os
-import pickle
 import platform
+import re
+import socket
+import sys
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+
+import numpy as np
 
 from devices.errors import HiltError
 
@@ -63,12 +75,106 @@ def write_text(path: Path, text: str) -> None:
     _atomic_write(Path(path), lambda fh: fh.write(text))
 
 
-def write_pickle(path: Path, obj) -> None:
-    _atomic_write(Path(path), lambda fh: pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL), binary=True)
+def _encode(tree, arrays: dict):
+    """The tree with every array replaced by {"__array__": its member name} (arrays collected)."""
+    if isinstance(tree, dict):
+        if not all(isinstance(k, str) for k in tree):
+            raise TypeError("write_tree: dict keys must be strings")
+        return {k: _encode(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_encode(v, arrays) for v in tree]
+    if isinstance(tree, np.ndarray):
+        if tree.dtype.hasobject:
+            raise TypeError("write_tree: object arrays cannot be stored")
+        name = f"a{len(arrays)}"
+        arrays[name] = tree
+        return {"__array__": name}
+    if isinstance(tree, np.generic):
+        return tree.item()
+    if tree is None or isinstance(tree, (bool, int, float, str)):
+        return tree
+    raise TypeError(f"write_tree: cannot store a {type(tree).__name__}")
+
+
+def _decode(tree, arrays):
+    if isinstance(tree, dict):
+        if set(tree) == {"__array__"}:
+            return arrays[tree["__array__"]]
+        return {k: _decode(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_decode(v, arrays) for v in tree]
+    return tree
+
+
+def write_tree(path: Path, tree) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    text = json.dumps(_encode(tree, arrays))
+    _atomic_write(Path(path), lambda fh: np.savez(fh, tree=np.array(text), **arrays), binary=True)
+
+
+def read_tree(path: Path):
+    """The tree of `write_tree`. ValueError (or OSError, zipfile's errors) on a file that is not one."""
+    with np.load(Path(path), allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    text = arrays.pop("tree", None)
+    if text is None or text.dtype.kind != "U" or text.ndim != 0:
+        raise ValueError("no tree member")
+    return _decode(json.loads(str(text)), arrays)
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """A JSON object from a run file; HiltError naming the file when it is not one (damaged, hand-edited)."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise HiltError(f"{path}: damaged, not a JSON file ({err}); restore it or start the run again") from None
+    if not isinstance(value, dict):
+        raise HiltError(f"{path}: damaged, expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,@-]*")
+
+
+def check_plain_name(flag: str, name: str) -> str:
+    """A folder name that stays inside its parent: letters, digits and ._+=,@- (not first), no '..'."""
+    if not PLAIN_NAME.fullmatch(name) or ".." in name or len(name) > 200:
+        raise HiltError(f"{flag} {name!r}: give a plain folder name (letters, digits and . _ + = , @ -, "
+                        "starting with a letter or digit, no '..', no '/'); --out chooses where it goes")
+    return name
+
+
+LOCK, WRITER = ".lock", ".writer.json"
+
+
+@contextmanager
+def one_writer(folder: Path, what: str):
+    """Hold `folder`'s lock while the body writes there (HiltError naming the holder if another
+    process holds it). `what` names the folder as the user gave it, e.g. "--resume results/runs/x"."""
+    from filelock import FileLock, Timeout
+
+    folder = Path(folder)
+    lock = FileLock(folder / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            holder = json.loads((folder / WRITER).read_text())
+        except (OSError, ValueError):
+            holder = {}
+        who = f"PID {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('since', '?')}"
+        raise HiltError(f"{what}: another hilt process ({who}) is writing this folder; wait for it to end, "
+                        "or use another folder") from None
+    try:
+        for stale in folder.glob(".*.tmp"):  # left by a writer that was killed mid-write
+            stale.unlink(missing_ok=True)
+        write_json(folder / WRITER, {"pid": os.getpid(), "host": socket.gethostname(),
+                                     "since": datetime.now().isoformat(timespec="seconds"), "command": sys.argv})
+        yield
+    finally:
+        (folder / WRITER).unlink(missing_ok=True)
+        lock.release()
 
 
 def _jsonable(obj):

@@ -43,6 +43,9 @@ def plan(base, rules: list[str], sizes: list[int], seeds: int, out: Path, name: 
     unknown = [r for r in rules if r not in RULES]
     if unknown or not rules:
         raise HiltError(f"rhm-pstar --rules: unknown rule {unknown[0] if unknown else '(none)'}; allowed: {', '.join(RULES)}")
+    twice = sorted({r for r in rules if rules.count(r) > 1})
+    if twice:
+        raise HiltError(f"rhm-pstar --rules: {', '.join(twice)} is listed twice; list each rule once")
     params = rhm_params(base)
     if params.train_size != -1:
         raise HiltError("rhm-pstar sets train_size itself (the P grid); leave it out of --data-set")

@@ -21,7 +21,7 @@ from analog.network import build_network
 from devices import HiltError
 from devices.inference import inference_rpu_config
 from experiments import checkpoint
-from experiments.results import read_json, write_csv
+from experiments.results import one_writer, read_json, write_csv
 from experiments.train import build, held_out_score, resume_config
 
 HOUR, DAY, YEAR = 3600.0, 86400.0, 365.25 * 86400.0
@@ -43,12 +43,18 @@ def robustness(run_dir: Path, draws: int = 5, on_point: Callable[[], None] | Non
     run_dir = Path(run_dir)
     if draws < 1:
         raise HiltError(f"--draws must be >= 1 (got {draws})")
+    what = f"robustness {run_dir}"
     summary_file = run_dir / "summary.json"
     if not summary_file.is_file() or read_json(summary_file).get("status") != "finished":
-        raise HiltError(f"robustness {run_dir}: not a finished run folder (summary.json with status finished)")
-    setup = build(resume_config(run_dir, {}))
+        raise HiltError(f"{what}: not a finished run folder (summary.json with status finished)")
+    setup = build(resume_config(run_dir, {}, what=what))
+    with one_writer(run_dir, what):
+        return _robustness(setup, run_dir, what, draws, on_point)
+
+
+def _robustness(setup, run_dir: Path, what: str, draws: int, on_point) -> list[dict]:
     cfg, data, net, rule = setup.cfg, setup.data, setup.net, setup.rule
-    net.load_state_dict(checkpoint.load(run_dir).network)
+    checkpoint.restore(net, checkpoint.load(run_dir, what=what), what)
     weights = [backend.to_numpy(w) for w in net.weights()]
     rows = [{"family": "none (exact readout)", "value": "-", "draw": 0,
              "accuracy": held_out_score(rule, net.exact_copy(), data)["accuracy"]}]

@@ -3,7 +3,8 @@
 - `constant`: --lr throughout.
 - `warmup-cosine:W,D,INIT,FINAL` (SPECS 5.7, E10; optax's warmup_cosine_decay_schedule): linear
   from INIT to --lr over the first W epochs, cosine from --lr to FINAL until epoch D (D counts the
-  warmup, as optax's decay_steps does), then FINAL. Scheduled per step.
+  warmup, as optax's decay_steps does), then FINAL. Scheduled per step. INIT and FINAL must be > 0
+  (optax allows 0; a crossbar update needs lr > 0 at every step, so 0 would fail mid-run).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def parse_schedule(text: str | None):
             warmup, decay, init, final = (float(v) for v in m.groups())
         except ValueError:
             warmup = decay = init = final = math.nan
-        if 0 <= warmup <= decay and decay > 0 and init >= 0 and final >= 0 and all(
+        if 0 <= warmup <= decay and decay > 0 and init > 0 and final > 0 and all(
                 math.isfinite(v) for v in (warmup, decay, init, final)):
             return WarmupCosine(warmup, decay, init, final)
-    raise HiltError(f"--lr-schedule {text!r}: expected {FORMS} (0 <= WARMUP <= DECAY, DECAY > 0, rates >= 0)")
+    raise HiltError(f"--lr-schedule {text!r}: expected {FORMS} (0 <= WARMUP <= DECAY, DECAY > 0, rates > 0: "
+                    "a pulsed update needs lr > 0 at every step)")

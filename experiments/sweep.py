@@ -3,7 +3,9 @@
 One point (grid values + seed) is one ordinary run folder, `<sweep>/points/<key=value,...,seed=S>/`,
 so a sweep is resumable: rerunning the same command skips finished points and resumes killed
 ones from their checkpoints. The sweep folder's name comes from the base settings, the grid and
-the seeds, so the same command finds the same folder.
+the seeds, so the same command finds the same folder. sweep.json records those settings and their
+hash: a folder refuses a sweep of other settings (another --name, or `force_new` to move the old
+folder aside and start over), and one process at a time runs a sweep folder (results.one_writer).
 
 Points run one after the other, or in parallel as Ray tasks (`jobs` > 1 on this machine, or an
 existing cluster at `ray_address`). aihwkit tiles are built inside the task: tiles made before a
@@ -27,8 +29,8 @@ from typing import Callable
 
 from data.rhm import RHMParams
 from devices import PARAMS, HiltError
-from experiments import report
-from experiments.results import read_json, write_csv, write_json
+from experiments import checkpoint, report
+from experiments.results import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
 from experiments.train import TrainConfig, build, open_run, train, validate
 
 RULE_KEYS = {"alpha": float, "beta": float, "loss": str, "schedule": str, "passes": int, "contrast": str, "pool": str,
@@ -100,15 +102,16 @@ def point_config(base: TrainConfig, point: Point) -> TrainConfig:
 
 
 def run_point(cfg: dict, run_dir: str) -> dict:
-    """One point in its folder: skipped when finished, resumed from its checkpoint when killed."""
+    """One point in its folder: skipped when finished, resumed from its checkpoint when killed (or
+    only closed, when it was killed in its final evaluation)."""
     run_dir = Path(run_dir)
     summary_file = run_dir / "summary.json"
     if summary_file.is_file():
         summary = read_json(summary_file)
-        if summary.get("status") == "finished":
+        if summary.get("status") in ("finished", "diverged"):
             return summary
     setup = build(TrainConfig(**cfg))
-    resume = run_dir if (run_dir / "checkpoint.pkl").is_file() else None
+    resume = run_dir if checkpoint.exists(run_dir) else None
     return train(setup, run=open_run(setup, resume, run_dir=run_dir))
 
 
@@ -120,6 +123,15 @@ class Sweep:
     root: Path
 
     @property
+    def settings(self) -> dict:
+        """What the sweep's points are made from (not where they are written)."""
+        return {"base": asdict(replace(self.base, out="")), "grid": self.grid, "seeds": self.seeds}
+
+    @property
+    def settings_hash(self) -> str:
+        return hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
+
+    @property
     def points(self) -> list[Point]:
         combos = itertools.product(*[[(k, v) for v in values] for k, values in self.grid.items()])
         return [Point(tuple(combo), seed) for combo in combos for seed in self.seeds]
@@ -128,27 +140,89 @@ class Sweep:
         return self.root / "points" / point.name
 
 
+def _as_typed(message: str, point: Point) -> str:
+    """A settings error of one grid point, in the words of the command line that made it: the
+    flag a grid key stands for (--set KEY, --data-set KEY, --lr, ...) becomes --grid KEY."""
+    for key, _ in point.values:
+        flag = f"--set {key}" if key in PARAMS else f"--data-set {key}" if key in DATA_KEYS else "--" + key.replace("_", "-")
+        message = message.replace(flag, f"--grid {key}")
+    return message
+
+
 def plan(base: TrainConfig, grid_items: list[str], seeds: int, out: Path, name: str | None = None) -> Sweep:
     """Validate every point's settings and name the sweep folder (HiltError on bad input)."""
     if seeds < 1:
         raise HiltError(f"--seeds must be >= 1 (got {seeds})")
+    if not str(out).strip():
+        raise HiltError(f"--out {str(out)!r}: give a folder for the sweep folders (default results/sweeps)")
+    if name is not None:
+        check_plain_name("--name", name)
     grid = parse_grid(grid_items)
     sweep = Sweep(base, grid, list(range(base.seed, base.seed + seeds)), Path(out))
     for point in sweep.points:
-        validate(point_config(base, point))
+        try:
+            validate(point_config(base, point))
+        except HiltError as err:
+            typed = _as_typed(str(err), point)
+            if typed == str(err):  # about a flag of the base settings, not the grid
+                raise
+            where = ",".join(f"{k}={v}" for k, v in point.values)
+            raise HiltError(f"--grid point {where}: {typed}") from None
     if name is None:
-        key = json.dumps({"base": asdict(replace(base, out="")), "grid": grid, "seeds": sweep.seeds}, sort_keys=True)
-        name = f"{base.dataset}-{base.device}-{base.rule}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        name = f"{base.dataset}-{base.device}-{base.rule}-{sweep.settings_hash[:8]}"
     sweep.root = Path(out) / name
     return sweep
 
 
+def _differences(old: dict, new: dict) -> list[str]:
+    keys = [k for k in ("grid", "seeds") if old.get(k) != new.get(k)]
+    old_base, new_base = old.get("base", {}), new.get("base", {})
+    return keys + sorted(k for k in set(old_base) | set(new_base) if old_base.get(k) != new_base.get(k) and k != "out")
+
+
+def _claim(sweep: Sweep, force_new: bool) -> Path | None:
+    """Check that the (locked) sweep folder is new or holds this sweep (sweep.json's settings hash).
+    Another sweep's folder is refused, or with `force_new` moved aside to <name>.replaced-<time>
+    (returned: the caller starts over in a new folder)."""
+    from datetime import datetime
+
+    record = sweep.root / "sweep.json"
+    if record.is_file():
+        old = read_json(record)
+        if old.get("settings_hash", sweep.settings_hash) == sweep.settings_hash and not _differences(old, sweep.settings):
+            return None  # this sweep (a sweep.json of a hilt before the hash is compared setting by setting)
+        problem = f"holds a sweep with other settings (differs in: {', '.join(_differences(old, sweep.settings))})"
+    elif any(not p.name.startswith(".") for p in sweep.root.iterdir()):
+        problem = "holds files but no sweep.json (not a hilt sweep, or an older one)"
+    else:
+        return None
+    if not force_new:
+        raise HiltError(f"sweep folder {sweep.root} {problem}; give another --name, or --force-new to move "
+                        "that folder aside and start over")
+    aside = sweep.root.with_name(f"{sweep.root.name}.replaced-{datetime.now():%Y%m%d-%H%M%S}")
+    sweep.root.rename(aside)
+    return aside
+
+
 def run(sweep: Sweep, jobs: int = 1, ray_address: str | None = None,
-        on_point: Callable[[Point, dict], None] | None = None) -> list[dict]:
+        on_point: Callable[[Point, dict], None] | None = None, force_new: bool = False) -> list[dict]:
     """Run the sweep's points not yet finished; returns one row per point (also sweep.csv/.parquet).
     A point that ends interrupted stops the sweep (KeyboardInterrupt is re-raised after saving)."""
-    sweep.root.mkdir(parents=True, exist_ok=True)
-    write_json(sweep.root / "sweep.json", {"base": asdict(sweep.base), "grid": sweep.grid, "seeds": sweep.seeds})
+    if ray_address:
+        check_ray_address(ray_address)
+    while True:
+        sweep.root.mkdir(parents=True, exist_ok=True)
+        with one_writer(sweep.root, f"sweep folder {sweep.root}"):
+            aside = _claim(sweep, force_new)
+            if aside is None:
+                return _run(sweep, jobs, ray_address, on_point)
+        (aside / WRITER).unlink(missing_ok=True)
+        force_new = False  # once: a folder another process makes meanwhile is checked, not moved
+
+
+def _run(sweep: Sweep, jobs: int, ray_address: str | None, on_point) -> list[dict]:
+    write_json(sweep.root / "sweep.json", {**sweep.settings, "base": asdict(sweep.base),
+                                           "settings_hash": sweep.settings_hash})
     tasks = [(p, asdict(point_config(sweep.base, p)), str(sweep.folder(p))) for p in sweep.points]
     results: dict[Point, dict] = {}
 
@@ -173,6 +247,26 @@ def run(sweep: Sweep, jobs: int = 1, ray_address: str | None = None,
     return rows
 
 
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_ray_address(address: str) -> None:
+    """HiltError within RAY_CONNECT_TIMEOUT_S when HOST:PORT (or ray://HOST:PORT) does not answer;
+    ray.init itself retries for minutes. `auto` is left to Ray (it looks for a local cluster)."""
+    import socket
+
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise HiltError(f"--ray-address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise HiltError(f"--ray-address {address}: no Ray cluster answers there ({err.strerror or err}); "
+                        "start one with `ray start --head`, or leave out --ray-address") from None
+
+
 def _run_on_ray(tasks, jobs: int, address: str | None, done) -> None:
     try:
         import ray
@@ -180,10 +274,13 @@ def _run_on_ray(tasks, jobs: int, address: str | None, done) -> None:
         raise HiltError("--jobs/--ray-address need Ray: pip install -e '.[cluster]'") from None
     env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **{k: v for k, v in os.environ.items() if k == "HILT_XP"}}
     options = {"runtime_env": {"env_vars": env}, "logging_level": logging.ERROR, "log_to_driver": False}
-    if address:
-        ray.init(address=address, **options)
-    else:
-        ray.init(num_cpus=jobs, include_dashboard=False, **options)
+    try:
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=jobs, include_dashboard=False, **options)
+    except ConnectionError as err:
+        raise HiltError(f"--ray-address {address}: cannot connect ({str(err).splitlines()[0]})") from None
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
         pending = {remote.remote(cfg, folder): point for point, cfg, folder in tasks}

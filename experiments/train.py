@@ -6,12 +6,19 @@ inference noise). After every epoch the run folder gets, each written atomically
 a checkpoint (experiments/checkpoint.py) and summary.json with status `running`. A run that is
 interrupted (Ctrl-C, SIGTERM), killed or finished continues from its last checkpoint with
 `resume_config` + `train(..., resume=run_dir)`; on the exact path 2 + 2 epochs equal 4 bit for bit.
+A run killed after its last epoch (in the final evaluation) is closed by the same resume.
+
+One process writes a run folder at a time (results.one_writer). Every run ends in one status in
+summary.json: finished; interrupted; diverged (a loss or weight not finite, or the training loss
+above DIVERGED_FACTOR x the first step's for DIVERGED_EPOCHS epochs in a row); crashed (any other
+error: its one line in summary.json, the traceback in error.log).
 """
 
 from __future__ import annotations
 
 import math
 import time
+import traceback
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -26,7 +33,7 @@ from devices import HiltError, parse_device
 from experiments import checkpoint
 from experiments.alignment import mean_alignment
 from experiments.probe import probe
-from experiments.results import new_run_dir, read_json, versions, write_csv, write_json
+from experiments.results import new_run_dir, one_writer, read_json, versions, write_csv, write_json, write_text
 from experiments.schedule import parse_schedule
 from rules import make_rule
 from rules.base import DivergenceError, output_metrics
@@ -53,7 +60,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     activation: str = "relu"
     log_alignment: bool = False
-    keep_best: bool = False  # also keep checkpoint-best.pkl, by selection_metric(data)
+    keep_best: bool = False  # also keep checkpoint-best.npz, by selection_metric(data)
     eval_every: int = 1  # test evaluation every N epochs (and after the last)
     out: str = "results/runs"
 
@@ -82,7 +89,23 @@ def validate(cfg: TrainConfig) -> None:
     make_rule(cfg.rule, **cfg.rule_options)
 
 
+DIVERGED_FACTOR, DIVERGED_EPOCHS = 10.0, 2
+FLOAT32 = np.finfo(np.float32)
+
+
+def check_float32(flag: str, value) -> None:
+    """The run computes in float32: a nonzero number it would flush to 0 or overflow is bad input."""
+    if isinstance(value, float) and value != 0 and math.isfinite(value) and not FLOAT32.tiny <= abs(value) <= FLOAT32.max:
+        raise HiltError(f"{flag} {value!r}: outside float32's normal range ({FLOAT32.tiny:.3g} to {FLOAT32.max:.3g} "
+                        "in size); the run computes in float32")
+
+
 def _check(cfg: TrainConfig) -> None:
+    for key, value in [("lr", cfg.lr), ("momentum", cfg.momentum), ("weight_decay", cfg.weight_decay),
+                       *cfg.rule_options.items()]:
+        check_float32(_flag(key), value)
+    if not str(cfg.out).strip():
+        raise HiltError(f"--out {cfg.out!r}: give a folder for the run folders (default results/runs)")
     if cfg.seed < 0:
         raise HiltError(f"--seed must be >= 0 (got {cfg.seed})")
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
@@ -168,18 +191,38 @@ def _flag(key: str) -> str:
     return "--set" if key == "sets" else "--" + key.replace("_", "-")
 
 
-def resume_config(run_dir: Path, given: dict) -> TrainConfig:
+def _field_ok(value, default) -> bool:
+    """A config.json value has the type of the TrainConfig field (judged by its default)."""
+    if default is None or value is None:
+        return value is None or isinstance(value, (str, int))
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
+
+
+def resume_config(run_dir: Path, given: dict, what: str | None = None) -> TrainConfig:
     """The TrainConfig of a run folder, to continue it. `given` holds the settings the user named
     (TrainConfig fields, or rule options such as alpha): `epochs` sets the new target, any other
-    must equal the run's, else HiltError naming it."""
+    must equal the run's, else HiltError naming it. `what` names the folder as the user typed it
+    (default "--resume RUN_DIR")."""
     run_dir = Path(run_dir)
+    what = what or f"--resume {run_dir}"
     if not (run_dir / "config.json").is_file():
-        raise HiltError(f"--resume {run_dir}: not a run folder (no config.json there)")
+        raise HiltError(f"{what}: not a run folder (no config.json there)")
     config = read_json(run_dir / "config.json")
     summary = _summary(run_dir)
     if summary.get("status") == "diverged":
-        raise HiltError(f"--resume {run_dir}: the run diverged ({summary.get('error')}); "
+        raise HiltError(f"{what}: the run diverged ({summary.get('error')}); "
                         "start a new run with other settings")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        if f.name in config and not _field_ok(config[f.name], getattr(defaults, f.name)):
+            raise HiltError(f"{what}: config.json is damaged: {f.name} = {config[f.name]!r} is not a valid value")
+    if not isinstance(config.get("rule_params", {}), dict):
+        raise HiltError(f"{what}: config.json is damaged: rule_params is not an object")
+    config.setdefault("rule_params", {})
     cfg = TrainConfig(**{f.name: config[f.name] for f in fields(TrainConfig) if f.name in config})
     for key, value in given.items():
         if key == "epochs":
@@ -198,6 +241,7 @@ class Run:
     run_dir: Path
     ckpt: checkpoint.Checkpoint | None = None
     resumes: list[dict] = field(default_factory=list)
+    what: str = ""  # the folder as the user named it, for messages
 
 
 def open_run(setup: Setup, resume: Path | None = None, run_dir: Path | None = None) -> Run:
@@ -211,14 +255,17 @@ def open_run(setup: Setup, resume: Path | None = None, run_dir: Path | None = No
         else:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
         write_json(Path(run_dir) / "config.json", _config_record(setup))
-        return Run(Path(run_dir))
+        return Run(Path(run_dir), what=str(run_dir))
     run_dir = Path(resume)
-    ckpt = checkpoint.load(run_dir)
-    if ckpt.epoch >= cfg.epochs:
-        raise HiltError(f"--resume {run_dir}: the run already has {ckpt.epoch} epochs; "
+    what = f"--resume {run_dir}"
+    ckpt = checkpoint.load(run_dir, what=what)
+    summary = _summary(run_dir)
+    unfinished_close = ckpt.epoch == cfg.epochs and summary.get("status") != "finished"
+    if ckpt.epoch >= cfg.epochs and not unfinished_close:
+        raise HiltError(f"{what}: the run already has {ckpt.epoch} epochs; "
                         f"pass --epochs N with N > {ckpt.epoch} to continue it")
-    resumes = _summary(run_dir).get("resumes", []) + [{"from_epoch": ckpt.epoch, "to_epochs": cfg.epochs}]
-    return Run(run_dir, ckpt, resumes)
+    resumes = summary.get("resumes", []) + [{"from_epoch": ckpt.epoch, "to_epochs": cfg.epochs}]
+    return Run(run_dir, ckpt, resumes, what)
 
 
 def train(
@@ -227,16 +274,25 @@ def train(
     on_epoch: Callable[[dict, dict], None] | None = None,
     run: Run | None = None,
 ) -> dict:
-    """Run a built setup (see `build`) in `run` (default: a new run folder, see `open_run`).
-    Returns the summary also written to summary.json; its status is finished, diverged (with
-    `error`) or interrupted (KeyboardInterrupt, which SIGTERM becomes in the CLI)."""
-    cfg, data, net, rule = setup.cfg, setup.data, setup.net, setup.rule
+    """Run a built setup (see `build`) in `run` (default: a new run folder, see `open_run`),
+    holding the folder's lock. Returns the summary also written to summary.json; its status is
+    finished, interrupted (KeyboardInterrupt, which SIGTERM becomes in the CLI), diverged or crashed
+    (both with `error`). A HiltError inside the run is re-raised after the status is written."""
     run = run or open_run(setup)
+    with one_writer(run.run_dir, run.what or str(run.run_dir)):
+        return _train(setup, run, on_step, on_epoch)
+
+
+def _train(setup: Setup, run: Run, on_step, on_epoch) -> dict:
+    cfg, data, net, rule = setup.cfg, setup.data, setup.net, setup.rule
     run_dir, ckpt, resumes = run.run_dir, run.ckpt, run.resumes
     order = np.random.default_rng(cfg.seed)
     if ckpt:
-        net.load_state_dict(ckpt.network)
-        order.bit_generator.state = ckpt.order_rng
+        checkpoint.restore(net, ckpt, run.what)
+        try:
+            order.bit_generator.state = ckpt.order_rng
+        except (TypeError, ValueError, KeyError):
+            raise HiltError(f"{run.what}: {checkpoint.LAST} is damaged (its data-order state)") from None
 
     xp = backend.xp()
     # Self-supervised rules draw their views from the host arrays (data.pairs): no device copy for them.
@@ -255,6 +311,7 @@ def train(
     schedule = parse_schedule(cfg.lr_schedule)
     rows: list[dict] = list(ckpt.rows) if ckpt else []
     best = dict(ckpt.best) if ckpt else {}
+    initial_loss = ckpt.initial_loss if ckpt else None
     done = ckpt.epoch if ckpt else 0
     wall_before = ckpt.wall_time_s if ckpt else 0.0
     start = time.perf_counter()
@@ -293,7 +350,7 @@ def train(
         if is_best:
             best.update({"epoch": epoch, selection: score, "test_accuracy_at_best": rows[-1]["accuracy"]})
         checkpoint.save(run_dir, checkpoint.Checkpoint(epoch, net.state_dict(), order.bit_generator.state,
-                                                       rows, wall(), dict(best)), best=is_best)
+                                                       rows, wall(), dict(best), initial_loss), best=is_best)
         done = epoch
         summary.update(epochs=done, wall_time_s=wall())
         if best:
@@ -307,6 +364,13 @@ def train(
         write_json(run_dir / "summary.json", summary)
         return summary
 
+    def check_loss_growth(epoch):
+        """Diverged: the training loss above DIVERGED_FACTOR x the first step's for DIVERGED_EPOCHS epochs."""
+        losses = [r["loss"] for r in rows if r["split"] == "train"][-DIVERGED_EPOCHS:]
+        if initial_loss and len(losses) == DIVERGED_EPOCHS and min(losses) > DIVERGED_FACTOR * initial_loss:
+            raise DivergenceError(f"epoch {epoch}: the training loss ({losses[-1]:.4g}) has stayed above "
+                                  f"{DIVERGED_FACTOR:g}x its initial value ({initial_loss:.4g}) for {DIVERGED_EPOCHS} epochs")
+
     # Divergence is detected and reported below; numpy need not warn on the way there.
     with np.errstate(over="ignore", invalid="ignore"):
         try:
@@ -317,13 +381,16 @@ def train(
                 perm = order.permutation(n)
                 loss_sum = correct = 0.0
                 for step in range(steps):
-                    x, y = batch(perm[step * cfg.batch_size : (step + 1) * cfg.batch_size], order)
+                    idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+                    x, y = batch(idx, order)
                     try:
                         m = rule.step(net, x, y, schedule.lr(cfg.lr, (epoch - 1) * steps + step, steps))
                     except DivergenceError as err:
                         raise DivergenceError(f"epoch {epoch}, step {step + 1}: {err}") from None
                     if not math.isfinite(m["loss_sum"]):
                         raise DivergenceError(f"epoch {epoch}, step {step + 1}: the training loss is not finite")
+                    if initial_loss is None:
+                        initial_loss = m["loss_sum"] / len(idx)
                     loss_sum += m["loss_sum"]
                     correct += m["correct"]
                     if on_step:
@@ -337,20 +404,28 @@ def train(
                     extra = {f"align_{k}": c for k, c in enumerate(mean_alignment(net, rule, alignment_batches), 1)}
                 train_row = {"epoch": epoch, "split": "train", "loss": loss_sum / n, "accuracy": correct / n, **extra}
                 rows.append(train_row)
+                check_loss_growth(epoch)
                 if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                     evaluate_test(epoch)
                 end_of_epoch(epoch)
                 if on_epoch:
                     on_epoch(train_row, next(r for r in reversed(rows) if r["split"] == "test"))
+            train_row = next(r for r in reversed(rows) if r["split"] == "train")
+            test = rows[-1]
+            extra = {}
+            if rule.self_supervised:
+                extra["probe_accuracy_per_layer"] = held_out_score(rule, net, data, per_layer=True)["probe_accuracy_per_layer"]
         except DivergenceError as err:
             return finish("diverged", error=str(err))
         except KeyboardInterrupt:
             return finish("interrupted")
-    train_row = next(r for r in reversed(rows) if r["split"] == "train")
-    test = rows[-1]
-    extra = {}
-    if rule.self_supervised:
-        extra["probe_accuracy_per_layer"] = held_out_score(rule, net, data, per_layer=True)["probe_accuracy_per_layer"]
+        except HiltError as err:
+            finish("crashed", error=str(err))
+            raise
+        except Exception as err:  # a bug or the environment (disk, memory): one line, the traceback kept
+            line = f"{type(err).__name__}: {err}".splitlines()[0]
+            write_text(run_dir / "error.log", traceback.format_exc())
+            return finish("crashed", error=line)
     return finish(
         "finished",
         train_loss=train_row["loss"],
@@ -375,6 +450,9 @@ def _config_record(setup: Setup) -> dict:
         "versions": versions(),
         "reproducibility": "exact device: bit for bit per seed; analog devices: in distribution only "
         "(aihwkit's read and pulse noise is seeded from the clock)",
+        # aihwkit seeds only device-to-device spread (construction_seed) from Python, not its
+        # cycle-to-cycle read and pulse noise
+        "analog_noise_seeded": None if spec.is_exact else False,
     }
     if not spec.is_exact:
         record["device_seed"] = spec.device_seed

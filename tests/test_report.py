@@ -7,12 +7,12 @@ from typer.testing import CliRunner
 from cli import app
 
 
-def fake_run(root, name, device, seed, acc, status="finished"):
+def fake_run(root, name, device, seed, acc, status="finished", epochs=30, **settings):
     run = root / name
     run.mkdir(parents=True)
     config = {"dataset": "digits", "model": "mlp:64-512-10", "device": device, "rule": "bp", "seed": seed,
-              "lr": 0.05, "batch_size": 10, "optimizer": "sgd", "sets": [], "rule_params": {"loss": "ce"}}
-    summary = {"status": status, "epochs": 30, "test_accuracy": acc, "test_accuracy_exact_readout": acc + 0.01}
+              "lr": 0.05, "batch_size": 10, "optimizer": "sgd", "sets": [], "rule_params": {"loss": "ce"}, **settings}
+    summary = {"status": status, "epochs": epochs, "test_accuracy": acc, "test_accuracy_exact_readout": acc + 0.01}
     (run / "config.json").write_text(json.dumps(config))
     (run / "summary.json").write_text(json.dumps(summary))
 
@@ -26,12 +26,36 @@ def test_report_groups_finished_runs(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path), "--group-by", "device", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "| device | runs | test_accuracy | test_accuracy_exact_readout |",
+        "| device | n | test_accuracy | test_accuracy_exact_readout |",
         "|---|---|---|---|",
-        "| exact | 1 | 0.9700 ± 0.0000 | 0.9800 ± 0.0000 |",
+        "| exact | 1 | 0.9700 (n=1) | 0.9800 (n=1) |",
         "| rram | 2 | 0.9200 ± 0.0283 | 0.9300 ± 0.0283 |",
     ]
     assert out.read_text() == result.stdout
+    assert "left out: 1 interrupted run(s)" in result.stderr
+
+
+def test_report_never_pools_runs_of_other_settings_silently(tmp_path):
+    """By default every setting that differs is a group; with explicit groups the pooled settings
+    are named; a damaged run folder is skipped with one line, the others are reported."""
+    fake_run(tmp_path, "a", "rram", 0, 0.90, lr=0.05)
+    fake_run(tmp_path, "b", "rram", 1, 0.92, lr=0.05)
+    fake_run(tmp_path, "c", "rram", 0, 0.50, lr=0.5, epochs=3)
+    fake_run(tmp_path, "d", "rram", 1, 0.10, status="diverged", lr=0.5)
+    fake_run(tmp_path, "e", "rram", 2, 0.10, lr=0.05)
+    (tmp_path / "e" / "summary.json").write_text('{"status": "finished", "test_acc')  # cut mid-write by hand
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "| dataset | device | rule | lr | epochs | n | test_accuracy | test_accuracy_exact_readout |",
+        "|---|---|---|---|---|---|---|---|",
+        "| digits | rram | bp | 0.05 | 30 | 2 | 0.9100 ± 0.0141 | 0.9200 ± 0.0141 |",
+        "| digits | rram | bp | 0.5 | 3 | 1 | 0.5000 (n=1) | 0.5100 (n=1) |",
+    ]
+    notes = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(notes) == 2 and "e/summary.json: damaged" in notes[0] and "left out: 1 diverged" in notes[1]
+    pooled = CliRunner().invoke(app, ["report", str(tmp_path), "--group-by", "device"])
+    assert "| rram | 3 |" in pooled.stdout and "pooled inside a group: runs that differ in lr, epochs" in pooled.stderr
 
 
 def test_report_refuses_unknown_columns_and_empty_folders(tmp_path):

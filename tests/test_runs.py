@@ -19,6 +19,7 @@ from analog.crossbar import ExactCrossbar
 from analog.optim import make_optimizer
 from cli import app
 from devices import parse_device
+from experiments.results import read_tree, write_tree
 
 runner = CliRunner()
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
@@ -35,8 +36,7 @@ def only_run(root: Path) -> Path:
 
 
 def checkpoint_weights(run_dir: Path) -> list:
-    with open(run_dir / "checkpoint.pkl", "rb") as fh:
-        return [c["weights"] for c in pickle.load(fh)["network"]["crossbars"]]
+    return [c["weights"] for c in read_tree(run_dir / "checkpoint.npz")["network"]["crossbars"]]
 
 
 @pytest.mark.parametrize("options", [
@@ -78,6 +78,15 @@ def test_resume_refuses_changed_settings_and_finished_runs(tmp_path):
     assert train("--resume", str(tmp_path / "nope")).exit_code == 2
 
 
+def through_file(state):
+    """A state written and read back as checkpoints are (arrays and JSON, no pickle)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_tree(Path(folder) / "state.npz", state)
+        return read_tree(Path(folder) / "state.npz")
+
+
 def _hidden(tile, name):
     return tile.get_hidden_parameters()[name].numpy()
 
@@ -91,7 +100,7 @@ def test_analog_crossbar_state_restores_the_device_state(rng, device, hidden):
     xbar.program(rng.uniform(-0.3, 0.3, (12, 21)).astype(np.float32))
     for _ in range(30):
         xbar.update(rng.uniform(0, 1, (8, 20)).astype(np.float32), rng.normal(0, 0.2, (8, 12)).astype(np.float32), 0.1)
-    state = pickle.loads(pickle.dumps(xbar.state_dict()))
+    state = through_file(xbar.state_dict())
     other = AnalogCrossbar(12, 20, True, spec)
     other.load_state_dict(state)
     old, new = xbar.tiles[0][0], other.tiles[0][0]
@@ -118,7 +127,7 @@ def test_exact_crossbar_state_includes_the_optimizer(rng):
     x, d = rng.normal(size=(4, 7)).astype(np.float32), rng.normal(size=(4, 5)).astype(np.float32)
     a.update(x, d, 0.01)
     b = make()
-    b.load_state_dict(pickle.loads(pickle.dumps(a.state_dict())))
+    b.load_state_dict(through_file(a.state_dict()))
     for xbar in (a, b):
         xbar.update(x, d, 0.01)
     assert np.array_equal(a.weights(), b.weights())
@@ -175,8 +184,8 @@ def test_run_files_follow_the_umask(tmp_path, umask, mode):
         assert train("--device", "exact", "--epochs", "1", "--keep-best", "--out", str(tmp_path)).exit_code == 0
     finally:
         os.umask(old)
-    files = list(only_run(tmp_path).iterdir())
-    assert {f.name for f in files} == {"config.json", "metrics.csv", "summary.json", "checkpoint.pkl", "checkpoint-best.pkl"}
+    files = [f for f in only_run(tmp_path).iterdir() if f.name != ".lock"]
+    assert {f.name for f in files} == {"config.json", "metrics.csv", "summary.json", "checkpoint.npz", "checkpoint-best.npz"}
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == mode, f
 
@@ -186,7 +195,7 @@ def test_keep_best_and_json_of_a_diverged_run(tmp_path):
     summary = json.loads(result.stdout)
     assert 1 <= summary["best_epoch"] <= 3 and summary["best_test_accuracy"] >= summary["test_accuracy"]
     result = train("--device", "exact", "--lr", "1e4", "--loss", "mse", "--epochs", "3", "--out", str(tmp_path / "b"), "--json")
-    assert result.exit_code == 2
+    assert result.exit_code == 3
     summary = json.loads(result.stdout)
     assert summary["status"] == "diverged" and "epoch 1" in summary["error"]
     assert (summary["dataset"], summary["model"], summary["device"], summary["rule"], summary["seed"]) == (
@@ -206,7 +215,7 @@ def test_validation_split_selects_the_best_checkpoint(tmp_path):
     best = val.accuracy.iloc[1:].idxmax()
     assert summary["best_epoch"] == metrics.epoch[best] and summary["best_val_accuracy"] == metrics.accuracy[best]
     assert summary["test_accuracy_at_best"] == test[test.epoch == summary["best_epoch"]].accuracy.item()
-    assert (Path(summary["run_dir"]) / "checkpoint-best.pkl").is_file()
+    assert (Path(summary["run_dir"]) / "checkpoint-best.npz").is_file()
     from data import load_dataset
 
     full, held = load_dataset("digits"), load_dataset("digits", ["validation=0.2"], seed=0)

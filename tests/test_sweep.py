@@ -71,7 +71,7 @@ def test_a_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
     (["--grid", "colour=1,2"], "--grid: unknown key 'colour'; allowed: dw_min"),
     (["--grid", "lr="], "--grid 'lr=': expected KEY=V1,V2"),
     (["--grid", "lr=0.1", "--grid", "lr=0.2"], "--grid lr is given twice"),
-    (["--grid", "lr=0.1,-1"], "--lr must be a finite number > 0 (got -1.0)"),
+    (["--grid", "lr=0.1,-1"], "--grid point lr=-1: --grid lr must be a finite number > 0 (got -1.0)"),
     (["--grid", "dw_min=2"], "dw_min=2: out of range"),
     (["--grid", "lr=0.1", "--seeds", "0"], "--seeds must be >= 1"),
     (["--grid", "lr=0.1", "--jobs", "0"], "--jobs must be >= 1"),

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from devices import HiltError
+from hilt.devices import HiltError
 
 app = typer.Typer(
     add_completion=False,
@@ -136,7 +136,7 @@ def _train_config(
     out: str = typer.Option("results/runs", help="where run directories go"),
 ):
     """The options of a training run (train, compare, ...) -> a TrainConfig."""
-    from experiments.train import TrainConfig
+    from hilt.experiments.train import TrainConfig
 
     return TrainConfig(
         dataset=dataset, data_set=data_set or [], data_dir=data_dir, model=model, device=device, sets=set_ or [], update=update, rule=rule,
@@ -220,9 +220,9 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
 ):
     """Train a network with a learning rule on a device; write results/runs/<id>/ (or continue one)."""
-    from experiments.recipes import apply_recipe
-    from experiments.train import build, open_run, resume_config
-    from experiments.train import train as run_train
+    from hilt.experiments.recipes import apply_recipe
+    from hilt.experiments.train import build, open_run, resume_config
+    from hilt.experiments.train import train as run_train
 
     given = {}
     for name, value in ctx.params.items():
@@ -262,7 +262,7 @@ def compare(
     """Train the same rule on the exact path and on a device (same init, same data order); compare
     accuracy, alignment with BP and update fidelity per epoch. Writes a folder with both runs,
     compare.csv, fidelity.csv and compare.png."""
-    from experiments.compare import compare as run_compare
+    from hilt.experiments.compare import compare as run_compare
 
     progress, callbacks = _progress(cfg)
     with progress:
@@ -300,8 +300,8 @@ def sweep(
 
     from collections import Counter
 
-    from experiments.report import markdown, summarize
-    from experiments import sweep as sweeps
+    from hilt.experiments.report import markdown, summarize
+    from hilt.experiments import sweep as sweeps
 
     if jobs < 1:
         raise HiltError(f"--jobs must be >= 1 (got {jobs})")
@@ -356,8 +356,8 @@ def rhm_pstar(
     pstar.png); rerunning the same command resumes it."""
     from dataclasses import replace
 
-    from experiments import rhm_study
-    from experiments import sweep as sweeps
+    from hilt.experiments import rhm_study
+    from hilt.experiments import sweep as sweeps
 
     if jobs < 1:
         raise HiltError(f"--jobs must be >= 1 (got {jobs})")
@@ -399,7 +399,7 @@ def align(
 ):
     """Linear-network theory of local contrastive learning (SPECS 2.12): per-layer cosine of the local
     update with BP-SSL at the optimal B* (Newton in the span of the data, or closed form for linear f)."""
-    from experiments.theory import run_check
+    from hilt.experiments.theory import run_check
 
     result = run_check(check, batches=batches, seed=seed, width=width, epochs=epochs)
     if as_json:
@@ -418,8 +418,8 @@ def devices(
     update: Optional[str] = typer.Option(None, help="with an update algorithm (and its parameters)"),
 ):
     """List device presets, update algorithms and the --set keys with their ranges."""
-    from devices.presets import PARAMS, PRESETS, parse_device
-    from devices.updates import UPDATES
+    from hilt.devices.presets import PARAMS, PRESETS, parse_device
+    from hilt.devices.updates import UPDATES
 
     console = Console()
     if (set_ or update) and not name:
@@ -470,8 +470,8 @@ def bench(
 ):
     """Time per training step: hilt vs aihwkit-native (analog) and vs bare NumPy matmuls (exact);
     with --vgg, an exact-path conv net vs the same network in torch."""
-    from devices import parse_device
-    from experiments.bench import bench_analog, bench_conv, bench_exact, bench_rule_vs_bp, check_options
+    from hilt.devices import parse_device
+    from hilt.experiments.bench import bench_analog, bench_conv, bench_exact, bench_rule_vs_bp, check_options
 
     if vgg:
         check_options(steps=steps, lr=lr, models={}, batch_size=batch_size, image_size=image_size)
@@ -516,7 +516,7 @@ def robustness(
 ):
     """Test accuracy of a finished run on aihwkit inference tiles: programming noise, drift (1 s to
     1 year, compensated or not), read noise, DAC/ADC bits, stuck devices. Writes RUN_DIR/robustness/."""
-    from experiments.robustness import CONDITIONS, robustness as run_robustness, summary_table
+    from hilt.experiments.robustness import CONDITIONS, robustness as run_robustness, summary_table
 
     progress = _stderr_progress(TextColumn("[bold]robustness"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with progress:
@@ -541,8 +541,8 @@ def report(
 ):
     """Markdown table of finished runs: n and mean ± std over seeds per group (every setting that
     differs, unless --group-by says otherwise); says what it leaves out or pools."""
-    from experiments.report import collect, markdown, notes, summarize
-    from experiments.results import write_text
+    from hilt.experiments.report import collect, markdown, notes, summarize
+    from hilt.experiments.results import write_text
 
     if out is not None and not out.strip():
         raise HiltError("report --out '': give a file name for the Markdown table")
@@ -562,7 +562,7 @@ def report(
 @user_errors
 def recipes(name: Optional[str] = typer.Argument(None, help="show this recipe's settings")):
     """List the papers' training recipes (`train --recipe NAME`), or one recipe's settings."""
-    from experiments.recipes import recipe, recipes as all_recipes
+    from hilt.experiments.recipes import recipe, recipes as all_recipes
 
     if name is None:
         print_table("recipes (train --recipe NAME; typed flags override)",
@@ -576,7 +576,7 @@ def recipes(name: Optional[str] = typer.Argument(None, help="show this recipe's 
 @app.command()
 def rules():
     """List learning rules and their options."""
-    from rules import RULES, rule_options
+    from hilt.rules import RULES, rule_options
 
     table = Table(title="learning rules (--rule)")
     for col in ("name", "description", "options (default)"):

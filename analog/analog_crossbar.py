@@ -37,10 +37,10 @@ import copy
 
 import numpy as np
 
-from analog import backend
-from analog.crossbar import Crossbar, check_lr
-from analog.optim import gradient_matrix
-from devices.presets import DeviceSpec, leaf_devices
+from hilt.analog import backend
+from hilt.analog.crossbar import Crossbar, check_lr
+from hilt.analog.optim import gradient_matrix
+from hilt.devices.presets import DeviceSpec, leaf_devices
 
 
 def tile_state(tile) -> dict:

@@ -31,8 +31,8 @@ aihwkit's own training (AnalogFunction) backpropagates through a tile. The updat
 
 from __future__ import annotations
 
-from analog import backend
-from analog.optim import Optimizer, SGD, gradients
+from hilt.analog import backend
+from hilt.analog.optim import Optimizer, SGD, gradients
 
 
 def check_lr(lr) -> None:

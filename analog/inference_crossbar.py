@@ -17,8 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from analog import backend
-from analog.crossbar import Crossbar
+from hilt.analog import backend
+from hilt.analog.crossbar import Crossbar
 
 
 class InferenceCrossbar(Crossbar):
@@ -57,7 +57,7 @@ class InferenceCrossbar(Crossbar):
 
 def inference_factory(rpu_config: Callable[[], object], stuck: float, seed: int):
     """A crossbar factory for build_network: every crossbar its own tile from a fresh config."""
-    from analog.network import CrossbarFactory
+    from hilt.analog.network import CrossbarFactory
 
     rng = np.random.default_rng(seed)
     return CrossbarFactory(lambda out, inp, bias: InferenceCrossbar(out, inp, bias, rpu_config(), stuck, rng), 400)

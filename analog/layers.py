@@ -17,10 +17,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from analog import backend
-from analog.crossbar import Crossbar, exact_copy
-from analog.optim import gradient_matrix
-from analog.periphery import Activation, AvgPool2d, ConvGeometry, MaxPool2d, col2im, im2col
+from hilt.analog import backend
+from hilt.analog.crossbar import Crossbar, exact_copy
+from hilt.analog.optim import gradient_matrix
+from hilt.analog.periphery import Activation, AvgPool2d, ConvGeometry, MaxPool2d, col2im, im2col
 
 
 # The most bytes of im2col patches a convolution makes at once, per array backend: reads,

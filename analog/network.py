@@ -23,13 +23,13 @@ from typing import Callable
 
 import numpy as np
 
-from analog import backend
-from analog.crossbar import Crossbar, ExactCrossbar, exact_copy
-from analog.layers import Block, Conv1d, Conv2d, Dense
-from analog.optim import Optimizer
-from analog.periphery import ACTIVATIONS, ConvGeometry, MaxPool2d
-from devices.errors import HiltError, check_memory
-from devices.presets import DeviceSpec
+from hilt.analog import backend
+from hilt.analog.crossbar import Crossbar, ExactCrossbar, exact_copy
+from hilt.analog.layers import Block, Conv1d, Conv2d, Dense
+from hilt.analog.optim import Optimizer
+from hilt.analog.periphery import ACTIVATIONS, ConvGeometry, MaxPool2d
+from hilt.devices.errors import HiltError, check_memory
+from hilt.devices.presets import DeviceSpec
 
 @dataclass(frozen=True)
 class CrossbarFactory:
@@ -48,7 +48,7 @@ def crossbar_factory(spec: DeviceSpec, optimizer: Callable[[], Optimizer] | None
     """Builds crossbars of one kind: exact (with a fresh optimizer each) or analog tiles."""
     if spec.is_exact:
         return CrossbarFactory(lambda out, inp, bias: ExactCrossbar(out, inp, bias, optimizer() if optimizer else None), 16)
-    from analog.analog_crossbar import AnalogCrossbar
+    from hilt.analog.analog_crossbar import AnalogCrossbar
 
     return CrossbarFactory(lambda out, inp, bias: AnalogCrossbar(out, inp, bias, spec), 400)
 

@@ -8,7 +8,7 @@ the optimizer's to overwrite.
 
 from __future__ import annotations
 
-from analog import backend
+from hilt.analog import backend
 
 
 def outer(d, x):

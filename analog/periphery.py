@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analog import backend
+from hilt.analog import backend
 
 
 # ---------------------------------------------------------------- activations

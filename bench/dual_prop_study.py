@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.results import write_csv  # noqa: E402
+from hilt.experiments.results import write_csv  # noqa: E402
 
 NUDGES = [(beta, alpha) for beta in (0.01, 0.1, 1.0) for alpha in (0.0, 0.5, 1.0)]
 
@@ -31,7 +30,7 @@ def _one_thread() -> None:
 
 
 def _run(job: dict) -> dict:
-    from experiments.train import TrainConfig, build, train
+    from hilt.experiments.train import TrainConfig, build, train
 
     cfg = TrainConfig(out="results/runs/dual_prop_study", **job)
     summary = train(build(cfg))

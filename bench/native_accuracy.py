@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devices import parse_device  # noqa: E402
-from experiments.native import train_native  # noqa: E402
-from experiments.results import write_csv  # noqa: E402
-from experiments.train import TrainConfig, build, train  # noqa: E402
+from hilt.devices import parse_device  # noqa: E402
+from hilt.experiments.native import train_native  # noqa: E402
+from hilt.experiments.results import write_csv  # noqa: E402
+from hilt.experiments.train import TrainConfig, build, train  # noqa: E402
 
 
 def main() -> None:

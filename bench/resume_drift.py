@@ -28,12 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analog.analog_crossbar import AnalogCrossbar  # noqa: E402
-from experiments import checkpoint  # noqa: E402
-from experiments.results import write_csv  # noqa: E402
-from experiments.train import TrainConfig, build, evaluate, train  # noqa: E402
+from hilt.analog.analog_crossbar import AnalogCrossbar  # noqa: E402
+from hilt.experiments import checkpoint  # noqa: E402
+from hilt.experiments.results import write_csv  # noqa: E402
+from hilt.experiments.train import TrainConfig, build, evaluate, train  # noqa: E402
 
 ANALOG = "ideal,rram,rram-sb,pcm,ecram,ecram-mo,capacitor,idealized,rram-mp,rram-ttv2"
 
@@ -93,7 +92,7 @@ def measure(device: str, seed: int, epochs: int) -> list[dict]:
 
 
 def resumed_vs_whole(device: str, seed: int, epochs: int) -> dict:
-    from experiments.train import open_run
+    from hilt.experiments.train import open_run
 
     row = {"device": device, "seed": seed, "epochs": epochs, "resumed_at": epochs // 2}
     with tempfile.TemporaryDirectory() as out:

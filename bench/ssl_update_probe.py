@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.results import write_csv  # noqa: E402
-from experiments.train import TrainConfig, build, held_out_score, open_run, train  # noqa: E402
+from hilt.experiments.results import write_csv  # noqa: E402
+from hilt.experiments.train import TrainConfig, build, held_out_score, open_run, train  # noqa: E402
 
 
 def main() -> None:

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devices import parse_device  # noqa: E402
-from devices.presets import PRESETS  # noqa: E402
-from experiments.native import PARITY_LR, PARITY_UPDATES, parity_case, parity_stats, update_parity  # noqa: E402
-from experiments.results import write_csv  # noqa: E402
+from hilt.devices import parse_device  # noqa: E402
+from hilt.devices.presets import PRESETS  # noqa: E402
+from hilt.experiments.native import PARITY_LR, PARITY_UPDATES, parity_case, parity_stats, update_parity  # noqa: E402
+from hilt.experiments.results import write_csv  # noqa: E402
 
 
 def main() -> None:

@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analog.analog_crossbar import AnalogCrossbar  # noqa: E402
-from analog.network import crossbar_factory  # noqa: E402
-from experiments.results import write_csv  # noqa: E402
-from experiments.train import TrainConfig, build, open_run, train  # noqa: E402
+from hilt.analog.analog_crossbar import AnalogCrossbar  # noqa: E402
+from hilt.analog.network import crossbar_factory  # noqa: E402
+from hilt.experiments.results import write_csv  # noqa: E402
+from hilt.experiments.train import TrainConfig, build, open_run, train  # noqa: E402
 
 PHASES = {"_forward": "read_s", "_backward": "transposed_read_s", "update": "update_s",
           "update_blocks": "update_s"}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analog import backend
+from hilt.analog import backend
 
 AUGMENTS = ("none", "crop-flip")
 

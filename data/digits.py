@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.files import installed_file
-from data.registry import Dataset
+from hilt.data.files import installed_file
+from hilt.data.registry import Dataset
 
 SPLIT = Path(__file__).with_name("digits_split.npz")
 

@@ -14,8 +14,8 @@ import random
 
 import numpy as np
 
-from data.files import cache_dir
-from data.registry import Dataset
+from hilt.data.files import cache_dir
+from hilt.data.registry import Dataset
 
 
 def generate() -> dict[str, np.ndarray]:

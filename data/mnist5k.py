@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data.files import installed_file
-from data.registry import Dataset
+from hilt.data.files import installed_file
+from hilt.data.registry import Dataset
 
 TEST_PER_CLASS = 100
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from devices.errors import HiltError
+from hilt.devices.errors import HiltError
 
 
 @dataclass
@@ -45,12 +45,12 @@ class Dataset:
 
     def pairs(self, idx: np.ndarray, rng: np.random.Generator):
         """Two views and the negatives of the training samples `idx` (a data/pairs.py Pairs)."""
-        from data.pairs import Pairs, next_row, shifted_views, synonym_pairs
+        from hilt.data.pairs import Pairs, next_row, shifted_views, synonym_pairs
 
         if self.pairing == "synonym":
             return synonym_pairs(self.x_train, self.y_train, idx, rng)
         if self.pairing == "simclr":
-            from data.augment import simclr_view
+            from hilt.data.augment import simclr_view
 
             x = self.ssl_images[idx]
             return Pairs(simclr_view(x, rng, self.norm), simclr_view(x, rng, self.norm), next_row(2 * len(idx)))
@@ -59,7 +59,7 @@ class Dataset:
     def augmented(self, x, rng: np.random.Generator):
         """A supervised training batch after the dataset's augmentation."""
         if self.augment == "crop-flip":
-            from data.augment import crop_flip
+            from hilt.data.augment import crop_flip
 
             return crop_flip(x, rng)
         return x
@@ -93,16 +93,16 @@ def _without_options(name: str, module: str, loader: str) -> Callable[[dict[str,
 
 
 def _rhm(params: dict[str, str], seed: int) -> Dataset:
-    from data.rhm import RHMParams, load_rhm
+    from hilt.data.rhm import RHMParams, load_rhm
 
     return load_rhm(RHMParams.parse(params), seed)
 
 
 EMBEDDED: dict[str, Callable[[dict[str, str], int], Dataset]] = {
-    "digits": _without_options("digits", "data.digits", "load_digits"),
+    "digits": _without_options("digits", "hilt.data.digits", "load_digits"),
     "rhm": _rhm,
-    "mnist5k": _without_options("mnist5k", "data.mnist5k", "load_mnist5k"),
-    "mnist1d": _without_options("mnist1d", "data.mnist1d", "load_mnist1d"),
+    "mnist5k": _without_options("mnist5k", "hilt.data.mnist5k", "load_mnist5k"),
+    "mnist1d": _without_options("mnist1d", "hilt.data.mnist1d", "load_mnist1d"),
 }
 ON_DISK = ("mnist", "fashion-mnist", "cifar10", "cifar100", "stl10", "tiny-imagenet")  # data/disk.py
 DATASETS = (*EMBEDDED, *ON_DISK)
@@ -129,7 +129,7 @@ def load_dataset(name: str, params: list[str] | dict[str, str] | None = None, se
     augment, views = params.pop("augment", "none"), params.pop("views", None)
     fraction = params.pop("validation", None)
     if name in ON_DISK:
-        from data.disk import load_from_disk
+        from hilt.data.disk import load_from_disk
 
         data = load_from_disk(name, params, data_dir)
     else:
@@ -158,7 +158,7 @@ def _hold_out(data: Dataset, text: str, seed: int) -> Dataset:
 
 def _with_augmentation(data: Dataset, augment: str, views: str | None) -> Dataset:
     """--data-set augment=none|crop-flip and views=shift|simclr, checked against the data."""
-    from data.augment import AUGMENTS
+    from hilt.data.augment import AUGMENTS
 
     images = len(data.input_shape) == 3
     if augment not in AUGMENTS or (augment != "none" and not images):

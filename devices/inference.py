@@ -12,7 +12,7 @@ def inference_rpu_config(drift_compensation: bool = True, read_noise: float | No
     from aihwkit.simulator.configs import InferenceRPUConfig
     from aihwkit.simulator.parameters import MappingParameter
 
-    from devices.presets import bits_to_res
+    from hilt.devices.presets import bits_to_res
 
     cfg = InferenceRPUConfig()
     cfg.noise_model = PCMLikeNoiseModel()

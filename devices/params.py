@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from devices.errors import DeviceError
+from hilt.devices.errors import DeviceError
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices.errors import DeviceError
-from devices.params import Param, leaf_devices
-from devices.updates import COMPOUNDS, DEFAULT_UPDATE, UPDATE_PARAMS, check_update, compound_config, tuned_preset
+from hilt.devices.errors import DeviceError
+from hilt.devices.params import Param, leaf_devices
+from hilt.devices.updates import COMPOUNDS, DEFAULT_UPDATE, UPDATE_PARAMS, check_update, compound_config, tuned_preset
 
 # name -> (aihwkit preset class name or None, one-line description)
 PRESETS: dict[str, tuple[str | None, str]] = {

@@ -21,8 +21,8 @@ import copy
 import dataclasses
 from typing import NamedTuple
 
-from devices.errors import DeviceError
-from devices.params import Param, leaf_devices
+from hilt.devices.errors import DeviceError
+from hilt.devices.params import Param, leaf_devices
 
 
 class Update(NamedTuple):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analog import backend
+from hilt.analog import backend
 
 
 def cosine(a, b) -> float:

@@ -19,8 +19,8 @@ import zipfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from devices.errors import HiltError
-from experiments.results import read_tree, write_tree
+from hilt.devices.errors import HiltError
+from hilt.experiments.results import read_tree, write_tree
 
 FORMAT = 2
 LAST, BEST = "checkpoint.npz", "checkpoint-best.npz"

@@ -19,10 +19,10 @@ from typing import Callable
 
 import pandas as pd
 
-from devices import HiltError
-from experiments.fidelity import FidelityProbe
-from experiments.results import new_run_dir, write_csv, write_json
-from experiments.train import TrainConfig, build, open_run, train
+from hilt.devices import HiltError
+from hilt.experiments.fidelity import FidelityProbe
+from hilt.experiments.results import new_run_dir, write_csv, write_json
+from hilt.experiments.train import TrainConfig, build, open_run, train
 
 PER_EPOCH = ("loss", "accuracy", "accuracy_exact_readout")
 FIDELITY = ("cosine", "norm_ratio", "not_made", "below_one_pulse", "at_bounds", "cosine_kept", "norm_ratio_kept")

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from analog import backend
-from analog.optim import gradient_matrix
-from experiments.alignment import cosine
+from hilt.analog import backend
+from hilt.analog.optim import gradient_matrix
+from hilt.experiments.alignment import cosine
 
 
 def _requested(crossbar, x, d, lr):

@@ -19,11 +19,11 @@ import time
 
 import numpy as np
 
-from analog.layers import Block, Conv2d, Dense
-from analog.network import Network, crossbar_factory
-from analog.periphery import ACTIVATIONS, MaxPool2d
-from devices.errors import HiltError
-from devices.presets import DeviceSpec
+from hilt.analog.layers import Block, Conv2d, Dense
+from hilt.analog.network import Network, crossbar_factory
+from hilt.analog.periphery import ACTIVATIONS, MaxPool2d
+from hilt.devices.errors import HiltError
+from hilt.devices.presets import DeviceSpec
 
 
 def native_model(net: Network, spec: DeviceSpec, seed: int = 0, init_weights=None):

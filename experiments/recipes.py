@@ -7,8 +7,8 @@ import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
 
-from devices.errors import HiltError
-from experiments.train import TrainConfig
+from hilt.devices.errors import HiltError
+from hilt.experiments.train import TrainConfig
 
 RECIPES_FILE = Path(__file__).with_name("recipes.toml")
 _FIELDS = {f.name for f in fields(TrainConfig)}

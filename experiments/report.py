@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from devices import HiltError
-from experiments.results import read_json
+from hilt.devices import HiltError
+from hilt.experiments.results import read_json
 
 METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "wall_time_s")
 CONFIG_SETTINGS = ("dataset", "model", "device", "update", "rule", "lr", "lr_schedule", "batch_size", "optimizer",

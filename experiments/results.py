@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devices.errors import HiltError
+from hilt.devices.errors import HiltError
 
 
 def _file_mode() -> int:

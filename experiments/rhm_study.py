@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data.rhm import RHMParams
-from devices import HiltError
-from experiments import sweep as sweeps
-from experiments.results import read_json, write_csv
-from rules import RULES
+from hilt.data.rhm import RHMParams
+from hilt.devices import HiltError
+from hilt.experiments import sweep as sweeps
+from hilt.experiments.results import read_json, write_csv
+from hilt.rules import RULES
 
 
 def geometric_sizes(p_min: int, p_max: int, per_decade: int) -> list[int]:

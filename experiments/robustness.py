@@ -15,14 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from analog import backend
-from analog.inference_crossbar import inference_factory
-from analog.network import build_network
-from devices import HiltError
-from devices.inference import inference_rpu_config
-from experiments import checkpoint
-from experiments.results import one_writer, read_json, write_csv
-from experiments.train import build, held_out_score, resume_config
+from hilt.analog import backend
+from hilt.analog.inference_crossbar import inference_factory
+from hilt.analog.network import build_network
+from hilt.devices import HiltError
+from hilt.devices.inference import inference_rpu_config
+from hilt.experiments import checkpoint
+from hilt.experiments.results import one_writer, read_json, write_csv
+from hilt.experiments.train import build, held_out_score, resume_config
 
 HOUR, DAY, YEAR = 3600.0, 86400.0, 365.25 * 86400.0
 DRIFT_TIMES = {"1 s": 1.0, "1 h": HOUR, "1 day": DAY, "1 year": YEAR}

@@ -27,11 +27,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
-from data.rhm import RHMParams
-from devices import PARAMS, HiltError
-from experiments import checkpoint, report
-from experiments.results import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
-from experiments.train import TrainConfig, build, open_run, train, validate
+from hilt.data.rhm import RHMParams
+from hilt.devices import PARAMS, HiltError
+from hilt.experiments import checkpoint, report
+from hilt.experiments.results import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
+from hilt.experiments.train import TrainConfig, build, open_run, train, validate
 
 RULE_KEYS = {"alpha": float, "beta": float, "loss": str, "schedule": str, "passes": int, "contrast": str, "pool": str,
              "inference_steps": int, "eta_h": float}

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analog.periphery import unwindows, windows
-from devices.errors import HiltError
-from rules.contrastive import FeaturePool
+from hilt.analog.periphery import unwindows, windows
+from hilt.devices.errors import HiltError
+from hilt.rules.contrastive import FeaturePool
 
 CHECKS = ("thm31", "thm33", "relu-mlp", "linear-cnn")
 NEWTON_STEPS = 100
@@ -64,7 +64,7 @@ def crops_of(images, rng: np.random.Generator, size: int = 6, upsample: int = 1)
 
 def crops(n_images: int, rng: np.random.Generator, size: int = 6, upsample: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """`crops_of` the first n digits training images."""
-    from data.digits import load_digits
+    from hilt.data.digits import load_digits
 
     images = load_digits().x_train[:n_images, 0].astype(np.float64)
     if len(images) < n_images:
@@ -403,7 +403,7 @@ def relu_mlp(epochs: int = 20, width: int = 512, depth: int = 6, lr: float = 5e-
     that needs BP)."""
     import torch
 
-    from data.digits import load_digits
+    from hilt.data.digits import load_digits
 
     digits = load_digits()
     train_images = len(digits.x_train)

@@ -3,7 +3,7 @@ with torch's own conv, pooling and ReLU (a reference for tests and the conv benc
 
 from __future__ import annotations
 
-from analog import backend
+from hilt.analog import backend
 
 
 def torch_twin(net, device: str = "cpu", dtype=None):

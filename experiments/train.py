@@ -25,18 +25,18 @@ from typing import Callable
 
 import numpy as np
 
-from analog import backend
-from analog.network import Network, build_network, crossbar_factory
-from analog.optim import make_optimizer
-from data import load_dataset
-from devices import HiltError, parse_device
-from experiments import checkpoint
-from experiments.alignment import mean_alignment
-from experiments.probe import probe
-from experiments.results import new_run_dir, one_writer, read_json, versions, write_csv, write_json, write_text
-from experiments.schedule import parse_schedule
-from rules import make_rule
-from rules.base import DivergenceError, output_metrics
+from hilt.analog import backend
+from hilt.analog.network import Network, build_network, crossbar_factory
+from hilt.analog.optim import make_optimizer
+from hilt.data import load_dataset
+from hilt.devices import HiltError, parse_device
+from hilt.experiments import checkpoint
+from hilt.experiments.alignment import mean_alignment
+from hilt.experiments.probe import probe
+from hilt.experiments.results import new_run_dir, one_writer, read_json, versions, write_csv, write_json, write_text
+from hilt.experiments.schedule import parse_schedule
+from hilt.rules import make_rule
+from hilt.rules.base import DivergenceError, output_metrics
 
 
 @dataclass

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import inspect
 
-from devices.errors import HiltError
-from rules.base import Rule
-from rules.bp import Backprop
-from rules.clapp import BPClappPP, BPInfoNCE, Clapp, ClappPP, ClappPPBoth, ClappPPDFB, ClappPPNoSpatial
-from rules.dfa import DFA, ClappDFA
-from rules.dual_prop import DualPropagation, DualPropagationAdjoint
-from rules.pc import ClappPC, PredictiveCoding
+from hilt.devices.errors import HiltError
+from hilt.rules.base import Rule
+from hilt.rules.bp import Backprop
+from hilt.rules.clapp import BPClappPP, BPInfoNCE, Clapp, ClappPP, ClappPPBoth, ClappPPDFB, ClappPPNoSpatial
+from hilt.rules.dfa import DFA, ClappDFA
+from hilt.rules.dual_prop import DualPropagation, DualPropagationAdjoint
+from hilt.rules.pc import ClappPC, PredictiveCoding
 
 RULES: dict[str, tuple[type[Rule], str]] = {
     "bp": (Backprop, "backprop: transposed reads carry the error, pulsed updates with d = dL/da / B"),

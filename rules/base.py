@@ -14,9 +14,9 @@ by a linear probe.
 
 from __future__ import annotations
 
-from analog import backend
-from devices.errors import HiltError
-from rules.losses import LOSSES
+from hilt.analog import backend
+from hilt.devices.errors import HiltError
+from hilt.rules.losses import LOSSES
 
 
 class DivergenceError(HiltError):
@@ -43,7 +43,7 @@ class Rule:
 
     def reference(self) -> "Rule":
         """The rule whose signals this rule's are compared with (alignment): backprop of its loss."""
-        from rules.bp import Backprop
+        from hilt.rules.bp import Backprop
 
         return Backprop(loss=self.loss_name)
 

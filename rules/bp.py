@@ -9,7 +9,7 @@ L is the batch-mean loss (`ce`: softmax cross-entropy, `mse`: 1/2 ||a_L - onehot
 
 from __future__ import annotations
 
-from rules.base import Rule, check_finite, output_metrics
+from hilt.rules.base import Rule, check_finite, output_metrics
 
 
 def forward_trace(net, x) -> list[tuple]:

@@ -28,12 +28,12 @@ import re
 
 import numpy as np
 
-from analog import backend
-from analog.network import init_crossbar
-from devices.errors import HiltError
-from rules.base import Rule
-from rules.bp import backpropagate, forward_trace
-from rules.contrastive import CONTRAST_F, contrast, feature_pools, infonce, parse_pool
+from hilt.analog import backend
+from hilt.analog.network import init_crossbar
+from hilt.devices.errors import HiltError
+from hilt.rules.base import Rule
+from hilt.rules.bp import backpropagate, forward_trace
+from hilt.rules.contrastive import CONTRAST_F, contrast, feature_pools, infonce, parse_pool
 
 
 class ContrastiveRule(Rule):

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analog import backend
-from analog.periphery import AvgPool2d
-from devices.errors import HiltError
+from hilt.analog import backend
+from hilt.analog.periphery import AvgPool2d
+from hilt.devices.errors import HiltError
 
 
 def _hinge(x):

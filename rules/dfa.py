@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from analog.network import init_crossbar
-from rules.base import Rule, output_metrics
-from rules.bp import forward_trace
-from rules.clapp import BPClappPP
+from hilt.analog.network import init_crossbar
+from hilt.rules.base import Rule, output_metrics
+from hilt.rules.bp import forward_trace
+from hilt.rules.clapp import BPClappPP
 
 
 def attach_feedback(net, make_crossbar, rng, error_size: int) -> None:

@@ -29,9 +29,9 @@ import re
 
 import numpy as np
 
-from analog import backend
-from devices.errors import HiltError
-from rules.base import Rule, check_finite, output_metrics
+from hilt.analog import backend
+from hilt.devices.errors import HiltError
+from hilt.rules.base import Rule, check_finite, output_metrics
 
 SCHEDULES = ("fwbw", "fw")
 # Each pass reads every layer twice and DP settles in a few passes (SPECS 5.5: K = 1 for fwbw);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analog import backend
+from hilt.analog import backend
 
 
 def one_hot(y, n: int):

@@ -20,11 +20,11 @@ down the energy, then, incrementally, the weights along the new errors:
 
 from __future__ import annotations
 
-from analog import backend
-from devices.errors import HiltError
-from rules.base import Rule, check_finite, output_metrics
-from rules.bp import forward_trace
-from rules.clapp import BPClappPP
+from hilt.analog import backend
+from hilt.devices.errors import HiltError
+from hilt.rules.base import Rule, check_finite, output_metrics
+from hilt.rules.bp import forward_trace
+from hilt.rules.clapp import BPClappPP
 
 MAX_STEPS = 1000
 

@@ -6,7 +6,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from analog import backend  # noqa: E402
+from hilt.analog import backend  # noqa: E402
 
 backend.use("numpy")
 

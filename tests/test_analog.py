@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from analog.analog_crossbar import AnalogCrossbar
-from analog.crossbar import ExactCrossbar
-from analog.layers import Conv2d
-from analog.periphery import ConvGeometry
-from devices import parse_device
+from hilt.analog.analog_crossbar import AnalogCrossbar
+from hilt.analog.crossbar import ExactCrossbar
+from hilt.analog.layers import Conv2d
+from hilt.analog.periphery import ConvGeometry
+from hilt.devices import parse_device
 
 
 def pair(rng, out, inp, bias, sets=()):
@@ -55,7 +55,7 @@ def test_conv_blocks_of_samples_read_and_update_as_the_whole_batch(rng, monkeypa
     """Patches made one sample at a time (PATCH_BLOCK_BYTES below one sample's) on a noise-free,
     saturating analog crossbar: the same reads, the same saturation masks routed into the
     transposed read, and the same update as the whole batch at once."""
-    from analog import layers
+    from hilt.analog import layers
 
     spec = parse_device("ideal", ["read_noise=0", "weight_scaling_omega=0"])
     W = (rng.normal(size=(4, 3 * 9 + 1)) * 0.3).astype(np.float32)

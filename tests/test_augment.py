@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from data import load_dataset
-from data.augment import crop_flip, simclr_view
-from devices.errors import HiltError
+from hilt.data import load_dataset
+from hilt.data.augment import crop_flip, simclr_view
+from hilt.devices.errors import HiltError
 from tests.test_data import make_fake
 
 
@@ -65,7 +65,7 @@ def test_augment_and_views_options_are_checked_against_the_data(tmp_path, rng):
 
 @pytest.mark.parametrize("rule,option", [("bp", "augment=crop-flip"), ("clapp_pp", "views=simclr")])
 def test_train_with_augmentation_on_image_files(tmp_path, rng, rule, option):
-    from experiments.train import TrainConfig, build, train
+    from hilt.experiments.train import TrainConfig, build, train
 
     make_fake("cifar10", tmp_path / "data", rng)
     cfg = TrainConfig(dataset="cifar10", data_set=[option], data_dir=str(tmp_path / "data"), model="cnn:4",

@@ -4,8 +4,8 @@ NumPy for analog runs and otherwise."""
 import numpy as np
 import pytest
 
-from analog import backend
-from devices.errors import HiltError
+from hilt.analog import backend
+from hilt.devices.errors import HiltError
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analog.network import build_network, crossbar_factory
-from data import load_dataset
-from devices import parse_device
-from experiments.torch_twin import torch_twin
-from experiments.train import TrainConfig, build, train
-from rules import make_rule
+from hilt.analog.network import build_network, crossbar_factory
+from hilt.data import load_dataset
+from hilt.devices import parse_device
+from hilt.experiments.torch_twin import torch_twin
+from hilt.experiments.train import TrainConfig, build, train
+from hilt.rules import make_rule
 
 
 def torch_forward(net, x):

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analog.network import build_network, crossbar_factory
-from data.pairs import Pairs, next_row
-from devices import HiltError, parse_device
-from rules import make_rule
+from hilt.analog.network import build_network, crossbar_factory
+from hilt.data.pairs import Pairs, next_row
+from hilt.devices import HiltError, parse_device
+from hilt.rules import make_rule
 
 # (model, input shape, pool): dense; conv with max-pool in the block and avg-pool of the features
 CASES = [("mlp:12-9-7", (12,), "auto"), ("cnn:3-4", (2, 8, 8), "2-1"), ("rhm-cnn:6", (4, 8), "auto")]

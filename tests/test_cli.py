@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from hilt.cli import app
 
 runner = CliRunner()
 
@@ -184,3 +184,14 @@ def test_bench_of_a_conv_net_against_torch():
               "--rule", "clapp_pp", "--json")
     assert ssl.exit_code == 0, ssl.output
     assert "bp on the 4 views + readout" in json.loads(ssl.stdout)[0]["reference"]
+
+
+def test_the_distribution_installs_one_import_name(tmp_path):
+    """Only `hilt` is importable from the installed distribution (no top-level analog, data, ...)."""
+    from importlib.metadata import distribution
+
+    assert distribution("hilt").read_text("top_level.txt").split() == ["hilt"]
+    code = ("import importlib.util as u, hilt.analog, hilt.cli; "
+            "print([n for n in ('analog', 'cli', 'data', 'devices', 'experiments', 'rules') if u.find_spec(n)])")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
-from experiments.compare import compare
-from experiments.train import TrainConfig
+from hilt.cli import app
+from hilt.experiments.compare import compare
+from hilt.experiments.train import TrainConfig
 
 
 def by_path(frame, metric, layer=None):

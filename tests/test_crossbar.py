@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from analog.crossbar import ExactCrossbar
-from analog.optim import make_optimizer
+from hilt.analog.crossbar import ExactCrossbar
+from hilt.analog.optim import make_optimizer
 
 
 def make(rng, out=5, inp=7, bias=True, optimizer=None):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from data import load_dataset
-from data.disk import FORMATS, SIMCLR_CIFAR10, SIMCLR_STL10, TWO_TALES_CIFAR10
-from devices.errors import HiltError
+from hilt.data import load_dataset
+from hilt.data.disk import FORMATS, SIMCLR_CIFAR10, SIMCLR_STL10, TWO_TALES_CIFAR10
+from hilt.devices.errors import HiltError
 
 N_TRAIN, N_TEST = 6, 4
 
@@ -119,7 +119,7 @@ def test_on_disk_dataset_reads_its_real_format(tmp_path, rng, name):
 
 
 def test_stl10_unlabeled_split_is_what_ssl_rules_train_on(tmp_path, rng):
-    from experiments.train import TrainConfig, build, train
+    from hilt.experiments.train import TrainConfig, build, train
 
     *_, unlabeled = make_fake("stl10", tmp_path, rng)
     ds = load_dataset("stl10", ["ssl=unlabeled"], data_dir=str(tmp_path))
@@ -169,7 +169,7 @@ def test_incomplete_dataset_names_what_is_missing(tmp_path, rng):
 
 
 def test_train_from_disk_and_missing_data_on_the_cli(tmp_path, rng):
-    from cli import app
+    from hilt.cli import app
 
     make_fake("mnist", tmp_path / "data", rng)
     runner = CliRunner()
@@ -182,8 +182,8 @@ def test_train_from_disk_and_missing_data_on_the_cli(tmp_path, rng):
 
 
 def test_mnist5k_is_real_mnist_split_400_100_per_class():
-    from data.files import installed_file
-    from data.mnist5k import TEST_PER_CLASS, stratified_split
+    from hilt.data.files import installed_file
+    from hilt.data.mnist5k import TEST_PER_CLASS, stratified_split
 
     ds = load_dataset("mnist5k")
     assert ds.x_train.shape == (4000, 1, 28, 28) and ds.x_test.shape == (1000, 1, 28, 28)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from analog.analog_crossbar import AnalogCrossbar
-from devices import PARAMS, PRESETS, DeviceError, parse_device
-from devices.presets import leaf_devices
+from hilt.analog.analog_crossbar import AnalogCrossbar
+from hilt.devices import PARAMS, PRESETS, DeviceError, parse_device
+from hilt.devices.presets import leaf_devices
 
 
 @pytest.mark.parametrize("name", [p for p in PRESETS if p != "exact"])
@@ -64,7 +64,7 @@ def test_bad_device_input_is_one_clear_error(name, sets, message):
 
 
 def test_write_noise_override_reaches_every_pulsed_device():
-    from devices.presets import leaf_devices
+    from hilt.devices.presets import leaf_devices
 
     for name in ("rram", "rram-mp", "rram-ttv2"):
         assert parse_device(name).describe()["write_noise_std"] > 0

@@ -5,14 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analog import backend
-from analog.network import build_network, crossbar_factory
-from devices import HiltError, parse_device
-from experiments.alignment import alignment
-from rules import make_rule
-from rules.base import DivergenceError
-from rules.bp import Backprop
-from rules.dual_prop import schedule_order
+from hilt.analog import backend
+from hilt.analog.network import build_network, crossbar_factory
+from hilt.devices import HiltError, parse_device
+from hilt.experiments.alignment import alignment
+from hilt.rules import make_rule
+from hilt.rules.base import DivergenceError
+from hilt.rules.bp import Backprop
+from hilt.rules.dual_prop import schedule_order
 
 MODELS = [("mlp:12-20-15-5", (12,)), ("cnn:3-4", (2, 8, 8))]
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analog import layers
-from analog.crossbar import ExactCrossbar
-from analog.layers import Block, Conv1d, Conv2d, Dense
-from analog.periphery import ACTIVATIONS, AvgPool2d, ConvGeometry, MaxPool2d
+from hilt.analog import layers
+from hilt.analog.crossbar import ExactCrossbar
+from hilt.analog.layers import Block, Conv1d, Conv2d, Dense
+from hilt.analog.periphery import ACTIVATIONS, AvgPool2d, ConvGeometry, MaxPool2d
 
 
 def conv_layer(rng, C=3, O=4, k=3, stride=1, padding=1, bias=True):

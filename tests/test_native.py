@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from devices import parse_device
-from experiments.native import native_model
-from experiments.train import TrainConfig, build
+from hilt.devices import parse_device
+from hilt.experiments.native import native_model
+from hilt.experiments.train import TrainConfig, build
 
 
 def bp_steps_both_ways(sets, input_scale, steps=3):
@@ -51,7 +51,7 @@ def test_saturated_reads_carry_no_gradient_as_in_aihwkit(monkeypatch):
         assert np.isfinite(h).all() and np.abs(h - w0).max() > 1e-3
         np.testing.assert_allclose(h, n, atol=1e-5)
 
-    from analog.analog_crossbar import AnalogCrossbar
+    from hilt.analog.analog_crossbar import AnalogCrossbar
 
     monkeypatch.setattr(AnalogCrossbar, "_note_clipped", lambda *args: None)  # the rule without the mask
     hilt, native, *_ = bp_steps_both_ways(["read_noise=0"], 20.0)
@@ -66,8 +66,8 @@ def test_split_crossbar_reads_match_aihwkit_tile_array():
     digital, where hilt has one scale per crossbar and an analog bias column (README)."""
     from aihwkit.nn import AnalogLinear
 
-    from analog.layers import Dense
-    from analog.network import crossbar_factory
+    from hilt.analog.layers import Dense
+    from hilt.analog.network import crossbar_factory
 
     spec = parse_device("ideal", ["read_noise=0", "tile_size=16", "weight_scaling_omega=0"], seed=0)
     rng = np.random.default_rng(0)

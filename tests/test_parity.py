@@ -21,11 +21,11 @@ import math
 import numpy as np
 import pytest
 
-from devices import parse_device
-from devices.presets import PRESETS
-from experiments.native import PARITY_LR as LR
-from experiments.native import PARITY_UPDATES as UPDATES
-from experiments.native import parity_case, parity_stats, update_parity
+from hilt.devices import parse_device
+from hilt.devices.presets import PRESETS
+from hilt.experiments.native import PARITY_LR as LR
+from hilt.experiments.native import PARITY_UPDATES as UPDATES
+from hilt.experiments.native import parity_case, parity_stats, update_parity
 
 DRAWS = 24
 
@@ -43,7 +43,7 @@ def test_one_update_matches_aihwkit_analog_sgd(device):
 def test_parity_check_catches_a_wrong_weight_scale(monkeypatch):
     """The mutations the tolerances must catch: the update ignores the weight scale (means), or
     divides lr instead of d by it, which Tiki-Taka's auto_scale does not forgive (spread)."""
-    from analog.analog_crossbar import AnalogCrossbar
+    from hilt.analog.analog_crossbar import AnalogCrossbar
 
     update = AnalogCrossbar._update
     W0, x, d = parity_case()

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from experiments.recipes import apply_recipe, recipes
-from experiments.train import TrainConfig, validate
+from hilt.experiments.recipes import apply_recipe, recipes
+from hilt.experiments.train import TrainConfig, validate
 from tests.test_data import make_fake
 
 RULE_OPTIONS = dict.fromkeys(["loss", "alpha", "beta", "schedule", "passes", "damping", "contrast", "pool",
@@ -65,7 +65,7 @@ def test_typed_flags_override_the_recipe():
 
 
 def test_train_from_a_recipe_on_image_files(tmp_path, rng):
-    from cli import app
+    from hilt.cli import app
 
     make_fake("cifar10", tmp_path / "data", rng)
     result = CliRunner().invoke(app, ["train", "--recipe", "bp-vgg16-cifar10", "--model", "vgg16@0.0625",
@@ -83,7 +83,7 @@ def test_train_from_a_recipe_on_image_files(tmp_path, rng):
 
 def test_a_recipe_run_resumes_bit_identically(tmp_path, rng):
     """Augmentation draws come from the run's saved data-order RNG, the schedule from the step count."""
-    from cli import app
+    from hilt.cli import app
 
     make_fake("cifar10", tmp_path / "data", rng)
     runner = CliRunner()

@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from cli import app
+from hilt.cli import app
 
 
 def fake_run(root, name, device, seed, acc, status="finished", epochs=30, **settings):

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from analog import backend
-from analog.inference_crossbar import InferenceCrossbar
-from cli import app
-from devices.inference import inference_rpu_config
-from experiments.robustness import CONDITIONS, YEAR, robustness, summary_table
+from hilt.analog import backend
+from hilt.analog.inference_crossbar import InferenceCrossbar
+from hilt.cli import app
+from hilt.devices.inference import inference_rpu_config
+from hilt.experiments.robustness import CONDITIONS, YEAR, robustness, summary_table
 
 runner = CliRunner()
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
-from experiments.results import read_tree, write_tree
+from hilt.cli import app
+from hilt.experiments.results import read_tree, write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "cli.py"
@@ -149,7 +149,7 @@ def test_sweep_names_stay_inside_out(tmp_path, args, message):
 
 
 def test_an_unexpected_error_inside_a_run_is_a_crashed_status(tmp_path, monkeypatch):
-    from analog.optim import SGD
+    from hilt.analog.optim import SGD
 
     calls = {"n": 0}
     step = SGD.step

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from analog.analog_crossbar import AnalogCrossbar
-from analog.crossbar import ExactCrossbar
-from analog.optim import make_optimizer
-from cli import app
-from devices import parse_device
-from experiments.results import read_tree, write_tree
+from hilt.analog.analog_crossbar import AnalogCrossbar
+from hilt.analog.crossbar import ExactCrossbar
+from hilt.analog.optim import make_optimizer
+from hilt.cli import app
+from hilt.devices import parse_device
+from hilt.experiments.results import read_tree, write_tree
 
 runner = CliRunner()
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
@@ -216,7 +216,7 @@ def test_validation_split_selects_the_best_checkpoint(tmp_path):
     assert summary["best_epoch"] == metrics.epoch[best] and summary["best_val_accuracy"] == metrics.accuracy[best]
     assert summary["test_accuracy_at_best"] == test[test.epoch == summary["best_epoch"]].accuracy.item()
     assert (Path(summary["run_dir"]) / "checkpoint-best.npz").is_file()
-    from data import load_dataset
+    from hilt.data import load_dataset
 
     full, held = load_dataset("digits"), load_dataset("digits", ["validation=0.2"], seed=0)
     assert (len(held.x_train), len(held.x_val)) == (1150, 287)

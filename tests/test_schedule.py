@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from devices.errors import HiltError
-from experiments.schedule import Constant, parse_schedule
+from hilt.devices.errors import HiltError
+from hilt.experiments.schedule import Constant, parse_schedule
 
 
 def optax_warmup_cosine(step, init, peak, warmup_steps, decay_steps, end):
@@ -34,7 +34,7 @@ def test_bad_schedule_is_one_clear_error(text):
 
 
 def test_train_follows_the_schedule(tmp_path):
-    from experiments.train import TrainConfig, build, train
+    from hilt.experiments.train import TrainConfig, build, train
 
     seen = []
     setup = build(TrainConfig(device="exact", epochs=2, batch_size=500, lr=0.5,

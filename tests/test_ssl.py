@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from analog import backend
-from analog.network import build_network, crossbar_factory
-from cli import app
-from data import load_dataset
-from data.pairs import shifted_views, synonym_pairs
-from devices import parse_device
-from experiments.probe import raw_input_accuracy
-from experiments.rhm_study import geometric_sizes, p_star
-from experiments.theory import linear_cnn, relu_mlp, thm31, thm33
-from experiments.train import TrainConfig, build, train
-from rules import make_rule
+from hilt.analog import backend
+from hilt.analog.network import build_network, crossbar_factory
+from hilt.cli import app
+from hilt.data import load_dataset
+from hilt.data.pairs import shifted_views, synonym_pairs
+from hilt.devices import parse_device
+from hilt.experiments.probe import raw_input_accuracy
+from hilt.experiments.rhm_study import geometric_sizes, p_star
+from hilt.experiments.theory import linear_cnn, relu_mlp, thm31, thm33
+from hilt.experiments.train import TrainConfig, build, train
+from hilt.rules import make_rule
 
 runner = CliRunner()
 SMALL_RHM = ["v=4", "n_c=4", "m=4", "L=2", "train_size=160", "test_size=96"]
@@ -152,7 +152,7 @@ def test_rhm_smoke_clapp_pp_probe_beats_the_raw_input():
     cfg = TrainConfig(dataset="rhm", data_set=SMALL_RHM, model="rhm-cnn:64", device="exact", rule="clapp_pp",
                       optimizer="adam", lr=1e-3, batch_size=16, epochs=30, eval_every=30, out="unused")
     setup = build(cfg)
-    from experiments.train import open_run
+    from hilt.experiments.train import open_run
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -239,7 +239,7 @@ def test_definition_34_optimum_fits_B_to_the_bp_activity_gradient():
     at the fitted B aligns with BP's (a fixed batch; layers below the top)."""
     import torch
 
-    from experiments.theory import (batches_of, bp_activity_grads, bp_grads, cosine, crops, dense_net,
+    from hilt.experiments.theory import (batches_of, bp_activity_grads, bp_grads, cosine, crops, dense_net,
                                     feature_grads, local_grads, optimum_B_grads, uniform_init, weights)
 
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from hilt.cli import app
 
 runner = CliRunner()
 CLI = Path(__file__).resolve().parents[1] / "cli.py"

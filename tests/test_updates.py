@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analog import layers
-from analog.network import build_network, crossbar_factory
-from devices import parse_device
-from devices.params import leaf_devices
-from devices.updates import COMPOUNDS, TUNED_DEVICE, tuned_preset
-from experiments.train import TrainConfig, build, open_run, resume_config, train
-from rules.bp import Backprop
+from hilt.analog import layers
+from hilt.analog.network import build_network, crossbar_factory
+from hilt.devices import parse_device
+from hilt.devices.params import leaf_devices
+from hilt.devices.updates import COMPOUNDS, TUNED_DEVICE, tuned_preset
+from hilt.experiments.train import TrainConfig, build, open_run, resume_config, train
+from hilt.rules.bp import Backprop
 
 
 def _with_hilts_mapping_and_seed(cfg, like):

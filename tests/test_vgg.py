@@ -4,10 +4,10 @@ bp, dp_adjoint and clapp_pp on the exact path (bp against autograd is in test_bp
 import numpy as np
 import pytest
 
-from analog.network import build_network, crossbar_factory
-from data.pairs import Pairs, next_row
-from devices import parse_device
-from rules import make_rule
+from hilt.analog.network import build_network, crossbar_factory
+from hilt.data.pairs import Pairs, next_row
+from hilt.devices import parse_device
+from hilt.rules import make_rule
 
 EXACT = crossbar_factory(parse_device("exact"))
 

@@ -24,7 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from hilt.devices import HiltError
+from hilt.errors import HiltError
+from hilt.experiments.config import TrainConfig
+from hilt.rules import OPTION_DOCS, option_types
 
 app = typer.Typer(
     add_completion=False,
@@ -101,52 +103,57 @@ def _prog() -> str:
     return "python cli.py" if Path(sys.argv[0]).name == "cli.py" else "hilt"
 
 
-def _train_config(
-    dataset: str = typer.Option("digits", help="embedded: digits | rhm | mnist5k | mnist1d; from --data-dir: mnist | fashion-mnist | cifar10 | cifar100 | stl10 | tiny-imagenet (rhm-pstar: rhm)"),
-    data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size; on-disk data: train_size, test_size, cifar10 norm=dp|simclr)"),
-    data_dir: Optional[str] = typer.Option(None, help="folder holding the on-disk datasets in their standard layouts (see README)"),
-    model: Optional[str] = typer.Option(None, help="mlp:IN-H-...-OUT, cnn:C1-C2, cnn1d:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's MLP (digits 64-512-10; mnist1d 40-100-100-10; self-supervised rules: 64-512-512, no readout)"),
-    device: str = typer.Option("rram", help="device preset (see `hilt devices`)"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
-    update: Optional[str] = typer.Option(None, help="analog update algorithm: sgd (default) | summed | mp | tt | ttv2 | c-ttv2 | agad (see `hilt devices NAME --update ALGO`)"),
-    rule: str = typer.Option("bp", help="learning rule (see `hilt rules`)"),
-    loss: Optional[str] = typer.Option(None, help="ce | mse (rule default: ce)"),
-    alpha: Optional[float] = typer.Option(None, help="dp/dp_adjoint: asymmetric nudging in [0, 1]"),
-    beta: Optional[float] = typer.Option(None, help="dp/dp_adjoint: nudging strength > 0"),
-    schedule: Optional[str] = typer.Option(None, help="dp/dp_adjoint: inference schedule fwbw | fw (or fwbwK, fwK)"),
-    passes: Optional[int] = typer.Option(None, help="dp/dp_adjoint: passes K of the schedule (1-100)"),
-    damping: Optional[bool] = typer.Option(None, "--damping/--no-damping", help="dp/dp_adjoint: stabilised (proximal) iteration"),
-    contrast: Optional[str] = typer.Option(None, help="clapp rules: f of the score, hinge | softplus | linear (default hinge)"),
-    pool: Optional[str] = typer.Option(None, help="clapp rules: feature pooling per layer, auto | global | kernels such as 2-2-1"),
-    inference_steps: Optional[int] = typer.Option(None, help="pc: inference steps T per batch (default 8)"),
-    eta_h: Optional[float] = typer.Option(None, help="pc: value-node step size in (0, 1] (default 0.1)"),
-    log_alignment: bool = typer.Option(False, "--log-alignment", help="record per-layer cosine with the BP gradient each epoch"),
-    epochs: int = typer.Option(30, help="training epochs (with --resume: the new total)"),
-    batch_size: Optional[int] = typer.Option(None, help="mini-batch size; default: the dataset's (digits 10, rhm 20)"),
-    lr: float = typer.Option(0.05, help="learning rate (> 0); the peak of --lr-schedule"),
-    lr_schedule: str = typer.Option("constant", help="constant | warmup-cosine:WARMUP_EPOCHS,DECAY_EPOCHS,INIT_LR,FINAL_LR (per step)"),
-    seed: int = typer.Option(0, help="seeds init, data order, exact path, device-to-device spread (>= 0); not aihwkit's "
-                             "read and pulse noise, which it seeds from the clock (analog runs repeat in distribution only)"),
-    optimizer: str = typer.Option("sgd", help="exact device only: sgd | adam | adamw"),
-    momentum: float = typer.Option(0.0, help="exact device only: SGD momentum"),
-    weight_decay: float = typer.Option(0.0, help="exact device only: weight decay"),
-    activation: str = typer.Option("relu", help="hidden activation: relu | tanh | sigmoid | hardtanh | identity"),
-    keep_best: bool = typer.Option(False, "--keep-best", help="also keep checkpoint-best.npz (best validation accuracy, else test)"),
-    eval_every: int = typer.Option(1, help="evaluate on the test set every N epochs (and after the last)"),
-    out: str = typer.Option("results/runs", help="where run directories go"),
-):
-    """The options of a training run (train, compare, ...) -> a TrainConfig."""
-    from hilt.experiments.train import TrainConfig
+_D = TrainConfig()  # the defaults of a run live in TrainConfig only
 
-    return TrainConfig(
-        dataset=dataset, data_set=data_set or [], data_dir=data_dir, model=model, device=device, sets=set_ or [], update=update, rule=rule,
-        rule_options={"loss": loss, "alpha": alpha, "beta": beta, "schedule": schedule, "passes": passes,
-                      "damping": damping, "contrast": contrast, "pool": pool, "inference_steps": inference_steps,
-                      "eta_h": eta_h},
-        log_alignment=log_alignment, epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed,
-        optimizer=optimizer, momentum=momentum, weight_decay=weight_decay, activation=activation,
-        keep_best=keep_best, eval_every=eval_every, out=out,
-    )
+
+def _run_options(
+    dataset: str = typer.Option(_D.dataset, help="embedded: digits | rhm | mnist5k | mnist1d; from --data-dir: mnist | fashion-mnist | cifar10 | cifar100 | stl10 | tiny-imagenet (rhm-pstar: rhm)"),
+    data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size; on-disk data: train_size, test_size, cifar10 norm=dp|simclr)"),
+    data_dir: Optional[str] = typer.Option(_D.data_dir, help="folder holding the on-disk datasets in their standard layouts (see README)"),
+    model: Optional[str] = typer.Option(_D.model, help="mlp:IN-H-...-OUT, cnn:C1-C2, cnn1d:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's MLP (digits 64-512-10; mnist1d 40-100-100-10; self-supervised rules: 64-512-512, no readout)"),
+    device: str = typer.Option(_D.device, help="device preset (see `hilt devices`)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
+    update: Optional[str] = typer.Option(_D.update, help="analog update algorithm: sgd (default) | summed | mp | tt | ttv2 | c-ttv2 | agad (see `hilt devices NAME --update ALGO`)"),
+    rule: str = typer.Option(_D.rule, help="learning rule (see `hilt rules`)"),
+    log_alignment: bool = typer.Option(_D.log_alignment, "--log-alignment", help="record per-layer cosine with the BP gradient each epoch"),
+    epochs: int = typer.Option(_D.epochs, help="training epochs (with --resume: the new total)"),
+    batch_size: Optional[int] = typer.Option(_D.batch_size, help="mini-batch size; default: the dataset's (digits 10, rhm 20)"),
+    lr: float = typer.Option(_D.lr, help="learning rate (> 0); the peak of --lr-schedule"),
+    lr_schedule: str = typer.Option(_D.lr_schedule, help="constant | warmup-cosine:WARMUP_EPOCHS,DECAY_EPOCHS,INIT_LR,FINAL_LR (per step)"),
+    seed: int = typer.Option(_D.seed, help="seeds init, data order, exact path, device-to-device spread (>= 0); not aihwkit's "
+                             "read and pulse noise, which it seeds from the clock (analog runs repeat in distribution only)"),
+    optimizer: str = typer.Option(_D.optimizer, help="exact device only: sgd | adam | adamw"),
+    momentum: float = typer.Option(_D.momentum, help="exact device only: SGD momentum"),
+    weight_decay: float = typer.Option(_D.weight_decay, help="exact device only: weight decay"),
+    activation: str = typer.Option(_D.activation, help="hidden activation: relu | tanh | sigmoid | hardtanh | identity"),
+    keep_best: bool = typer.Option(_D.keep_best, "--keep-best", help="also keep checkpoint-best.npz (best validation accuracy, else test)"),
+    eval_every: int = typer.Option(_D.eval_every, help="evaluate on the test set every N epochs (and after the last)"),
+    out: str = typer.Option(_D.out, help="where run directories go"),
+):
+    """The options of a run that are TrainConfig fields (the rule's options are added below)."""
+
+
+def _rule_option(name: str, kind: type) -> inspect.Parameter:
+    """A Typer option for one rule option (from the rules' signatures and OPTION_DOCS)."""
+    flag = "--" + name.replace("_", "-")
+    decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[kind],
+                             default=typer.Option(None, *decls, help=OPTION_DOCS[name]))
+
+
+_RULE_OPTIONS = [_rule_option(name, kind) for name, kind in option_types().items()]
+
+
+def _train_config(**options):
+    """The options of a training run (train, compare, ...) -> a TrainConfig."""
+    rule_options = {p.name: options.pop(p.name) for p in _RULE_OPTIONS}
+    sets, data_set = options.pop("set_") or [], options.pop("data_set") or []
+    return TrainConfig(**options, sets=sets, data_set=data_set, rule_options=rule_options)
+
+
+_train_config.__signature__ = inspect.Signature(
+    list(inspect.signature(_run_options, eval_str=True).parameters.values())
+    + _RULE_OPTIONS)
 
 
 _TRAIN_OPTIONS = inspect.signature(_train_config, eval_str=True).parameters
@@ -234,7 +241,7 @@ def train(
     if resume:
         cfg = resume_config(Path(resume), given)
     elif recipe:
-        cfg = apply_recipe(recipe, cfg, given)
+        cfg = apply_recipe(recipe, given)
     setup = build(cfg)
     run = open_run(setup, Path(resume) if resume else None)
     progress, callbacks = _progress(cfg)

@@ -12,7 +12,7 @@ import types
 
 import numpy as np
 
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 
 DTYPE = np.float32
 _XP: types.ModuleType | None = None

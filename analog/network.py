@@ -28,7 +28,7 @@ from hilt.analog.crossbar import Crossbar, ExactCrossbar, exact_copy
 from hilt.analog.layers import Block, Conv1d, Conv2d, Dense
 from hilt.analog.optim import Optimizer
 from hilt.analog.periphery import ACTIVATIONS, ConvGeometry, MaxPool2d
-from hilt.devices.errors import HiltError, check_memory
+from hilt.errors import HiltError, check_memory
 from hilt.devices.presets import DeviceSpec
 
 @dataclass(frozen=True)

@@ -10,13 +10,12 @@ worker on one thread. Prints mean and std per setting and writes results/dual_pr
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 
-from hilt.experiments.results import write_csv  # noqa: E402
+from hilt.experiments.results import write_csv
 
 NUDGES = [(beta, alpha) for beta in (0.01, 0.1, 1.0) for alpha in (0.0, 0.5, 1.0)]
 

@@ -15,17 +15,16 @@ aihwkit's own init: a paired comparison, fair only where programming adds no wri
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 
-from hilt.devices import parse_device  # noqa: E402
-from hilt.experiments.native import train_native  # noqa: E402
-from hilt.experiments.results import write_csv  # noqa: E402
-from hilt.experiments.train import TrainConfig, build, train  # noqa: E402
+from hilt.devices import parse_device
+from hilt.experiments.native import train_native
+from hilt.experiments.results import write_csv
+from hilt.experiments.train import TrainConfig, build, train
 
 
 def main() -> None:

@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 
-from hilt.analog.analog_crossbar import AnalogCrossbar  # noqa: E402
-from hilt.experiments import checkpoint  # noqa: E402
-from hilt.experiments.results import write_csv  # noqa: E402
-from hilt.experiments.train import TrainConfig, build, evaluate, train  # noqa: E402
+from hilt.analog.analog_crossbar import AnalogCrossbar
+from hilt.experiments import checkpoint
+from hilt.experiments.results import write_csv
+from hilt.experiments.train import TrainConfig, build, evaluate, train
 
 ANALOG = "ideal,rram,rram-sb,pcm,ecram,ecram-mo,capacitor,idealized,rram-mp,rram-ttv2"
 

@@ -8,14 +8,13 @@ against the probe of the same encoder untrained (random features).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 
-from hilt.experiments.results import write_csv  # noqa: E402
-from hilt.experiments.train import TrainConfig, build, held_out_score, open_run, train  # noqa: E402
+from hilt.experiments.results import write_csv
+from hilt.experiments.train import TrainConfig, build, held_out_score, open_run, train
 
 
 def main() -> None:

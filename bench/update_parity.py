@@ -11,16 +11,15 @@ fastest draw's time per update on each side. Writes results/update_parity.csv.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 
-from hilt.devices import parse_device  # noqa: E402
-from hilt.devices.presets import PRESETS  # noqa: E402
-from hilt.experiments.native import PARITY_LR, PARITY_UPDATES, parity_case, parity_stats, update_parity  # noqa: E402
-from hilt.experiments.results import write_csv  # noqa: E402
+from hilt.devices import parse_device
+from hilt.devices.presets import PRESETS
+from hilt.experiments.native import PARITY_LR, PARITY_UPDATES, parity_case, parity_stats, update_parity
+from hilt.experiments.results import write_csv
 
 
 def main() -> None:

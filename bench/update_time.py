@@ -15,7 +15,6 @@ each layer's update on the same rows: those of one bp step from the initial weig
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 
-from hilt.analog.analog_crossbar import AnalogCrossbar  # noqa: E402
-from hilt.analog.network import crossbar_factory  # noqa: E402
-from hilt.experiments.results import write_csv  # noqa: E402
-from hilt.experiments.train import TrainConfig, build, open_run, train  # noqa: E402
+from hilt.analog.analog_crossbar import AnalogCrossbar
+from hilt.analog.network import crossbar_factory
+from hilt.experiments.results import write_csv
+from hilt.experiments.train import TrainConfig, build, open_run, train
 
 PHASES = {"_forward": "read_s", "_backward": "transposed_read_s", "update": "update_s",
           "update_blocks": "update_s"}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hilt.data.files import installed_file
-from hilt.data.registry import Dataset
+from hilt.data.dataset import Dataset
 
 SPLIT = Path(__file__).with_name("digits_split.npz")
 

@@ -32,8 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-from hilt.data.registry import Dataset
-from hilt.devices.errors import HiltError, check_memory
+from hilt.data.dataset import Dataset
+from hilt.errors import HiltError, check_memory
 
 Norm = tuple[tuple[float, ...], tuple[float, ...]] | None  # per-channel (mean, std) of [0, 1] pixels
 TWO_TALES_CIFAR10: Norm = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))

@@ -6,7 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 
 
 def installed_file(package: str, *parts: str) -> Path:

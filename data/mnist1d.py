@@ -15,7 +15,7 @@ import random
 import numpy as np
 
 from hilt.data.files import cache_dir
-from hilt.data.registry import Dataset
+from hilt.data.dataset import Dataset
 
 
 def generate() -> dict[str, np.ndarray]:

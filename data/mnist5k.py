@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from hilt.data.files import installed_file
-from hilt.data.registry import Dataset
+from hilt.data.dataset import Dataset
 
 TEST_PER_CLASS = 100
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from hilt.data.registry import Dataset
-from hilt.devices.errors import HiltError, check_memory
+from hilt.data.dataset import Dataset
+from hilt.errors import HiltError, check_memory
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hilt.devices.errors import DeviceError
+from hilt.errors import DeviceError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from hilt.devices.errors import DeviceError
+from hilt.errors import DeviceError
 from hilt.devices.params import Param, leaf_devices
 from hilt.devices.updates import COMPOUNDS, DEFAULT_UPDATE, UPDATE_PARAMS, check_update, compound_config, tuned_preset
 

@@ -21,7 +21,7 @@ import copy
 import dataclasses
 from typing import NamedTuple
 
-from hilt.devices.errors import DeviceError
+from hilt.errors import DeviceError
 from hilt.devices.params import Param, leaf_devices
 
 

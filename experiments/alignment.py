@@ -1,7 +1,7 @@
 """Alignment of a rule's intended update with the true backprop gradient, per layer.
 
 The rule's signals are computed on the network as it is (analog reads included); the reference
-is the rule's `reference()` (bp of the same loss; for the self-supervised rules bp_clapp_pp, the
+is the rule's reference (`rules.reference_of`: bp of the same loss; for the self-supervised rules bp_clapp_pp, the
 top layer's contrastive loss backpropagated, SPECS 2.11) run exactly on the read-out weights
 (`Network.exact_copy`), same batch. Cosine of the batch-summed update matrices (bias column
 included).
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from hilt.analog import backend
+from hilt.rules import reference_of
 
 
 def cosine(a, b) -> float:
@@ -24,7 +25,7 @@ def alignment(net, rule, x, y, exact=None) -> list[float]:
     """Per-layer cosine on one batch; `exact` is net.exact_copy(), made here if not given."""
     _, signals = rule.signals(net, x, y)
     exact = net.exact_copy() if exact is None else exact
-    _, reference = rule.reference().signals(exact, x, y)
+    _, reference = reference_of(rule).signals(exact, x, y)
     return [
         cosine(block.outer(*sig), ref_block.outer(*ref))
         for block, sig, ref_block, ref in zip(net.blocks, signals, exact.blocks, reference)

@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 from hilt.experiments.results import read_tree, write_tree
 
 FORMAT = 2

@@ -19,7 +19,7 @@ from typing import Callable
 
 import pandas as pd
 
-from hilt.devices import HiltError
+from hilt.errors import HiltError
 from hilt.experiments.fidelity import FidelityProbe
 from hilt.experiments.results import new_run_dir, write_csv, write_json
 from hilt.experiments.train import TrainConfig, build, open_run, train

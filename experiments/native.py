@@ -22,7 +22,7 @@ import numpy as np
 from hilt.analog.layers import Block, Conv2d, Dense
 from hilt.analog.network import Network, crossbar_factory
 from hilt.analog.periphery import ACTIVATIONS, MaxPool2d
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 from hilt.devices.presets import DeviceSpec
 
 

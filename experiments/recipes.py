@@ -7,8 +7,9 @@ import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
 
-from hilt.devices.errors import HiltError
-from hilt.experiments.train import TrainConfig
+from hilt.errors import HiltError
+from hilt.experiments.config import TrainConfig
+from hilt.rules import option_types
 
 RECIPES_FILE = Path(__file__).with_name("recipes.toml")
 _FIELDS = {f.name for f in fields(TrainConfig)}
@@ -33,13 +34,14 @@ def recipe(name: str) -> dict:
     return table[name]
 
 
-def apply_recipe(name: str, cfg: TrainConfig, typed: dict) -> TrainConfig:
+def apply_recipe(name: str, typed: dict) -> TrainConfig:
     """The recipe's settings with `typed` on top: the settings the user named, as TrainConfig fields
-    or rule options (keys of cfg.rule_options, e.g. alpha), as for `--resume`."""
+    or rule options (e.g. alpha), as for `--resume`."""
     settings = {k: v for k, v in recipe(name).items() if k != "description"}
-    options = {**dict.fromkeys(cfg.rule_options), **settings.pop("rule_options", {})}
-    options.update({k: v for k, v in typed.items() if k in cfg.rule_options})
-    fields_typed = {k: v for k, v in typed.items() if k not in cfg.rule_options}
+    names = option_types()
+    options = {**dict.fromkeys(names), **settings.pop("rule_options", {})}
+    options.update({k: v for k, v in typed.items() if k in names})
+    fields_typed = {k: v for k, v in typed.items() if k not in names}
     for key in ("data_set", "sets"):  # KEY=VALUE lists: a typed key replaces the recipe's, others add
         if key in fields_typed and key in settings:
             fields_typed[key] = _merged(settings[key], fields_typed[key])

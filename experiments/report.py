@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hilt.devices import HiltError
+from hilt.errors import HiltError
 from hilt.experiments.results import read_json
 
 METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "wall_time_s")

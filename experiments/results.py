@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 
 
 def _file_mode() -> int:

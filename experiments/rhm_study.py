@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hilt.data.rhm import RHMParams
-from hilt.devices import HiltError
+from hilt.errors import HiltError
 from hilt.experiments import sweep as sweeps
 from hilt.experiments.results import read_json, write_csv
 from hilt.rules import RULES

@@ -18,7 +18,7 @@ from typing import Callable
 from hilt.analog import backend
 from hilt.analog.inference_crossbar import inference_factory
 from hilt.analog.network import build_network
-from hilt.devices import HiltError
+from hilt.errors import HiltError
 from hilt.devices.inference import inference_rpu_config
 from hilt.experiments import checkpoint
 from hilt.experiments.results import one_writer, read_json, write_csv

@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 
 FORMS = "constant | warmup-cosine:WARMUP_EPOCHS,DECAY_EPOCHS,INIT_LR,FINAL_LR"
 

@@ -32,9 +32,9 @@ from hilt.devices import PARAMS, HiltError
 from hilt.experiments import checkpoint, report
 from hilt.experiments.results import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
 from hilt.experiments.train import TrainConfig, build, open_run, train, validate
+from hilt.rules import option_types
 
-RULE_KEYS = {"alpha": float, "beta": float, "loss": str, "schedule": str, "passes": int, "contrast": str, "pool": str,
-             "inference_steps": int, "eta_h": float}
+RULE_KEYS = option_types()  # every rule option, from the rules' own signatures
 # --data-set options: rhm's (whole numbers), the on-disk datasets' norm, and augment / views for all
 DATA_KEYS = {**{f.name: int for f in fields(RHMParams)}, "norm": str, "augment": str, "views": str}
 TRAIN_KEYS = ("lr", "lr_schedule", "batch_size", "epochs", "model", "device", "update", "rule", "activation", "optimizer",
@@ -77,6 +77,10 @@ class Point:
 def _typed(key: str, text: str):
     kind = (PARAMS[key].kind if key in PARAMS else DATA_KEYS[key] if key in DATA_KEYS else RULE_KEYS.get(key)
             or {f.name: f.type for f in fields(TrainConfig)}.get(key))
+    if kind in (bool, "bool"):
+        if text.lower() not in ("true", "false"):
+            raise HiltError(f"--grid {key}={text}: expected true or false")
+        return text.lower() == "true"
     try:
         if kind in (float, "float"):
             return float(text)
@@ -339,7 +343,7 @@ def plot(sweep: Sweep, frame, metric: str = "test_accuracy") -> None:
     frame = frame.copy()
     text_keys = [k for k in keys if frame[k].dtype.kind not in "if"]
     for key in text_keys:
-        frame[key] = pd.Categorical(frame[key], categories=sweep.grid[key], ordered=True)
+        frame[key] = pd.Categorical(frame[key], categories=[_typed(key, v) for v in sweep.grid[key]], ordered=True)
     fixed = {"rule": sweep.base.rule, "device": sweep.base.device, "dataset": sweep.base.dataset}
     title = ", ".join(f"{k} {v}" for k, v in fixed.items() if k not in keys)
     for key in keys:

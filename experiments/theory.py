@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hilt.analog.periphery import unwindows, windows
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 from hilt.rules.contrastive import FeaturePool
 
 CHECKS = ("thm31", "thm33", "relu-mlp", "linear-cnn")

@@ -29,49 +29,15 @@ from hilt.analog import backend
 from hilt.analog.network import Network, build_network, crossbar_factory
 from hilt.analog.optim import make_optimizer
 from hilt.data import load_dataset
-from hilt.devices import HiltError, parse_device
+from hilt.errors import DivergenceError, HiltError
 from hilt.experiments import checkpoint
 from hilt.experiments.alignment import mean_alignment
+from hilt.experiments.config import TrainConfig
 from hilt.experiments.probe import probe
 from hilt.experiments.results import new_run_dir, one_writer, read_json, versions, write_csv, write_json, write_text
 from hilt.experiments.schedule import parse_schedule
 from hilt.rules import make_rule
-from hilt.rules.base import DivergenceError, output_metrics
-
-
-@dataclass
-class TrainConfig:
-    dataset: str = "digits"
-    data_set: list[str] = field(default_factory=list)
-    data_dir: str | None = None  # where the on-disk datasets are (data/disk.py)
-    model: str | None = None  # None: the dataset's default MLP
-    device: str = "rram"
-    sets: list[str] = field(default_factory=list)
-    update: str | None = None  # the analog update algorithm (devices/updates.py); None: the preset's own
-    rule: str = "bp"
-    rule_options: dict = field(default_factory=dict)
-    epochs: int = 30
-    batch_size: int | None = None  # None: the dataset's
-    lr: float = 0.05
-    lr_schedule: str = "constant"  # experiments/schedule.py; the peak is lr
-    seed: int = 0
-    optimizer: str = "sgd"
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    activation: str = "relu"
-    log_alignment: bool = False
-    keep_best: bool = False  # also keep checkpoint-best.npz, by selection_metric(data)
-    eval_every: int = 1  # test evaluation every N epochs (and after the last)
-    out: str = "results/runs"
-
-    @property
-    def device_label(self) -> str:
-        """--device, with the update algorithm when one was chosen (rram+summed): names and titles."""
-        return self.device if self.update is None else f"{self.device}+{self.update}"
-
-    def device_spec(self):
-        """The validated DeviceSpec of --device, --set, --update and --seed (DeviceError on bad input)."""
-        return parse_device(self.device, self.sets, seed=self.seed, update=self.update)
+from hilt.rules.base import output_metrics
 
 
 # The best epoch (--keep-best) is picked on validation accuracy when the data has a validation set

@@ -1,10 +1,17 @@
-"""Learning rules, each written against the crossbar primitives only. Registry for the CLI."""
+"""Learning rules, each written against the crossbar primitives only. Registry for the CLI.
+
+A rule's options are its constructor's parameters (name, type, default), and OPTION_DOCS says
+what each means: `train`'s flags, sweep's grid keys, `rules` and config.json are derived from
+these two (`option_types`), so an option is declared once.
+"""
 
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 from hilt.rules.base import Rule
 from hilt.rules.bp import Backprop
 from hilt.rules.clapp import BPClappPP, BPInfoNCE, Clapp, ClappPP, ClappPPBoth, ClappPPDFB, ClappPPNoSpatial
@@ -30,6 +37,40 @@ RULES: dict[str, tuple[type[Rule], str]] = {
 }
 
 
+# What each rule option means (the --help text of its flag); ranges are checked by the rules.
+OPTION_DOCS = {
+    "loss": "ce | mse (rule default: ce)",
+    "alpha": "dp/dp_adjoint: asymmetric nudging in [0, 1]",
+    "beta": "dp/dp_adjoint: nudging strength > 0",
+    "schedule": "dp/dp_adjoint: inference schedule fwbw | fw (or fwbwK, fwK)",
+    "passes": "dp/dp_adjoint: passes K of the schedule (1-100)",
+    "damping": "dp/dp_adjoint: stabilised (proximal) iteration",
+    "contrast": "clapp rules: f of the score, hinge | softplus | linear (default hinge)",
+    "pool": "clapp rules: feature pooling per layer, auto | global | kernels such as 2-2-1",
+    "inference_steps": "pc: inference steps T per batch (default 8)",
+    "eta_h": "pc: value-node step size in (0, 1] (default 0.1)",
+}
+
+
+def _plain_type(hint) -> type:
+    """float for `float`, int for `int | None`, ..."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        (hint,) = [h for h in typing.get_args(hint) if h is not type(None)]
+    return hint
+
+
+def option_types() -> dict[str, type]:
+    """Every option any rule takes -> its type (float, int, str or bool), in OPTION_DOCS' order."""
+    found: dict[str, type] = {}
+    for cls, _ in RULES.values():
+        hints = typing.get_type_hints(cls.__init__)
+        for name in inspect.signature(cls.__init__).parameters:
+            if name != "self":
+                found[name] = _plain_type(hints[name])
+    return {name: found[name] for name in sorted(found, key=lambda n: list(OPTION_DOCS).index(n)
+                                                  if n in OPTION_DOCS else len(OPTION_DOCS))}
+
+
 def rule_options(name: str) -> dict:
     """The options a rule takes, with their defaults."""
     sig = inspect.signature(RULES[name][0].__init__)
@@ -50,4 +91,9 @@ def make_rule(name: str, **options) -> Rule:
     return RULES[name][0](**given)
 
 
-__all__ = ["RULES", "Rule", "make_rule", "rule_options"]
+def reference_of(rule: Rule) -> Rule:
+    """What `rule`'s update is compared with (alignment): its own reference(), else bp of its loss."""
+    return rule.reference() or Backprop(loss=rule.loss_name)
+
+
+__all__ = ["OPTION_DOCS", "RULES", "Rule", "make_rule", "option_types", "reference_of", "rule_options"]

@@ -2,8 +2,8 @@
 
 `signals(net, x, y)` returns (metrics, [(g_a, cache) per block]) so that the update of block k
 is `block.update(g_a, cache, lr)`: W <- W - lr * sum_b g_z x^T. Keeping the signals separate from
-applying them lets the alignment metric compare any rule's intended update with `reference()`'s
-(backprop of the same objective).
+applying them lets the alignment metric compare any rule's intended update with its reference's
+(`rules.reference_of`: backprop of the same objective).
 
 A rule that needs matrices of its own (CLAPP's B^l, DFA's feedback) makes them in `attach` as
 auxiliary crossbars of the network (same factory, saved with it); `updates` adds their updates,
@@ -15,12 +15,8 @@ by a linear probe.
 from __future__ import annotations
 
 from hilt.analog import backend
-from hilt.devices.errors import HiltError
+from hilt.errors import DivergenceError, HiltError
 from hilt.rules.losses import LOSSES
-
-
-class DivergenceError(HiltError):
-    """Non-finite states or weights; the message names the layer."""
 
 
 def check_finite(a, what: str, layer: int):
@@ -41,11 +37,10 @@ class Rule:
     def attach(self, net, make_crossbar, rng) -> None:
         """Add the rule's own crossbars to `net.aux` (none by default)."""
 
-    def reference(self) -> "Rule":
-        """The rule whose signals this rule's are compared with (alignment): backprop of its loss."""
-        from hilt.rules.bp import Backprop
-
-        return Backprop(loss=self.loss_name)
+    def reference(self) -> "Rule | None":
+        """The rule whose signals this rule's are compared with (alignment); None: backprop of its
+        loss (`rules.reference_of`, which knows the registry)."""
+        return None
 
     def signals(self, net, x, y):
         raise NotImplementedError

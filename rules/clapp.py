@@ -30,7 +30,7 @@ import numpy as np
 
 from hilt.analog import backend
 from hilt.analog.network import init_crossbar
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 from hilt.rules.base import Rule
 from hilt.rules.bp import backpropagate, forward_trace
 from hilt.rules.contrastive import CONTRAST_F, contrast, feature_pools, infonce, parse_pool

@@ -28,7 +28,7 @@ import numpy as np
 
 from hilt.analog import backend
 from hilt.analog.periphery import AvgPool2d
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 
 
 def _hinge(x):

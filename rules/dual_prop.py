@@ -30,7 +30,7 @@ import re
 import numpy as np
 
 from hilt.analog import backend
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 from hilt.rules.base import Rule, check_finite, output_metrics
 
 SCHEDULES = ("fwbw", "fw")

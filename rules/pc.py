@@ -21,7 +21,7 @@ down the energy, then, incrementally, the weights along the new errors:
 from __future__ import annotations
 
 from hilt.analog import backend
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 from hilt.rules.base import Rule, check_finite, output_metrics
 from hilt.rules.bp import forward_trace
 from hilt.rules.clapp import BPClappPP

@@ -6,7 +6,7 @@ import torch
 
 from hilt.data import load_dataset
 from hilt.data.augment import crop_flip, simclr_view
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 from tests.test_data import make_fake
 
 

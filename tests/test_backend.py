@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hilt.analog import backend
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from hilt.analog.network import build_network, crossbar_factory
-from hilt.data.pairs import Pairs, next_row
+from hilt.data.pairs import Pairs
 from hilt.devices import HiltError, parse_device
 from hilt.rules import make_rule
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from hilt.data import load_dataset
 from hilt.data.disk import FORMATS, SIMCLR_CIFAR10, SIMCLR_STL10, TWO_TALES_CIFAR10
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 
 N_TRAIN, N_TEST = 6, 4
 

@@ -10,7 +10,7 @@ from hilt.analog.network import build_network, crossbar_factory
 from hilt.devices import HiltError, parse_device
 from hilt.experiments.alignment import alignment
 from hilt.rules import make_rule
-from hilt.rules.base import DivergenceError
+from hilt.errors import DivergenceError
 from hilt.rules.bp import Backprop
 from hilt.rules.dual_prop import schedule_order
 

@@ -7,12 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hilt.experiments.recipes import apply_recipe, recipes
-from hilt.experiments.train import TrainConfig, validate
+from hilt.experiments.train import validate
 from tests.test_data import make_fake
 
-RULE_OPTIONS = dict.fromkeys(["loss", "alpha", "beta", "schedule", "passes", "damping", "contrast", "pool",
-                              "inference_steps", "eta_h"])
-BASE = TrainConfig(rule_options=RULE_OPTIONS)
 
 # name: (dataset, model, rule, optimizer, lr, batch, epochs, momentum, weight decay, schedule, rule options)
 PAPERS = {
@@ -37,7 +34,7 @@ PAPERS = {
 
 @pytest.mark.parametrize("name", list(PAPERS))
 def test_recipe_has_the_papers_hyperparameters(name):
-    cfg = apply_recipe(name, BASE, {})
+    cfg = apply_recipe(name, {})
     dataset, model, rule, optimizer, lr, batch, epochs, momentum, wd, schedule, options = PAPERS[name]
     assert (cfg.dataset, cfg.model, cfg.rule, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs, cfg.momentum,
             cfg.weight_decay, cfg.lr_schedule) == (dataset, model, rule, optimizer, lr, batch, epochs, momentum, wd,
@@ -49,7 +46,7 @@ def test_every_recipe_is_a_valid_run_and_vgg16_ones_hold_out_validation():
     table = recipes()
     assert len(table) >= 21
     for name in table:
-        cfg = apply_recipe(name, BASE, {})
+        cfg = apply_recipe(name, {})
         validate(cfg)
         if cfg.model == "vgg16":
             assert "validation=0.1" in cfg.data_set and cfg.keep_best and "augment=crop-flip" in cfg.data_set
@@ -58,7 +55,7 @@ def test_every_recipe_is_a_valid_run_and_vgg16_ones_hold_out_validation():
 
 
 def test_typed_flags_override_the_recipe():
-    cfg = apply_recipe("dp-vgg16-cifar10", BASE, {"epochs": 2, "beta": 0.5, "data_set": ["validation=0.2", "train_size=9"]})
+    cfg = apply_recipe("dp-vgg16-cifar10", {"epochs": 2, "beta": 0.5, "data_set": ["validation=0.2", "train_size=9"]})
     assert cfg.epochs == 2 and cfg.rule_options["beta"] == 0.5 and cfg.rule_options["alpha"] == 0.0
     assert cfg.data_set == ["norm=dp", "augment=crop-flip", "validation=0.2", "train_size=9"]
     assert cfg.lr == 0.025

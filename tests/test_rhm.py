@@ -5,7 +5,7 @@ import pytest
 
 from hilt.data import load_dataset
 from hilt.data.rhm import RHMParams, expand, index_to_digits, make_rules, one_hot
-from hilt.devices import HiltError
+from hilt.errors import HiltError
 
 SMALL = [RHMParams(v=3, n_c=3, m=2, s=2, L=2), RHMParams(v=4, n_c=2, m=2, s=2, L=3), RHMParams(v=3, n_c=2, m=3, s=3, L=2)]
 

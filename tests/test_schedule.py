@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from hilt.devices.errors import HiltError
+from hilt.errors import HiltError
 from hilt.experiments.schedule import Constant, parse_schedule
 
 

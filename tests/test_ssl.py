@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from hilt.analog import backend
 from hilt.analog.network import build_network, crossbar_factory
 from hilt.cli import app
 from hilt.data import load_dataset

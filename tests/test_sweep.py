@@ -1,5 +1,6 @@
 """sweep: a grid of runs, serial or on Ray, resumable, with a tidy table and plots."""
 
+import inspect
 import json
 import signal
 import subprocess
@@ -82,3 +83,26 @@ def test_bad_sweeps_are_one_line(tmp_path, args, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_every_rule_option_is_a_flag_a_grid_key_and_documented():
+    """Rule options are declared once (the rules' signatures + OPTION_DOCS): train's flags and
+    sweep's grid keys follow, damping (a bool) included."""
+    from hilt.cli import _train_config
+    from hilt.experiments.sweep import RULE_KEYS, Point, point_config
+    from hilt.experiments.train import TrainConfig
+    from hilt.rules import OPTION_DOCS, RULES, option_types, rule_options
+
+    declared = {name for rule in RULES for name in rule_options(rule)}
+    assert set(option_types()) == declared == set(OPTION_DOCS) == set(RULE_KEYS)
+    flags = set(inspect.signature(_train_config).parameters)
+    assert declared <= flags
+    cfg = point_config(TrainConfig(rule="dp"), Point((("damping", "true"),), 0))
+    assert cfg.rule_options["damping"] is True
+
+
+def test_a_bool_rule_option_sweeps(tmp_path):
+    result = runner.invoke(app, ["sweep", "--device", "exact", "--rule", "dp_adjoint", "--grid", "damping=true,false",
+                                 "--epochs", "1", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["damping"] for row in json.loads(result.stdout)] == [True, False]

@@ -1,5 +1,9 @@
-"""The one exception type for bad user input (the CLI prints it as one line and exits 2), and the
-memory check that turns a size the machine cannot hold into such an error before allocating it."""
+"""The ground floor: the errors every floor raises, and the memory check.
+
+HiltError is bad user input (the CLI prints it as one line and exits 2); DeviceError names a bad
+device or --set value; DivergenceError is a run whose numbers blew up (its status is diverged).
+`check_memory` turns a size the machine cannot hold into a HiltError before allocating it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,10 @@ class HiltError(Exception):
 
 class DeviceError(HiltError):
     """Unknown device preset or a bad --set override."""
+
+
+class DivergenceError(HiltError):
+    """Activations, updates, weights or the loss of a run are not finite (or the loss kept growing)."""
 
 
 def available_memory() -> int:

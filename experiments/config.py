@@ -1,0 +1,46 @@
+"""TrainConfig: every setting of a training run, and the one place its defaults live.
+
+The CLI's options take their defaults from here (cli.py reads `TrainConfig()`), and so do
+recipes, sweeps and resumed runs. A light module: the CLI imports it at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "digits"
+    data_set: list[str] = field(default_factory=list)
+    data_dir: str | None = None  # where the on-disk datasets are (data/disk.py)
+    model: str | None = None  # None: the dataset's default MLP
+    device: str = "rram"
+    sets: list[str] = field(default_factory=list)
+    update: str | None = None  # the analog update algorithm (devices/updates.py); None: the preset's own
+    rule: str = "bp"
+    rule_options: dict = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int | None = None  # None: the dataset's
+    lr: float = 0.05
+    lr_schedule: str = "constant"  # experiments/schedule.py; the peak is lr
+    seed: int = 0
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    activation: str = "relu"
+    log_alignment: bool = False
+    keep_best: bool = False  # also keep checkpoint-best.npz, by selection_metric(data)
+    eval_every: int = 1  # test evaluation every N epochs (and after the last)
+    out: str = "results/runs"
+
+    @property
+    def device_label(self) -> str:
+        """--device, with the update algorithm when one was chosen (rram+summed): names and titles."""
+        return self.device if self.update is None else f"{self.device}+{self.update}"
+
+    def device_spec(self):
+        """The validated DeviceSpec of --device, --set, --update and --seed (DeviceError on bad input)."""
+        from hilt.devices import parse_device
+
+        return parse_device(self.device, self.sets, seed=self.seed, update=self.update)

@@ -29,6 +29,7 @@ from hilt.analog.layers import Block, Conv1d, Conv2d, Dense
 from hilt.analog.optim import Optimizer
 from hilt.analog.periphery import ACTIVATIONS, ConvGeometry, MaxPool2d
 from hilt.errors import HiltError, check_memory
+from hilt.seeds import stream
 from hilt.devices.presets import DeviceSpec
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def build_network(
     if weights is not None and len(weights) != len(plan):
         raise ValueError(f"build_network: {len(weights)} weight matrices for the {len(plan)} layers of {spec}")
 
-    rng = np.random.default_rng(seed)
+    rng = stream(seed, "init")
     init = _lecun_init if m["named"] in LECUN_INIT else _uniform_init
     act, ident = ACTIVATIONS[activation](), ACTIVATIONS["identity"]()
     blocks = []

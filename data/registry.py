@@ -10,6 +10,8 @@ import numpy as np
 
 from hilt.data.dataset import Dataset
 from hilt.errors import HiltError
+from hilt.keyvalue import parse_items
+from hilt.seeds import stream
 
 
 def _without_options(name: str, module: str, loader: str) -> Callable[[dict[str, str], int], Dataset]:
@@ -46,16 +48,7 @@ def load_dataset(name: str, params: list[str] | dict[str, str] | None = None, se
         raise HiltError(f"unknown dataset {name!r}; allowed: {', '.join(EMBEDDED)} (embedded), "
                         f"{', '.join(ON_DISK)} (from --data-dir)")
     if isinstance(params, list):
-        parsed = {}
-        for item in params:
-            key, sep, value = item.partition("=")
-            key = key.strip()
-            if not sep:
-                raise HiltError(f"--data-set {item!r}: expected key=value")
-            if key in parsed:
-                raise HiltError(f"--data-set {key} is given twice; give each key once")
-            parsed[key] = value.strip()
-        params = parsed
+        params = parse_items("--data-set", params, expected="key=value")
     params = dict(params or {})
     augment, views = params.pop("augment", "none"), params.pop("views", None)
     fraction = params.pop("validation", None)
@@ -82,7 +75,7 @@ def _hold_out(data: Dataset, text: str, seed: int) -> Dataset:
         raise HiltError(f"--data-set validation={text}: expected a fraction in (0, 1) that leaves both sets non-empty "
                         f"({n} training samples)")
     is_val = np.zeros(n, dtype=bool)
-    is_val[np.random.default_rng((seed, 2)).permutation(n)[:n_val]] = True
+    is_val[stream(seed, "validation_split").permutation(n)[:n_val]] = True
     return replace(data, x_train=data.x_train[~is_val], y_train=data.y_train[~is_val],
                    x_val=data.x_train[is_val], y_val=data.y_train[is_val], info={**data.info, "validation": fraction})
 

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from hilt.errors import DeviceError
+from hilt.errors import DeviceError, HiltError
+from hilt.keyvalue import parse_items
 from hilt.devices.params import Param, leaf_devices
 from hilt.devices.updates import COMPOUNDS, DEFAULT_UPDATE, UPDATE_PARAMS, check_update, compound_config, tuned_preset
 
@@ -232,21 +233,19 @@ def parse_device(name: str, sets: list[str] | None = None, seed: int = 0, update
         raise DeviceError(f"unknown device {name!r}; allowed: {', '.join(PRESETS)}")
     update = resolve_update(name, update)
     overrides: dict[str, Any] = {}
-    for item in sets or []:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise DeviceError(f"--set {item!r}: expected key=value; keys: {', '.join(PARAMS)}")
+    try:
+        items = parse_items("--set", sets or [], expected=f"key=value; keys: {', '.join(PARAMS)}")
+    except HiltError as err:
+        raise DeviceError(str(err)) from None
+    for key, text in items.items():
         if key not in PARAMS:
             raise DeviceError(f"--set: unknown key {key!r}; allowed: {', '.join(PARAMS)}")
-        if key in overrides:
-            raise DeviceError(f"--set {key} is given twice; give each key once")
         param = PARAMS[key]
         if param.updates and update not in param.updates:
             own = [p.name for p in UPDATE_PARAMS if update in p.updates]
             raise DeviceError(f"--set {key}: a parameter of --update {', '.join(param.updates)}, not of {update}"
                               + (f" (its keys: {', '.join(own)})" if own else ""))
-        overrides[key] = param.parse(text.strip())
+        overrides[key] = param.parse(text)
     spec = DeviceSpec(name, overrides, seed, update)
     if spec.is_exact and overrides:
         raise DeviceError(f"--set {', '.join(overrides)}: device 'exact' is the float path and takes no device parameters")

@@ -24,6 +24,7 @@ from hilt.analog.network import Network, crossbar_factory
 from hilt.analog.periphery import ACTIVATIONS, MaxPool2d
 from hilt.errors import HiltError
 from hilt.devices.presets import DeviceSpec
+from hilt.seeds import stream
 
 
 def native_model(net: Network, spec: DeviceSpec, seed: int = 0, init_weights=None):
@@ -92,7 +93,7 @@ def train_native(net: Network, spec: DeviceSpec, data, epochs: int, batch_size: 
     x_tr = torch.from_numpy(np.ascontiguousarray(data.x_train.reshape(shape)))
     y_tr = torch.from_numpy(data.y_train)
     x_te = torch.from_numpy(np.ascontiguousarray(data.x_test.reshape(shape)))
-    order = np.random.default_rng(seed)
+    order = stream(seed, "data_order")  # as hilt's own run draws its batches
     n = len(x_tr)
     start = time.perf_counter()
     for _ in range(epochs):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hilt.errors import HiltError
 from hilt.experiments.config import TrainConfig
+from hilt.keyvalue import merged
 from hilt.rules import option_types
 
 RECIPES_FILE = Path(__file__).with_name("recipes.toml")
@@ -44,10 +45,6 @@ def apply_recipe(name: str, typed: dict) -> TrainConfig:
     fields_typed = {k: v for k, v in typed.items() if k not in names}
     for key in ("data_set", "sets"):  # KEY=VALUE lists: a typed key replaces the recipe's, others add
         if key in fields_typed and key in settings:
-            fields_typed[key] = _merged(settings[key], fields_typed[key])
+            fields_typed[key] = merged(settings[key], fields_typed[key])
     return replace(TrainConfig(), **{**settings, **fields_typed}, rule_options=options)
 
-
-def _merged(base: list[str], typed: list[str]) -> list[str]:
-    keys = {item.partition("=")[0].strip() for item in typed}
-    return [item for item in base if item.partition("=")[0].strip() not in keys] + list(typed)

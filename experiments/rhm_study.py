@@ -20,6 +20,7 @@ import numpy as np
 
 from hilt.data.rhm import RHMParams
 from hilt.errors import HiltError
+from hilt.keyvalue import parse_items
 from hilt.experiments import sweep as sweeps
 from hilt.experiments.results import read_json, write_csv
 from hilt.rules import RULES
@@ -34,7 +35,7 @@ def geometric_sizes(p_min: int, p_max: int, per_decade: int) -> list[int]:
 
 
 def rhm_params(cfg) -> RHMParams:
-    return RHMParams.parse(dict(item.split("=", 1) for item in cfg.data_set))
+    return RHMParams.parse(parse_items("--data-set", cfg.data_set))
 
 
 def plan(base, rules: list[str], sizes: list[int], seeds: int, out: Path, name: str | None = None) -> sweeps.Sweep:

@@ -30,6 +30,7 @@ from typing import Callable
 from hilt.data.rhm import RHMParams
 from hilt.devices import PARAMS, HiltError
 from hilt.experiments import checkpoint, report
+from hilt.keyvalue import merged, parse_items
 from hilt.experiments.results import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
 from hilt.experiments.train import TrainConfig, build, open_run, train, validate
 from hilt.rules import option_types
@@ -46,16 +47,12 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
     """['dw_min=1e-4,1e-3', 'alpha=0,0.5'] -> {'dw_min': ['1e-4', '1e-3'], 'alpha': ['0', '0.5']}."""
     allowed = [*PARAMS, *RULE_KEYS, *TRAIN_KEYS, *DATA_KEYS]
     grid: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
+    for key, text in parse_items("--grid", items, expected="KEY=V1,V2,...").items():
         values = [v.strip() for v in text.split(",") if v.strip()]
-        if not sep or not values:
-            raise HiltError(f"--grid {item!r}: expected KEY=V1,V2,...")
+        if not values:
+            raise HiltError(f"--grid {key + '=' + text!r}: expected KEY=V1,V2,...")
         if key not in allowed:
             raise HiltError(f"--grid: unknown key {key!r}; allowed: {', '.join(allowed)}")
-        if key in grid:
-            raise HiltError(f"--grid {key} is given twice; give each key once")
         if len(set(values)) != len(values):
             raise HiltError(f"--grid {key}: a value is listed twice")
         grid[key] = values
@@ -95,9 +92,9 @@ def point_config(base: TrainConfig, point: Point) -> TrainConfig:
     sets, data_set, rule_options, changes = list(base.sets), list(base.data_set), dict(base.rule_options), {}
     for key, text in point.values:
         if key in PARAMS:
-            sets = [s for s in sets if s.partition("=")[0].strip() != key] + [f"{key}={text}"]
+            sets = merged(sets, [f"{key}={text}"])
         elif key in DATA_KEYS:
-            data_set = [s for s in data_set if s.partition("=")[0].strip() != key] + [f"{key}={text}"]
+            data_set = merged(data_set, [f"{key}={text}"])
         elif key in RULE_KEYS:
             rule_options[key] = _typed(key, text)
         else:

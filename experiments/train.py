@@ -38,6 +38,7 @@ from hilt.experiments.results import new_run_dir, one_writer, read_json, version
 from hilt.experiments.schedule import parse_schedule
 from hilt.rules import make_rule
 from hilt.rules.base import output_metrics
+from hilt.seeds import stream
 
 
 # The best epoch (--keep-best) is picked on validation accuracy when the data has a validation set
@@ -51,7 +52,6 @@ def selection_metric(data) -> str:
 def validate(cfg: TrainConfig) -> None:
     """HiltError for settings that cannot run, found without loading data or building a network."""
     _check(cfg)
-    cfg.device_spec()
     make_rule(cfg.rule, **cfg.rule_options)
 
 
@@ -66,7 +66,8 @@ def check_float32(flag: str, value) -> None:
                         "in size); the run computes in float32")
 
 
-def _check(cfg: TrainConfig) -> None:
+def _check(cfg: TrainConfig):
+    """HiltError for settings that cannot run; the resolved DeviceSpec otherwise."""
     for key, value in [("lr", cfg.lr), ("momentum", cfg.momentum), ("weight_decay", cfg.weight_decay),
                        *cfg.rule_options.items()]:
         check_float32(_flag(key), value)
@@ -87,11 +88,13 @@ def _check(cfg: TrainConfig) -> None:
         raise HiltError(f"--momentum must be in [0, 1) (got {cfg.momentum})")
     if not (cfg.weight_decay >= 0 and math.isfinite(cfg.weight_decay)):
         raise HiltError(f"--weight-decay must be a finite number >= 0 (got {cfg.weight_decay})")
-    if cfg.device != "exact" and (cfg.optimizer != "sgd" or cfg.momentum or cfg.weight_decay):
+    spec = cfg.device_spec()
+    if not spec.is_exact and (cfg.optimizer != "sgd" or cfg.momentum or cfg.weight_decay):
         raise HiltError(
             f"device {cfg.device!r} updates by pulses (the device is the optimizer): "
             "--optimizer/--momentum/--weight-decay apply to --device exact only"
         )
+    return spec
 
 
 def evaluate(net: Network, x, y, loss, batch_size: int = 500) -> tuple[float, float]:
@@ -126,11 +129,11 @@ class Setup:
     data: object
     net: Network
     rule: object
+    spec: object  # the DeviceSpec, resolved once (devices.parse_device)
 
 
 def build(cfg: TrainConfig) -> Setup:
-    _check(cfg)
-    spec = cfg.device_spec()
+    spec = _check(cfg)
     rule = make_rule(cfg.rule, **cfg.rule_options)
     backend.select(analog=not spec.is_exact)
     data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir)
@@ -144,8 +147,8 @@ def build(cfg: TrainConfig) -> Setup:
     factory = crossbar_factory(spec, new_optimizer)
     net = build_network(cfg.model, data.input_shape, data.n_classes, factory,
                         seed=cfg.seed, activation=cfg.activation, readout=not rule.self_supervised)
-    rule.attach(net, factory, np.random.default_rng((cfg.seed, 1)))
-    return Setup(cfg, data, net, rule)
+    rule.attach(net, factory, stream(cfg.seed, "rule_matrices"))
+    return Setup(cfg, data, net, rule, spec)
 
 
 def _summary(run_dir: Path) -> dict:
@@ -252,7 +255,7 @@ def train(
 def _train(setup: Setup, run: Run, on_step, on_epoch) -> dict:
     cfg, data, net, rule = setup.cfg, setup.data, setup.net, setup.rule
     run_dir, ckpt, resumes = run.run_dir, run.ckpt, run.resumes
-    order = np.random.default_rng(cfg.seed)
+    order = stream(cfg.seed, "data_order")
     if ckpt:
         checkpoint.restore(net, ckpt, run.what)
         try:
@@ -282,7 +285,7 @@ def _train(setup: Setup, run: Run, on_step, on_epoch) -> dict:
     wall_before = ckpt.wall_time_s if ckpt else 0.0
     start = time.perf_counter()
     summary = {"status": "running", "run_dir": str(run_dir), "dataset": cfg.dataset, "model": net.spec,
-               "device": cfg.device, "update": cfg.device_spec().update, "rule": cfg.rule, "seed": cfg.seed,
+               "device": cfg.device, "update": setup.spec.update, "rule": cfg.rule, "seed": cfg.seed,
                "epochs": done, "epochs_target": cfg.epochs}
     if resumes:
         summary["resumes"] = resumes
@@ -292,12 +295,12 @@ def _train(setup: Setup, run: Run, on_step, on_epoch) -> dict:
 
     alignment_batches = []
     if cfg.log_alignment:
-        fixed = np.random.default_rng(cfg.seed + 1)
+        fixed = stream(cfg.seed, "alignment_batches")
         alignment_batches = [batch(idx, fixed) for idx in np.array_split(fixed.permutation(n)[: 5 * cfg.batch_size], 5)]
 
     def evaluate_test(epoch):
         """A val row (when the data has a validation set), then the test row."""
-        exact_net = net if cfg.device == "exact" else net.exact_copy()
+        exact_net = net if setup.spec.is_exact else net.exact_copy()
         for split, held_out in ([("val", data.validation())] if data.x_val is not None else []) + [("test", data)]:
             score = held_out_score(rule, net, held_out)
             exact = score if exact_net is net else held_out_score(rule, exact_net, held_out)
@@ -406,7 +409,7 @@ def _train(setup: Setup, run: Run, on_step, on_epoch) -> dict:
 def _config_record(setup: Setup) -> dict:
     """config.json: every setting (resolved), the effective device and rule parameters, versions."""
     cfg, net, rule = setup.cfg, setup.net, setup.rule
-    spec = cfg.device_spec()
+    spec = setup.spec
     record = {
         **asdict(cfg),
         "model": net.spec,

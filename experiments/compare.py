@@ -22,6 +22,7 @@ import pandas as pd
 from hilt.errors import HiltError
 from hilt.experiments.fidelity import FidelityProbe
 from hilt.experiments.results import new_run_dir, write_csv, write_json
+from hilt.experiments.run_folder import METRICS, SUMMARY
 from hilt.experiments.train import TrainConfig, build, open_run, train
 
 PER_EPOCH = ("loss", "accuracy", "accuracy_exact_readout")
@@ -69,7 +70,7 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
         summaries[path] = summary
         if summary["status"] != "finished":
             break
-        metrics = pd.read_csv(Path(summary["run_dir"]) / "metrics.csv").to_dict("records")
+        metrics = pd.read_csv(Path(summary["run_dir"]) / METRICS).to_dict("records")
         tidy += _tidy(path, metrics, probe.rows)
         samples += [{"path": path, **row} for row in probe.rows]
     stopped = next((s for s in summaries.values() if s["status"] != "finished"), None)
@@ -83,7 +84,7 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
         write_csv(root / "fidelity.csv", samples)
         result["final"] = final_table(tidy, cfg.device)
         plot(tidy, cfg.device, root / "compare.png")
-    write_json(root / "summary.json", result)
+    write_json(root / SUMMARY, result)
     return result
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from hilt.errors import HiltError
-from hilt.experiments.results import read_json
+from hilt.experiments.run_folder import run_folders
 
 METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "wall_time_s")
 CONFIG_SETTINGS = ("dataset", "model", "device", "update", "rule", "lr", "lr_schedule", "batch_size", "optimizer",
@@ -46,12 +46,9 @@ def collect(paths: list[Path]) -> Collected:
     for root in paths:
         if not Path(root).exists():
             raise HiltError(f"report: {root} does not exist")
-        for summary_file in sorted(Path(root).rglob("summary.json")):
-            config_file = summary_file.with_name("config.json")
-            if not config_file.is_file():
-                continue  # compare/sweep folders: their runs are found on their own
+        for folder in run_folders(Path(root)):  # compare/sweep folders: their runs are found on their own
             try:
-                summary, config = read_json(summary_file), read_json(config_file)
+                summary, config = folder.summary(), folder.config()
             except HiltError as err:
                 unreadable.append(str(err))
                 continue
@@ -68,7 +65,7 @@ def collect(paths: list[Path]) -> Collected:
                 **{k: _plain(v) for k, v in rule_params.items()},
                 "seed": config.get("seed"),
                 **{m: summary.get(m) for m in METRICS},
-                "run_dir": str(summary_file.parent),
+                "run_dir": str(folder.path),
             })
     if not rows:
         counts = ", ".join(f"{n} {status}" for status, n in left_out.items())

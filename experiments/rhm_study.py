@@ -22,7 +22,8 @@ from hilt.data.rhm import RHMParams
 from hilt.errors import HiltError
 from hilt.keyvalue import parse_items
 from hilt.experiments import sweep as sweeps
-from hilt.experiments.results import read_json, write_csv
+from hilt.experiments.results import write_csv
+from hilt.experiments.run_folder import RunFolder
 from hilt.rules import RULES
 
 
@@ -90,7 +91,7 @@ def analyse(sweep: sweeps.Sweep, rows: list[dict]) -> tuple[list[dict], list[dic
     threshold = 0.1 * (1 - 1 / params.n_c)
     records = []
     for row in rows:
-        error = error_of(read_json(Path(row["run_dir"]) / "summary.json"))
+        error = error_of(RunFolder(row["run_dir"]).summary())
         if error is not None:
             records.append({"rule": row["rule"], "P": row["train_size"], "seed": row["seed"], "error": error})
     if not records:

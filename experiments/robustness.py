@@ -21,7 +21,8 @@ from hilt.analog.network import build_network
 from hilt.errors import HiltError
 from hilt.devices.inference import inference_rpu_config
 from hilt.experiments import checkpoint
-from hilt.experiments.results import one_writer, read_json, write_csv
+from hilt.experiments.results import write_csv
+from hilt.experiments.run_folder import RunFolder
 from hilt.experiments.train import build, held_out_score, resume_config
 
 HOUR, DAY, YEAR = 3600.0, 86400.0, 365.25 * 86400.0
@@ -43,18 +44,17 @@ def robustness(run_dir: Path, draws: int = 5, on_point: Callable[[], None] | Non
     run_dir = Path(run_dir)
     if draws < 1:
         raise HiltError(f"--draws must be >= 1 (got {draws})")
-    what = f"robustness {run_dir}"
-    summary_file = run_dir / "summary.json"
-    if not summary_file.is_file() or read_json(summary_file).get("status") != "finished":
-        raise HiltError(f"{what}: not a finished run folder (summary.json with status finished)")
-    setup = build(resume_config(run_dir, {}, what=what))
-    with one_writer(run_dir, what):
-        return _robustness(setup, run_dir, what, draws, on_point)
+    folder = RunFolder(run_dir, f"robustness {run_dir}")
+    if folder.status != "finished":
+        raise HiltError(f"{folder.what}: not a finished run folder (summary.json with status finished)")
+    setup = build(resume_config(run_dir, {}, what=folder.what))
+    with folder.lock():
+        return _robustness(setup, folder, draws, on_point)
 
 
-def _robustness(setup, run_dir: Path, what: str, draws: int, on_point) -> list[dict]:
+def _robustness(setup, folder: RunFolder, draws: int, on_point) -> list[dict]:
     cfg, data, net, rule = setup.cfg, setup.data, setup.net, setup.rule
-    checkpoint.restore(net, checkpoint.load(run_dir, what=what), what)
+    checkpoint.restore(net, folder.checkpoint(), folder.what)
     weights = [backend.to_numpy(w) for w in net.weights()]
     rows = [{"family": "none (exact readout)", "value": "-", "draw": 0,
              "accuracy": held_out_score(rule, net.exact_copy(), data)["accuracy"]}]
@@ -69,7 +69,7 @@ def _robustness(setup, run_dir: Path, what: str, draws: int, on_point) -> list[d
                          "accuracy": held_out_score(rule, inference_net, data)["accuracy"]})
             if on_point:
                 on_point()
-    out = run_dir / "robustness"
+    out = folder.path / "robustness"
     write_csv(out / "robustness.csv", rows)
     plot(rows, out / "robustness.png", title=f"{cfg.rule} on {cfg.device}: {cfg.dataset} {cfg.model}")
     return rows

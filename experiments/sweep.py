@@ -29,7 +29,8 @@ from typing import Callable
 
 from hilt.data.rhm import RHMParams
 from hilt.devices import PARAMS, HiltError
-from hilt.experiments import checkpoint, report
+from hilt.experiments import report
+from hilt.experiments.run_folder import RunFolder
 from hilt.keyvalue import merged, parse_items
 from hilt.experiments.results import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
 from hilt.experiments.train import TrainConfig, build, open_run, train, validate
@@ -41,6 +42,7 @@ DATA_KEYS = {**{f.name: int for f in fields(RHMParams)}, "norm": str, "augment":
 TRAIN_KEYS = ("lr", "lr_schedule", "batch_size", "epochs", "model", "device", "update", "rule", "activation", "optimizer",
               "momentum", "weight_decay")
 METRICS = (*report.METRICS, "epochs")
+SWEEP_RECORD = "sweep.json"  # the sweep folder's settings and their hash
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -105,15 +107,13 @@ def point_config(base: TrainConfig, point: Point) -> TrainConfig:
 def run_point(cfg: dict, run_dir: str) -> dict:
     """One point in its folder: skipped when finished, resumed from its checkpoint when killed (or
     only closed, when it was killed in its final evaluation)."""
-    run_dir = Path(run_dir)
-    summary_file = run_dir / "summary.json"
-    if summary_file.is_file():
-        summary = read_json(summary_file)
-        if summary.get("status") in ("finished", "diverged"):
-            return summary
+    folder = RunFolder(run_dir)
+    summary = folder.summary()
+    if summary.get("status") in ("finished", "diverged"):
+        return summary
     setup = build(TrainConfig(**cfg))
-    resume = run_dir if checkpoint.exists(run_dir) else None
-    return train(setup, run=open_run(setup, resume, run_dir=run_dir))
+    resume = folder.path if folder.has_checkpoint() else None
+    return train(setup, run=open_run(setup, resume, run_dir=folder.path))
 
 
 @dataclass
@@ -187,7 +187,7 @@ def _claim(sweep: Sweep, force_new: bool) -> Path | None:
     (returned: the caller starts over in a new folder)."""
     from datetime import datetime
 
-    record = sweep.root / "sweep.json"
+    record = sweep.root / SWEEP_RECORD
     if record.is_file():
         old = read_json(record)
         if old.get("settings_hash", sweep.settings_hash) == sweep.settings_hash and not _differences(old, sweep.settings):
@@ -222,7 +222,7 @@ def run(sweep: Sweep, jobs: int = 1, ray_address: str | None = None,
 
 
 def _run(sweep: Sweep, jobs: int, ray_address: str | None, on_point) -> list[dict]:
-    write_json(sweep.root / "sweep.json", {**sweep.settings, "base": asdict(sweep.base),
+    write_json(sweep.root / SWEEP_RECORD, {**sweep.settings, "base": asdict(sweep.base),
                                            "settings_hash": sweep.settings_hash})
     tasks = [(p, asdict(point_config(sweep.base, p)), str(sweep.folder(p))) for p in sweep.points]
     results: dict[Point, dict] = {}
@@ -305,10 +305,8 @@ def table(sweep: Sweep, results: dict[Point, dict]) -> list[dict]:
     """One row per point and seed, in grid order: swept values (typed), seed, status, metrics."""
     rows = []
     for point in sweep.points:
-        summary = results.get(point)
-        if summary is None and (sweep.folder(point) / "summary.json").is_file():
-            summary = read_json(sweep.folder(point) / "summary.json")
-        if summary is None:
+        summary = results.get(point) or RunFolder(sweep.folder(point)).summary()
+        if not summary:
             continue
         rows.append({**{k: _typed(k, v) for k, v in point.values}, "seed": point.seed, "status": summary["status"],
                      **{m: summary.get(m) for m in METRICS}, "run_dir": str(sweep.folder(point))})

@@ -34,7 +34,8 @@ from hilt.experiments import checkpoint
 from hilt.experiments.alignment import mean_alignment
 from hilt.experiments.config import TrainConfig
 from hilt.experiments.probe import probe
-from hilt.experiments.results import new_run_dir, one_writer, read_json, versions, write_csv, write_json, write_text
+from hilt.experiments.results import versions
+from hilt.experiments.run_folder import CONFIG, RunFolder
 from hilt.experiments.schedule import parse_schedule
 from hilt.rules import make_rule
 from hilt.rules.base import output_metrics
@@ -151,11 +152,6 @@ def build(cfg: TrainConfig) -> Setup:
     return Setup(cfg, data, net, rule, spec)
 
 
-def _summary(run_dir: Path) -> dict:
-    path = run_dir / "summary.json"
-    return read_json(path) if path.is_file() else {}
-
-
 def _flag(key: str) -> str:
     return "--set" if key == "sets" else "--" + key.replace("_", "-")
 
@@ -176,21 +172,17 @@ def resume_config(run_dir: Path, given: dict, what: str | None = None) -> TrainC
     (TrainConfig fields, or rule options such as alpha): `epochs` sets the new target, any other
     must equal the run's, else HiltError naming it. `what` names the folder as the user typed it
     (default "--resume RUN_DIR")."""
-    run_dir = Path(run_dir)
-    what = what or f"--resume {run_dir}"
-    if not (run_dir / "config.json").is_file():
-        raise HiltError(f"{what}: not a run folder (no config.json there)")
-    config = read_json(run_dir / "config.json")
-    summary = _summary(run_dir)
+    folder = RunFolder(run_dir, what or f"--resume {run_dir}")
+    config, summary = folder.config(), folder.summary()
     if summary.get("status") == "diverged":
-        raise HiltError(f"{what}: the run diverged ({summary.get('error')}); "
+        raise HiltError(f"{folder.what}: the run diverged ({summary.get('error')}); "
                         "start a new run with other settings")
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         if f.name in config and not _field_ok(config[f.name], getattr(defaults, f.name)):
-            raise HiltError(f"{what}: config.json is damaged: {f.name} = {config[f.name]!r} is not a valid value")
+            raise HiltError(f"{folder.what}: {CONFIG} is damaged: {f.name} = {config[f.name]!r} is not a valid value")
     if not isinstance(config.get("rule_params", {}), dict):
-        raise HiltError(f"{what}: config.json is damaged: rule_params is not an object")
+        raise HiltError(f"{folder.what}: {CONFIG} is damaged: rule_params is not an object")
     config.setdefault("rule_params", {})
     cfg = TrainConfig(**{f.name: config[f.name] for f in fields(TrainConfig) if f.name in config})
     for key, value in given.items():
@@ -207,34 +199,34 @@ def resume_config(run_dir: Path, given: dict, what: str | None = None) -> TrainC
 class Run:
     """An opened run folder: new (config.json written) or to be continued from its checkpoint."""
 
-    run_dir: Path
+    folder: RunFolder
     ckpt: checkpoint.Checkpoint | None = None
     resumes: list[dict] = field(default_factory=list)
-    what: str = ""  # the folder as the user named it, for messages
+
+    @property
+    def run_dir(self) -> Path:
+        return self.folder.path
 
 
 def open_run(setup: Setup, resume: Path | None = None, run_dir: Path | None = None) -> Run:
     """Make a new run folder with config.json (named by time under cfg.out, or exactly `run_dir`),
     or open `resume` (its config from `resume_config`) and check that its checkpoint can continue
-    to setup.cfg.epochs (HiltError otherwise)."""
+    to setup.cfg.epochs (HiltError otherwise). A run killed in its final evaluation (checkpoint
+    at the target, status not finished) opens too: training it only closes it."""
     cfg = setup.cfg
     if resume is None:
-        if run_dir is None:
-            run_dir = new_run_dir(Path(cfg.out), f"{cfg.dataset}-{cfg.device_label}-{cfg.rule}-s{cfg.seed}")
-        else:
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-        write_json(Path(run_dir) / "config.json", _config_record(setup))
-        return Run(Path(run_dir), what=str(run_dir))
-    run_dir = Path(resume)
-    what = f"--resume {run_dir}"
-    ckpt = checkpoint.load(run_dir, what=what)
-    summary = _summary(run_dir)
-    unfinished_close = ckpt.epoch == cfg.epochs and summary.get("status") != "finished"
-    if ckpt.epoch >= cfg.epochs and not unfinished_close:
-        raise HiltError(f"{what}: the run already has {ckpt.epoch} epochs; "
+        folder = (RunFolder.create(Path(cfg.out), f"{cfg.dataset}-{cfg.device_label}-{cfg.rule}-s{cfg.seed}")
+                  if run_dir is None else RunFolder.at(run_dir))
+        folder.write_config(_config_record(setup))
+        return Run(folder)
+    folder = RunFolder(resume, f"--resume {resume}")
+    ckpt, summary = folder.checkpoint(), folder.summary()
+    closing = ckpt.epoch == cfg.epochs and summary.get("status") != "finished"
+    if ckpt.epoch >= cfg.epochs and not closing:
+        raise HiltError(f"{folder.what}: the run already has {ckpt.epoch} epochs; "
                         f"pass --epochs N with N > {ckpt.epoch} to continue it")
     resumes = summary.get("resumes", []) + [{"from_epoch": ckpt.epoch, "to_epochs": cfg.epochs}]
-    return Run(run_dir, ckpt, resumes, what)
+    return Run(folder, ckpt, resumes)
 
 
 def train(
@@ -248,162 +240,173 @@ def train(
     finished, interrupted (KeyboardInterrupt, which SIGTERM becomes in the CLI), diverged or crashed
     (both with `error`). A HiltError inside the run is re-raised after the status is written."""
     run = run or open_run(setup)
-    with one_writer(run.run_dir, run.what or str(run.run_dir)):
-        return _train(setup, run, on_step, on_epoch)
+    with run.folder.lock():
+        return Trainer(setup, run, on_step, on_epoch).run()
 
 
-def _train(setup: Setup, run: Run, on_step, on_epoch) -> dict:
-    cfg, data, net, rule = setup.cfg, setup.data, setup.net, setup.rule
-    run_dir, ckpt, resumes = run.run_dir, run.ckpt, run.resumes
-    order = stream(cfg.seed, "data_order")
-    if ckpt:
-        checkpoint.restore(net, ckpt, run.what)
-        try:
-            order.bit_generator.state = ckpt.order_rng
-        except (TypeError, ValueError, KeyError):
-            raise HiltError(f"{run.what}: {checkpoint.LAST} is damaged (its data-order state)") from None
+class Trainer:
+    """One run's training loop: its state (metrics rows, best epoch, the first step's loss) and
+    the steps of an epoch as methods. Made and run by `train`, inside the folder's lock."""
 
-    xp = backend.xp()
-    # Self-supervised rules draw their views from the host arrays (data.pairs): no device copy for them.
-    if not rule.self_supervised:
-        x_tr, y_tr = backend.asarray(data.x_train), xp.asarray(data.y_train)
-    n = len(data.ssl_images if rule.self_supervised else data.x_train)
+    def __init__(self, setup: Setup, run: Run, on_step=None, on_epoch=None):
+        self.setup, self.run_, self.folder = setup, run, run.folder
+        self.cfg, self.data, self.net, self.rule = setup.cfg, setup.data, setup.net, setup.rule
+        self.on_step, self.on_epoch = on_step, on_epoch
+        ckpt = run.ckpt
+        self.order = stream(self.cfg.seed, "data_order")
+        if ckpt:
+            checkpoint.restore(self.net, ckpt, self.folder.what)
+            try:
+                self.order.bit_generator.state = ckpt.order_rng
+            except (TypeError, ValueError, KeyError):
+                raise HiltError(f"{self.folder.what}: {checkpoint.LAST} is damaged (its data-order state)") from None
+        self.xp = backend.xp()
+        # Self-supervised rules draw their views from the host arrays (data.pairs): no device copy for them.
+        if not self.rule.self_supervised:
+            self.x_train, self.y_train = backend.asarray(self.data.x_train), self.xp.asarray(self.data.y_train)
+        self.n = len(self.data.ssl_images if self.rule.self_supervised else self.data.x_train)
+        self.steps = -(-self.n // self.cfg.batch_size)
+        self.schedule = parse_schedule(self.cfg.lr_schedule)
+        self.rows: list[dict] = list(ckpt.rows) if ckpt else []
+        self.best = dict(ckpt.best) if ckpt else {}
+        self.initial_loss = ckpt.initial_loss if ckpt else None
+        self.done = ckpt.epoch if ckpt else 0
+        self.wall_before = ckpt.wall_time_s if ckpt else 0.0
+        self.start = time.perf_counter()
+        self.selection = selection_metric(self.data)
+        self.summary = {"status": "running", "run_dir": str(self.folder.path), "dataset": self.cfg.dataset,
+                        "model": self.net.spec, "device": self.cfg.device, "update": setup.spec.update,
+                        "rule": self.cfg.rule, "seed": self.cfg.seed, "epochs": self.done,
+                        "epochs_target": self.cfg.epochs}
+        if run.resumes:
+            self.summary["resumes"] = run.resumes
+        self.alignment_batches = []
+        if self.cfg.log_alignment:
+            fixed = stream(self.cfg.seed, "alignment_batches")
+            picks = np.array_split(fixed.permutation(self.n)[: 5 * self.cfg.batch_size], 5)
+            self.alignment_batches = [self.batch(idx, fixed) for idx in picks]
 
-    def batch(idx: np.ndarray, rng: np.random.Generator):
+    def wall(self) -> float:
+        return round(self.wall_before + time.perf_counter() - self.start, 3)
+
+    def batch(self, idx: np.ndarray, rng: np.random.Generator):
         """(x, y) of the training samples idx; for a self-supervised rule, views of its images and no labels."""
-        if rule.self_supervised:
-            return data.pairs(idx, rng), None
-        rows = xp.asarray(idx)
-        return data.augmented(x_tr[rows], rng), y_tr[rows]
+        if self.rule.self_supervised:
+            return self.data.pairs(idx, rng), None
+        rows = self.xp.asarray(idx)
+        return self.data.augmented(self.x_train[rows], rng), self.y_train[rows]
 
-    steps = -(-n // cfg.batch_size)
-    schedule = parse_schedule(cfg.lr_schedule)
-    rows: list[dict] = list(ckpt.rows) if ckpt else []
-    best = dict(ckpt.best) if ckpt else {}
-    initial_loss = ckpt.initial_loss if ckpt else None
-    done = ckpt.epoch if ckpt else 0
-    wall_before = ckpt.wall_time_s if ckpt else 0.0
-    start = time.perf_counter()
-    summary = {"status": "running", "run_dir": str(run_dir), "dataset": cfg.dataset, "model": net.spec,
-               "device": cfg.device, "update": setup.spec.update, "rule": cfg.rule, "seed": cfg.seed,
-               "epochs": done, "epochs_target": cfg.epochs}
-    if resumes:
-        summary["resumes"] = resumes
-
-    def wall():
-        return round(wall_before + time.perf_counter() - start, 3)
-
-    alignment_batches = []
-    if cfg.log_alignment:
-        fixed = stream(cfg.seed, "alignment_batches")
-        alignment_batches = [batch(idx, fixed) for idx in np.array_split(fixed.permutation(n)[: 5 * cfg.batch_size], 5)]
-
-    def evaluate_test(epoch):
+    def evaluate_test(self, epoch: int) -> None:
         """A val row (when the data has a validation set), then the test row."""
-        exact_net = net if setup.spec.is_exact else net.exact_copy()
-        for split, held_out in ([("val", data.validation())] if data.x_val is not None else []) + [("test", data)]:
-            score = held_out_score(rule, net, held_out)
-            exact = score if exact_net is net else held_out_score(rule, exact_net, held_out)
-            rows.append({"epoch": epoch, "split": split, "loss": score["loss"], "accuracy": score["accuracy"],
-                         "accuracy_exact_readout": exact["accuracy"]})
+        exact_net = self.net if self.setup.spec.is_exact else self.net.exact_copy()
+        held_out = ([("val", self.data.validation())] if self.data.x_val is not None else []) + [("test", self.data)]
+        for split, data in held_out:
+            score = held_out_score(self.rule, self.net, data)
+            exact = score if exact_net is self.net else held_out_score(self.rule, exact_net, data)
+            self.rows.append({"epoch": epoch, "split": split, "loss": score["loss"], "accuracy": score["accuracy"],
+                              "accuracy_exact_readout": exact["accuracy"]})
 
-    selection = selection_metric(data)
-
-    def end_of_epoch(epoch):
+    def end_of_epoch(self, epoch: int) -> None:
         """metrics.csv, then the checkpoint(s), then summary.json: a resume reads the checkpoint's rows."""
-        nonlocal done
-        write_csv(run_dir / "metrics.csv", rows)
+        rows, best, selection = self.rows, self.best, self.selection
+        self.folder.write_metrics(rows)
         evaluated = rows[-1]["split"] == "test"
         score = rows[-2 if selection == "val_accuracy" else -1]["accuracy"] if evaluated else -math.inf
-        is_best = cfg.keep_best and score > best.get(selection, -math.inf)
+        is_best = self.cfg.keep_best and score > best.get(selection, -math.inf)
         if is_best:
             best.update({"epoch": epoch, selection: score, "test_accuracy_at_best": rows[-1]["accuracy"]})
-        checkpoint.save(run_dir, checkpoint.Checkpoint(epoch, net.state_dict(), order.bit_generator.state,
-                                                       rows, wall(), dict(best), initial_loss), best=is_best)
-        done = epoch
-        summary.update(epochs=done, wall_time_s=wall())
+        self.folder.write_checkpoint(checkpoint.Checkpoint(epoch, self.net.state_dict(), self.order.bit_generator.state,
+                                                           rows, self.wall(), dict(best), self.initial_loss), best=is_best)
+        self.done = epoch
+        self.summary.update(epochs=epoch, wall_time_s=self.wall())
         if best:
-            summary.update(best_epoch=best["epoch"], **{f"best_{selection}": best[selection]})
+            self.summary.update(best_epoch=best["epoch"], **{f"best_{selection}": best[selection]})
             if selection != "test_accuracy":
-                summary["test_accuracy_at_best"] = best["test_accuracy_at_best"]
-        write_json(run_dir / "summary.json", summary)
+                self.summary["test_accuracy_at_best"] = best["test_accuracy_at_best"]
+        self.folder.write_summary(self.summary)
 
-    def finish(status, **extra):
-        summary.update(status=status, epochs=done, wall_time_s=wall(), **extra)
-        write_json(run_dir / "summary.json", summary)
-        return summary
+    def finish(self, status: str, **extra) -> dict:
+        self.summary.update(status=status, epochs=self.done, wall_time_s=self.wall(), **extra)
+        self.folder.write_summary(self.summary)
+        return self.summary
 
-    def check_loss_growth(epoch):
+    def check_loss_growth(self, epoch: int) -> None:
         """Diverged: the training loss above DIVERGED_FACTOR x the first step's for DIVERGED_EPOCHS epochs."""
-        losses = [r["loss"] for r in rows if r["split"] == "train"][-DIVERGED_EPOCHS:]
-        if initial_loss and len(losses) == DIVERGED_EPOCHS and min(losses) > DIVERGED_FACTOR * initial_loss:
+        losses = [r["loss"] for r in self.rows if r["split"] == "train"][-DIVERGED_EPOCHS:]
+        if self.initial_loss and len(losses) == DIVERGED_EPOCHS and min(losses) > DIVERGED_FACTOR * self.initial_loss:
             raise DivergenceError(f"epoch {epoch}: the training loss ({losses[-1]:.4g}) has stayed above "
-                                  f"{DIVERGED_FACTOR:g}x its initial value ({initial_loss:.4g}) for {DIVERGED_EPOCHS} epochs")
+                                  f"{DIVERGED_FACTOR:g}x its initial value ({self.initial_loss:.4g}) for "
+                                  f"{DIVERGED_EPOCHS} epochs")
 
-    # Divergence is detected and reported below; numpy need not warn on the way there.
-    with np.errstate(over="ignore", invalid="ignore"):
-        try:
-            if ckpt is None:
-                evaluate_test(0)
-                end_of_epoch(0)
-            for epoch in range(done + 1, cfg.epochs + 1):
-                perm = order.permutation(n)
-                loss_sum = correct = 0.0
-                for step in range(steps):
-                    idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-                    x, y = batch(idx, order)
-                    try:
-                        m = rule.step(net, x, y, schedule.lr(cfg.lr, (epoch - 1) * steps + step, steps))
-                    except DivergenceError as err:
-                        raise DivergenceError(f"epoch {epoch}, step {step + 1}: {err}") from None
-                    if not math.isfinite(m["loss_sum"]):
-                        raise DivergenceError(f"epoch {epoch}, step {step + 1}: the training loss is not finite")
-                    if initial_loss is None:
-                        initial_loss = m["loss_sum"] / len(idx)
-                    loss_sum += m["loss_sum"]
-                    correct += m["correct"]
-                    if on_step:
-                        on_step(epoch, step + 1, steps)
-                matrices = {f"layer {k}": c for k, c in enumerate(net.crossbars(), 1)} | net.aux
-                for what, crossbar in matrices.items():
-                    if not bool(xp.isfinite(xp.asarray(crossbar.weights())).all()):
-                        raise DivergenceError(f"epoch {epoch}: weights of {what} are not finite")
-                extra = {}
-                if alignment_batches:
-                    extra = {f"align_{k}": c for k, c in enumerate(mean_alignment(net, rule, alignment_batches), 1)}
-                train_row = {"epoch": epoch, "split": "train", "loss": loss_sum / n, "accuracy": correct / n, **extra}
-                rows.append(train_row)
-                check_loss_growth(epoch)
-                if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                    evaluate_test(epoch)
-                end_of_epoch(epoch)
-                if on_epoch:
-                    on_epoch(train_row, next(r for r in reversed(rows) if r["split"] == "test"))
-            train_row = next(r for r in reversed(rows) if r["split"] == "train")
-            test = rows[-1]
-            extra = {}
-            if rule.self_supervised:
-                extra["probe_accuracy_per_layer"] = held_out_score(rule, net, data, per_layer=True)["probe_accuracy_per_layer"]
-        except DivergenceError as err:
-            return finish("diverged", error=str(err))
-        except KeyboardInterrupt:
-            return finish("interrupted")
-        except HiltError as err:
-            finish("crashed", error=str(err))
-            raise
-        except Exception as err:  # a bug or the environment (disk, memory): one line, the traceback kept
-            line = f"{type(err).__name__}: {err}".splitlines()[0]
-            write_text(run_dir / "error.log", traceback.format_exc())
-            return finish("crashed", error=line)
-    return finish(
-        "finished",
-        train_loss=train_row["loss"],
-        train_accuracy=train_row["accuracy"],
-        test_loss=test["loss"],
-        test_accuracy=test["accuracy"],
-        test_accuracy_exact_readout=test["accuracy_exact_readout"],
-        **extra,
-    )
+    def check_weights(self, epoch: int) -> None:
+        matrices = {f"layer {k}": c for k, c in enumerate(self.net.crossbars(), 1)} | self.net.aux
+        for what, crossbar in matrices.items():
+            if not bool(self.xp.isfinite(self.xp.asarray(crossbar.weights())).all()):
+                raise DivergenceError(f"epoch {epoch}: weights of {what} are not finite")
+
+    def train_epoch(self, epoch: int) -> dict:
+        """One pass over the training set; its metrics row."""
+        cfg, perm = self.cfg, self.order.permutation(self.n)
+        loss_sum = correct = 0.0
+        for step in range(self.steps):
+            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            x, y = self.batch(idx, self.order)
+            try:
+                m = self.rule.step(self.net, x, y, self.schedule.lr(cfg.lr, (epoch - 1) * self.steps + step, self.steps))
+            except DivergenceError as err:
+                raise DivergenceError(f"epoch {epoch}, step {step + 1}: {err}") from None
+            if not math.isfinite(m["loss_sum"]):
+                raise DivergenceError(f"epoch {epoch}, step {step + 1}: the training loss is not finite")
+            if self.initial_loss is None:
+                self.initial_loss = m["loss_sum"] / len(idx)
+            loss_sum += m["loss_sum"]
+            correct += m["correct"]
+            if self.on_step:
+                self.on_step(epoch, step + 1, self.steps)
+        self.check_weights(epoch)
+        extra = {}
+        if self.alignment_batches:
+            extra = {f"align_{k}": c for k, c in enumerate(mean_alignment(self.net, self.rule, self.alignment_batches), 1)}
+        return {"epoch": epoch, "split": "train", "loss": loss_sum / self.n, "accuracy": correct / self.n, **extra}
+
+    def final_metrics(self) -> dict:
+        train_row = next(r for r in reversed(self.rows) if r["split"] == "train")
+        test = self.rows[-1]
+        extra = {}
+        if self.rule.self_supervised:
+            per_layer = held_out_score(self.rule, self.net, self.data, per_layer=True)["probe_accuracy_per_layer"]
+            extra["probe_accuracy_per_layer"] = per_layer
+        return {"train_loss": train_row["loss"], "train_accuracy": train_row["accuracy"], "test_loss": test["loss"],
+                "test_accuracy": test["accuracy"], "test_accuracy_exact_readout": test["accuracy_exact_readout"], **extra}
+
+    def run(self) -> dict:
+        # Divergence is detected and reported here; numpy need not warn on the way there.
+        with np.errstate(over="ignore", invalid="ignore"):
+            try:
+                if self.run_.ckpt is None:
+                    self.evaluate_test(0)
+                    self.end_of_epoch(0)
+                for epoch in range(self.done + 1, self.cfg.epochs + 1):
+                    train_row = self.train_epoch(epoch)
+                    self.rows.append(train_row)
+                    self.check_loss_growth(epoch)
+                    if epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs:
+                        self.evaluate_test(epoch)
+                    self.end_of_epoch(epoch)
+                    if self.on_epoch:
+                        self.on_epoch(train_row, next(r for r in reversed(self.rows) if r["split"] == "test"))
+                final = self.final_metrics()
+            except DivergenceError as err:
+                return self.finish("diverged", error=str(err))
+            except KeyboardInterrupt:
+                return self.finish("interrupted")
+            except HiltError as err:
+                self.finish("crashed", error=str(err))
+                raise
+            except Exception as err:  # a bug or the environment (disk, memory): one line, the traceback kept
+                self.folder.write_error(traceback.format_exc())
+                return self.finish("crashed", error=f"{type(err).__name__}: {err}".splitlines()[0])
+        return self.finish("finished", **final)
 
 
 def _config_record(setup: Setup) -> dict:

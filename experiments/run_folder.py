@@ -1,0 +1,94 @@
+"""A run folder: the one place that knows its file names, how it is made, opened and locked, and
+how its status is read and written. Used by train, sweep, compare, robustness, report and
+rhm-pstar.
+
+    config.json      every setting of the run (written once, when it is made)
+    metrics.csv      one row per epoch and split (rewritten every epoch)
+    summary.json     status and final metrics (rewritten every epoch and at the end)
+    checkpoint.npz   what a resume needs (experiments/checkpoint.py); checkpoint-best.npz with --keep-best
+    error.log        the traceback of a crashed run
+    .lock, .writer.json   the one-writer lock (experiments/results.one_writer)
+
+Statuses: running, finished, interrupted, diverged, crashed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hilt.errors import HiltError
+from hilt.experiments import checkpoint
+from hilt.experiments.results import new_run_dir, one_writer, read_json, write_csv, write_json, write_text
+
+CONFIG, SUMMARY, METRICS, ERROR_LOG = "config.json", "summary.json", "metrics.csv", "error.log"
+STATUSES = ("running", "finished", "interrupted", "diverged", "crashed")
+
+
+class RunFolder:
+    def __init__(self, path: Path, what: str | None = None):
+        self.path = Path(path)
+        self.what = what or str(self.path)  # the folder as the user named it, for messages
+
+    @classmethod
+    def create(cls, root: Path, label: str) -> "RunFolder":
+        """A new folder <root>/<time>-<label>[-N], made exclusively."""
+        return cls(new_run_dir(Path(root), label))
+
+    @classmethod
+    def at(cls, path: Path) -> "RunFolder":
+        """The folder at `path` (a sweep's point), made if needed."""
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    def lock(self):
+        """Context manager: this process is the folder's one writer (HiltError naming the holder)."""
+        return one_writer(self.path, self.what)
+
+    # reading
+
+    def is_run(self) -> bool:
+        return (self.path / CONFIG).is_file()
+
+    def config(self) -> dict:
+        if not self.is_run():
+            raise HiltError(f"{self.what}: not a run folder (no {CONFIG} there)")
+        return read_json(self.path / CONFIG)
+
+    def summary(self) -> dict:
+        """summary.json, or {} before the first epoch."""
+        path = self.path / SUMMARY
+        return read_json(path) if path.is_file() else {}
+
+    @property
+    def status(self) -> str | None:
+        return self.summary().get("status")
+
+    def has_checkpoint(self) -> bool:
+        return checkpoint.exists(self.path)
+
+    def checkpoint(self, name: str = checkpoint.LAST) -> checkpoint.Checkpoint:
+        return checkpoint.load(self.path, name, what=self.what)
+
+    # writing (while holding the lock)
+
+    def write_config(self, record: dict) -> None:
+        write_json(self.path / CONFIG, record)
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        write_csv(self.path / METRICS, rows)
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.path / SUMMARY, summary)
+
+    def write_checkpoint(self, ckpt: checkpoint.Checkpoint, best: bool = False) -> None:
+        checkpoint.save(self.path, ckpt, best)
+
+    def write_error(self, text: str) -> None:
+        write_text(self.path / ERROR_LOG, text)
+
+
+def run_folders(root: Path):
+    """Every run folder below `root` (folders with a summary.json and a config.json), sorted."""
+    for summary in sorted(Path(root).rglob(SUMMARY)):
+        if (summary.parent / CONFIG).is_file():
+            yield RunFolder(summary.parent)

@@ -58,7 +58,7 @@ def same_rows(args, updates: list[str]) -> pd.DataFrame:
     setup = build(TrainConfig(dataset=args.dataset, model=args.model, device="exact", seed=args.seed, out="unused"))
     net, data = setup.net, setup.data
     x, y = data.x_train[: setup.cfg.batch_size], data.y_train[: setup.cfg.batch_size]
-    _, signals = setup.rule.signals(net, x, y)
+    signals = setup.rule.signals(net, x, y).blocks
     rows = []
     for k, (block, (g, cache)) in enumerate(zip(net.blocks, signals), 1):
         parts = list(block.layer.blocks(block._g_z(g, cache), cache[0]))

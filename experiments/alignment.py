@@ -23,9 +23,9 @@ def cosine(a, b) -> float:
 
 def alignment(net, rule, x, y, exact=None) -> list[float]:
     """Per-layer cosine on one batch; `exact` is net.exact_copy(), made here if not given."""
-    _, signals = rule.signals(net, x, y)
+    signals = rule.signals(net, x, y).blocks
     exact = net.exact_copy() if exact is None else exact
-    _, reference = reference_of(rule).signals(exact, x, y)
+    reference = reference_of(rule).signals(exact, x, y).blocks
     return [
         cosine(block.outer(*sig), ref_block.outer(*ref))
         for block, sig, ref_block, ref in zip(net.blocks, signals, exact.blocks, reference)

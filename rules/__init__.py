@@ -14,7 +14,8 @@ import typing
 from hilt.errors import HiltError
 from hilt.rules.base import Rule
 from hilt.rules.bp import Backprop
-from hilt.rules.clapp import BPClappPP, BPInfoNCE, Clapp, ClappPP, ClappPPBoth, ClappPPDFB, ClappPPNoSpatial
+from hilt.rules.clapp import Clapp, ClappPP, ClappPPBoth, ClappPPDFB, ClappPPNoSpatial
+from hilt.rules.contrastive import BPClappPP, BPInfoNCE
 from hilt.rules.dfa import DFA, ClappDFA
 from hilt.rules.dual_prop import DualPropagation, DualPropagationAdjoint
 from hilt.rules.pc import ClappPC, PredictiveCoding

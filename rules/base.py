@@ -1,18 +1,22 @@
 """What every rule shares: a rule produces one update signal per block, then updates.
 
-`signals(net, x, y)` returns (metrics, [(g_a, cache) per block]) so that the update of block k
-is `block.update(g_a, cache, lr)`: W <- W - lr * sum_b g_z x^T. Keeping the signals separate from
-applying them lets the alignment metric compare any rule's intended update with its reference's
-(`rules.reference_of`: backprop of the same objective).
+A rule is one method: `signals(net, x, y) -> Signals`, the batch's metrics, one (g_a, cache) per
+block, and the updates of the rule's own crossbars. `step` applies them: the update of block k
+is `block.update(g_a, cache, lr)` (W <- W - lr * sum_b g_z x^T), and aux {name: (x, d)} is
+`net.aux[name].update(x, d, lr)`. Keeping the signals separate from applying them lets the
+alignment metric compare any rule's intended update with its reference's (`rules.reference_of`:
+backprop of the same objective). Only a rule whose weights move during its own inference (pc)
+overrides `step` as well.
 
 A rule that needs matrices of its own (CLAPP's B^l, DFA's feedback) makes them in `attach` as
-auxiliary crossbars of the network (same factory, saved with it); `updates` adds their updates,
-{name: (x, d)} for `net.aux[name].update(x, d, lr)`. A self-supervised rule trains an encoder (a
-network without readout) on positive pairs (data/pairs.py) instead of (x, y), and is evaluated
-by a linear probe.
+auxiliary crossbars of the network (same factory, saved with it). A self-supervised rule trains an
+encoder (a network without readout) on positive pairs (data/pairs.py) instead of (x, y), has no
+output loss (loss None), and is evaluated by a linear probe.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from hilt.analog import backend
 from hilt.errors import DivergenceError, HiltError
@@ -25,14 +29,21 @@ def check_finite(a, what: str, layer: int):
     return a
 
 
+class Signals(NamedTuple):
+    metrics: dict  # output_metrics of the batch (loss_sum, correct, count)
+    blocks: list  # (g_a, cache) per block of the network
+    aux: dict = {}  # {name: (x, d)}: the updates of the rule's own crossbars in net.aux
+
+
 class Rule:
     name = "rule"
     self_supervised = False
 
-    def __init__(self, loss: str = "ce"):
-        if loss not in LOSSES:
+    def __init__(self, loss: str | None = "ce"):
+        """loss None: a self-supervised rule, scored by a probe, not by an output loss."""
+        if loss is not None and loss not in LOSSES:
             raise HiltError(f"unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
-        self.loss_name, self.loss = loss, LOSSES[loss]
+        self.loss_name, self.loss = loss, LOSSES.get(loss)
 
     def attach(self, net, make_crossbar, rng) -> None:
         """Add the rule's own crossbars to `net.aux` (none by default)."""
@@ -42,21 +53,17 @@ class Rule:
         loss (`rules.reference_of`, which knows the registry)."""
         return None
 
-    def signals(self, net, x, y):
-        raise NotImplementedError
-
-    def updates(self, net, x, y):
-        """(metrics, block signals, auxiliary updates {name: (x, d)})."""
-        metrics, signals = self.signals(net, backend.asarray(x), y)
-        return metrics, signals, {}
+    def signals(self, net, x, y) -> Signals:
+        """The rule itself: what every crossbar of `net` is asked to learn from this batch."""
+        raise NotImplementedError(f"rule {self.name} defines no signals()")
 
     def step(self, net, x, y, lr: float) -> dict:
-        metrics, signals, aux = self.updates(net, x, y)
-        for block, (g_a, cache) in zip(net.blocks, signals):
+        signals = self.signals(net, x if self.self_supervised else backend.asarray(x), y)
+        for block, (g_a, cache) in zip(net.blocks, signals.blocks):
             block.update(g_a, cache, lr)
-        for name, (inp, d) in aux.items():
+        for name, (inp, d) in signals.aux.items():
             net.aux[name].update(inp, d, lr)
-        return metrics
+        return signals.metrics
 
     def params(self) -> dict:
         return {"loss": self.loss_name}

@@ -9,7 +9,7 @@ L is the batch-mean loss (`ce`: softmax cross-entropy, `mse`: 1/2 ||a_L - onehot
 
 from __future__ import annotations
 
-from hilt.rules.base import Rule, check_finite, output_metrics
+from hilt.rules.base import Rule, Signals, check_finite, output_metrics
 
 
 def forward_trace(net, x) -> list[tuple]:
@@ -42,4 +42,4 @@ class Backprop(Rule):
         trace = forward_trace(net, x)
         out = trace[-1][2]
         loss, g = self.loss(out, y)
-        return output_metrics(out, y, loss), backpropagate(net, trace, g / len(x))
+        return Signals(output_metrics(out, y, loss), backpropagate(net, trace, g / len(x)))

@@ -17,73 +17,19 @@ and activation only, the three-factor rule gamma (B c) rho'(a) z^{l-1}:
     g_a^l = rho'(a^l) * pool^T(dL^l/dp^l)        W^l <- W^l - lr sum g_a^l z^{l-1}^T
     B^l   <- B^l - lr sum_i d_i c_i^T            (Hebbian: d_i = s_pos p_pos + s_neg p_neg)
 
-bp_clapp_pp (SPECS 2.10) uses the same loss at the top layer only, globally pooled by default,
-and backpropagates it through all layers with transposed reads. bp_infonce does the same with
-the InfoNCE loss on a shared projection head P (a crossbar like B).
+The shared parts (ContrastiveRule: options, pools, rows; the baselines bp_clapp_pp and
+bp_infonce, whose top objective dfa's and pc's naive CLAPP rules reuse) are in
+rules/contrastive.py.
 """
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from hilt.analog import backend
-from hilt.analog.network import init_crossbar
-from hilt.errors import HiltError
-from hilt.rules.base import Rule
-from hilt.rules.bp import backpropagate, forward_trace
-from hilt.rules.contrastive import CONTRAST_F, contrast, feature_pools, infonce, parse_pool
-
-
-class ContrastiveRule(Rule):
-    """Shared by the rules of this module: options, pools, pairs -> stacked rows, metrics."""
-
-    self_supervised = True
-    spatial = True
-    default_pool = "auto"
-
-    def __init__(self, contrast: str = "hinge", pool: str | None = None):
-        if contrast not in CONTRAST_F:
-            raise HiltError(f"unknown --contrast {contrast!r}; allowed: {', '.join(CONTRAST_F)}")
-        pool = pool or self.default_pool
-        if not re.fullmatch(r"auto|global|\d+(-\d+)*", pool):
-            raise HiltError(f"--pool {pool!r}: expected auto, global, or one kernel per layer such as 2-1")
-        self.contrast, self.pool = contrast, pool
-        self.loss_name = self.loss = None  # evaluated by a linear probe, not by an output loss
-
-    def params(self) -> dict:
-        return {"contrast": self.contrast, "pool": self.pool}
-
-    def pools(self, net):
-        """The FeaturePool of every layer (the probe reads the same features)."""
-        kernels = parse_pool(self.pool, len(net.blocks)) if self.spatial else [None] * len(net.blocks)
-        return feature_pools(net.shapes(), kernels)
-
-    def matrices(self, L: int) -> list[tuple[str, int, int]]:
-        """(aux name, layer, context layer) of every B, layers 0-based."""
-        raise NotImplementedError
-
-    def attach(self, net, make_crossbar, rng) -> None:
-        pools = self.pools(net)
-        for name, layer, context in self.matrices(len(net.blocks)):
-            net.aux[name] = init_crossbar(make_crossbar, pools[layer].dim, pools[context].dim, rng)
-
-    @staticmethod
-    def rows(pairs):
-        """The stacked views [first; second] as an xp array, each row's partner row, its negative row."""
-        x = backend.asarray(pairs.stacked())
-        N = len(x)
-        return x, (np.arange(N) + N // 2) % N, np.asarray(pairs.negative)
-
-    def signals(self, net, x, y):
-        metrics, signals, _ = self.updates(net, x, y)
-        return metrics, signals
-
-    @staticmethod
-    def metrics(loss: float, pair_accuracy: float, B: int) -> dict:
-        """Per-anchor sums as the training loop expects: loss, anchors whose positive scored higher."""
-        return {"loss_sum": loss * B, "correct": pair_accuracy * B, "count": B}
+from hilt.rules.base import Signals
+from hilt.rules.bp import forward_trace
+from hilt.rules.contrastive import BPClappPP, ContrastiveRule, contrast
 
 
 class ClappPP(ContrastiveRule):
@@ -96,7 +42,7 @@ class ClappPP(ContrastiveRule):
         top = [(f"B{l + 1}", l, L - 1) for l in range(L)]
         return {"lateral": lateral, "top": top, "both": lateral + [(f"Bfb{l + 1}", l, L - 1) for l in range(L)]}[self.context]
 
-    def updates(self, net, pairs, y):
+    def signals(self, net, pairs, y):
         x, partner, negative = self.rows(pairs)
         N, L = len(x), len(net.blocks)
         rows = np.arange(N) if not self.retrodiction else np.arange(N // 2)
@@ -114,7 +60,7 @@ class ClappPP(ContrastiveRule):
                 top_accuracy = r.pair_accuracy
         signals = [(pool.backward(g) * block.act.deriv(a), cache)
                    for pool, g, block, (a, cache, _) in zip(pools, grads, net.blocks, trace)]
-        return self.metrics(loss, top_accuracy, N // 2), signals, aux
+        return Signals(self.metrics(loss, top_accuracy, N // 2), signals, aux)
 
     def reference(self):
         """bp_clapp_pp on this rule's top matrix B^L, same pooling and contrast (SPECS 2.11)."""
@@ -139,50 +85,3 @@ class ClappPPBoth(ClappPP):
 class Clapp(ClappPP):
     name = "clapp"
     retrodiction = True
-
-
-class BPClappPP(ContrastiveRule):
-    name = "bp_clapp_pp"
-    default_pool = "global"
-
-    def matrices(self, L):
-        return [(f"B{L}", L - 1, L - 1)]
-
-    def updates(self, net, pairs, y):
-        """The top layer's loss, sent down to the other layers by `send_down`."""
-        x, partner, negative = self.rows(pairs)
-        N, L = len(x), len(net.blocks)
-        trace = forward_trace(net, x)
-        top = self.pools(net)[-1]
-        p = top(trace[-1][2])
-        (name, _, _), = self.matrices(L)
-        r = self.top_loss(net.aux[name], p, partner, negative)
-        signals = self.send_down(net, trace, r.grad_p, top.backward(r.grad_p))
-        return self.metrics(r.loss, r.pair_accuracy, N // 2), signals, {name: (r.b_input, r.b_delta)}
-
-    def top_loss(self, B, p, partner, negative):
-        return contrast(B, p, p, np.arange(len(p)), partner, negative, self.contrast)
-
-    def send_down(self, net, trace, grad_p, grad_s):
-        """Block signals from dL/dp and dL/ds of the top layer: backprop with transposed reads."""
-        return backpropagate(net, trace, grad_s)
-
-    def reference(self):
-        return self
-
-
-class BPInfoNCE(BPClappPP):
-    name = "bp_infonce"
-    temperature = 0.1
-
-    def __init__(self, pool: str | None = None):
-        super().__init__(pool=pool)
-
-    def params(self) -> dict:
-        return {"pool": self.pool}
-
-    def matrices(self, L):
-        return [("P", L - 1, L - 1)]
-
-    def top_loss(self, P, p, partner, negative):
-        return infonce(P, p, partner, self.temperature)

@@ -17,6 +17,13 @@ s_neg = -f'(-u_neg)/n (SPECS 2.6):
 
 B c is one forward read of B, B^T d one transposed read (masked where that forward read
 saturated, as every transposed read), and dL/dB one pulsed update with d.
+
+Also here, as the self-supervised rules' shared floor: ContrastiveRule (options, feature pools,
+the stacked rows of a batch, metrics) and the backprop baselines. bp_clapp_pp (SPECS 2.10) puts
+the loss at the top layer only, globally pooled by default, and backpropagates it through all
+layers with transposed reads; bp_infonce does the same with the InfoNCE loss on a shared
+projection head P (a crossbar like B). Their top objective is what clapp_dfa and clapp_pc send
+down by other means (rules/dfa.py, rules/pc.py).
 """
 
 from __future__ import annotations
@@ -27,8 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from hilt.analog import backend
+from hilt.analog.network import init_crossbar
 from hilt.analog.periphery import AvgPool2d
 from hilt.errors import HiltError
+from hilt.rules.base import Rule, Signals
+from hilt.rules.bp import backpropagate, forward_trace
 
 
 def _hinge(x):
@@ -185,3 +195,96 @@ def infonce(P, p, partner, tau: float) -> Contrast:
     loss = -float(xp.diagonal(log_softmax).sum()) / n
     accuracy = float((log_softmax.argmax(axis=1) == xp.arange(n)).mean())
     return Contrast(loss, P.backward(grad_h, clipped), p, grad_h, accuracy)
+
+
+class ContrastiveRule(Rule):
+    """Shared by the rules of this module: options, pools, pairs -> stacked rows, metrics."""
+
+    self_supervised = True
+    spatial = True
+    default_pool = "auto"
+
+    def __init__(self, contrast: str = "hinge", pool: str | None = None):
+        if contrast not in CONTRAST_F:
+            raise HiltError(f"unknown --contrast {contrast!r}; allowed: {', '.join(CONTRAST_F)}")
+        pool = pool or self.default_pool
+        if not re.fullmatch(r"auto|global|\d+(-\d+)*", pool):
+            raise HiltError(f"--pool {pool!r}: expected auto, global, or one kernel per layer such as 2-1")
+        super().__init__(loss=None)  # evaluated by a linear probe, not by an output loss
+        self.contrast, self.pool = contrast, pool
+
+    def params(self) -> dict:
+        return {"contrast": self.contrast, "pool": self.pool}
+
+    def pools(self, net):
+        """The FeaturePool of every layer (the probe reads the same features)."""
+        kernels = parse_pool(self.pool, len(net.blocks)) if self.spatial else [None] * len(net.blocks)
+        return feature_pools(net.shapes(), kernels)
+
+    def matrices(self, L: int) -> list[tuple[str, int, int]]:
+        """(aux name, layer, context layer) of every B, layers 0-based."""
+        raise NotImplementedError
+
+    def attach(self, net, make_crossbar, rng) -> None:
+        pools = self.pools(net)
+        for name, layer, context in self.matrices(len(net.blocks)):
+            net.aux[name] = init_crossbar(make_crossbar, pools[layer].dim, pools[context].dim, rng)
+
+    @staticmethod
+    def rows(pairs):
+        """The stacked views [first; second] as an xp array, each row's partner row, its negative row."""
+        x = backend.asarray(pairs.stacked())
+        N = len(x)
+        return x, (np.arange(N) + N // 2) % N, np.asarray(pairs.negative)
+
+    @staticmethod
+    def metrics(loss: float, pair_accuracy: float, B: int) -> dict:
+        """Per-anchor sums as the training loop expects: loss, anchors whose positive scored higher."""
+        return {"loss_sum": loss * B, "correct": pair_accuracy * B, "count": B}
+
+
+class BPClappPP(ContrastiveRule):
+    name = "bp_clapp_pp"
+    default_pool = "global"
+
+    def matrices(self, L):
+        return [(f"B{L}", L - 1, L - 1)]
+
+    def signals(self, net, pairs, y):
+        """The top layer's loss, sent down to the other layers by `send_down`."""
+        x, partner, negative = self.rows(pairs)
+        N, L = len(x), len(net.blocks)
+        trace = forward_trace(net, x)
+        top = self.pools(net)[-1]
+        p = top(trace[-1][2])
+        (name, _, _), = self.matrices(L)
+        r = self.top_loss(net.aux[name], p, partner, negative)
+        signals = self.send_down(net, trace, r.grad_p, top.backward(r.grad_p))
+        return Signals(self.metrics(r.loss, r.pair_accuracy, N // 2), signals, {name: (r.b_input, r.b_delta)})
+
+    def top_loss(self, B, p, partner, negative):
+        return contrast(B, p, p, np.arange(len(p)), partner, negative, self.contrast)
+
+    def send_down(self, net, trace, grad_p, grad_s):
+        """Block signals from dL/dp and dL/ds of the top layer: backprop with transposed reads."""
+        return backpropagate(net, trace, grad_s)
+
+    def reference(self):
+        return self
+
+
+class BPInfoNCE(BPClappPP):
+    name = "bp_infonce"
+    temperature = 0.1
+
+    def __init__(self, pool: str | None = None):
+        super().__init__(pool=pool)
+
+    def params(self) -> dict:
+        return {"pool": self.pool}
+
+    def matrices(self, L):
+        return [("P", L - 1, L - 1)]
+
+    def top_loss(self, P, p, partner, negative):
+        return infonce(P, p, partner, self.temperature)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from hilt.analog.network import init_crossbar
-from hilt.rules.base import Rule, output_metrics
+from hilt.rules.base import Rule, Signals, output_metrics
 from hilt.rules.bp import forward_trace
-from hilt.rules.clapp import BPClappPP
+from hilt.rules.contrastive import BPClappPP
 
 
 def attach_feedback(net, make_crossbar, rng, error_size: int) -> None:
@@ -48,7 +48,7 @@ class DFA(Rule):
         out = trace[-1][2]
         loss, g = self.loss(out, y)
         g = g / len(x)
-        return output_metrics(out, y, loss), direct_feedback(net, trace, g, g)
+        return Signals(output_metrics(out, y, loss), direct_feedback(net, trace, g, g))
 
 
 class ClappDFA(BPClappPP):

@@ -31,7 +31,7 @@ import numpy as np
 
 from hilt.analog import backend
 from hilt.errors import HiltError
-from hilt.rules.base import Rule, check_finite, output_metrics
+from hilt.rules.base import Rule, Signals, check_finite, output_metrics
 
 SCHEDULES = ("fwbw", "fw")
 # Each pass reads every layer twice and DP settles in a few passes (SPECS 5.5: K = 1 for fwbw);
@@ -160,7 +160,7 @@ class DualPropagation(Rule):
         a_hat, loss, mean, delta = self.infer(net, x, y)
         scale = -1.0 / (self.beta * len(x))
         signals = [(scale * delta[k], block.cache_for(mean[k - 1])) for k, block in enumerate(net.blocks, 1)]
-        return output_metrics(a_hat, y, loss), signals
+        return Signals(output_metrics(a_hat, y, loss), signals)
 
 
 class DualPropagationAdjoint(DualPropagation):

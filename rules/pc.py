@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from hilt.analog import backend
 from hilt.errors import HiltError
-from hilt.rules.base import Rule, check_finite, output_metrics
+from hilt.rules.base import Rule, Signals, check_finite, output_metrics
 from hilt.rules.bp import forward_trace
-from hilt.rules.clapp import BPClappPP
+from hilt.rules.contrastive import BPClappPP
 
 MAX_STEPS = 1000
 
@@ -32,7 +32,7 @@ MAX_STEPS = 1000
 class PredictiveCoding(Rule):
     name = "pc"
 
-    def __init__(self, inference_steps: int = 8, eta_h: float = 0.1, loss: str = "ce"):
+    def __init__(self, inference_steps: int = 8, eta_h: float = 0.1, loss: str | None = "ce"):
         super().__init__(loss)
         if not 1 <= inference_steps <= MAX_STEPS:
             raise HiltError(f"--inference-steps must be in [1, {MAX_STEPS}] (got {inference_steps})")
@@ -73,7 +73,7 @@ class PredictiveCoding(Rule):
                     block.update(-errors[k] / B, caches[k], lr)
                 for name, (inp, d) in aux.items():
                     net.aux[name].update(inp, d, lr)
-        return metrics, [(-errors[k] / B, caches[k]) for k in range(1, L + 1)]
+        return Signals(metrics, [(-errors[k] / B, caches[k]) for k in range(1, L + 1)], aux)
 
     @staticmethod
     def errors(net, values):
@@ -86,15 +86,13 @@ class PredictiveCoding(Rule):
             caches.append(cache)
         return errors, caches
 
-    def updates(self, net, x, y):
-        metrics, signals = self.infer(net, *self.targets(x, y), lr=None)
-        return metrics, signals, {}
-
     def signals(self, net, x, y):
-        return self.updates(net, x, y)[:2]
+        """The T steps with the weights held (for alignment): the final -e_k / B."""
+        return self.infer(net, *self.targets(x, y), lr=None)
 
     def step(self, net, x, y, lr: float) -> dict:
-        return self.infer(net, *self.targets(x, y), lr)[0]
+        """iPC moves the weights at every inference step, so it applies its own updates."""
+        return self.infer(net, *self.targets(x, y), lr).metrics
 
 
 class ClappPC(PredictiveCoding):
@@ -106,9 +104,8 @@ class ClappPC(PredictiveCoding):
     self_supervised = True
 
     def __init__(self, inference_steps: int = 8, eta_h: float = 0.1, contrast: str = "hinge", pool: str | None = None):
-        super().__init__(inference_steps, eta_h)
+        super().__init__(inference_steps, eta_h, loss=None)
         self.objective = BPClappPP(contrast, pool)
-        self.loss_name = self.loss = None
 
     def params(self) -> dict:
         return {"inference_steps": self.inference_steps, "eta_h": self.eta_h, **self.objective.params()}

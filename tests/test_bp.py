@@ -66,3 +66,19 @@ def test_digits_equal_scikit_learns_own_loader_and_split():
     ours = load_dataset("digits")
     for a, b in [(ours.x_train, x_tr), (ours.x_test, x_te), (ours.y_train, y_tr), (ours.y_test, y_te)]:
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_rule_is_one_method_and_a_rule_without_it_fails_plainly():
+    """Rule.step applies signals(); a subclass without signals() raises, it does not recurse."""
+    import pytest
+
+    from hilt.rules import RULES
+    from hilt.rules.base import Rule
+
+    class Nothing(Rule):
+        name = "nothing"
+
+    with pytest.raises(NotImplementedError, match="rule nothing defines no signals"):
+        Nothing().step(None, np.zeros((1, 2), np.float32), None, 0.1)
+    for name, (cls, _) in RULES.items():
+        assert "updates" not in vars(cls), name  # one protocol: signals (and pc's own step)

@@ -65,7 +65,7 @@ def torch_contrast(B, p, c, rows, partner, negative, f):
 
 def hilt_grads(net, rule, pairs):
     """Gradient matrices from the rule's own signals (block.outer) and auxiliary updates (d^T x)."""
-    _, signals, aux = rule.updates(net, pairs, None)
+    _, signals, aux = rule.signals(net, pairs, None)
     W = [np.asarray(b.outer(*s)) for b, s in zip(net.blocks, signals)]
     return W, {n: np.asarray(d.T @ x) for n, (x, d) in aux.items()}
 

@@ -56,8 +56,8 @@ def test_small_beta_matches_the_bp_gradient(rng, rule, model, shape):
     r = make_rule(rule, alpha=0.5, beta=1e-3, schedule="fwbw", passes=3)
     assert min(alignment(net, r, x, y)) > 0.999
     # ... and the update has the gradient's size, not just its direction.
-    _, sig = r.signals(net, x, y)
-    _, ref = Backprop().signals(net, x, y)
+    sig = r.signals(net, x, y).blocks
+    ref = Backprop().signals(net, x, y).blocks
     for block, s, t in zip(net.blocks, sig, ref):
         ratio = np.linalg.norm(block.outer(*s)) / np.linalg.norm(block.outer(*t))
         assert ratio == pytest.approx(1.0, abs=0.01)
@@ -72,7 +72,7 @@ def test_updates_equal_autodiff_of_J(rng, rule, alpha, model, shape):
     beta = 0.5
     r = make_rule(rule, alpha=alpha, beta=beta, schedule="fwbw", passes=2)
     _, _, mean, delta = r.infer(net, backend.asarray(x), y)
-    _, signals = r.signals(net, x, y)
+    signals = r.signals(net, x, y).blocks
     for k, block in enumerate(net.blocks, 1):
         W = torch.tensor(block.crossbar.weights(), requires_grad=True)
         s_prev = torch.from_numpy(np.asarray(mean[k - 1]))

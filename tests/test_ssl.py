@@ -56,7 +56,7 @@ def test_dfa_hidden_signal_is_fixed_feedback_of_the_output_error(rng):
     rule = make_rule("dfa")
     net = network("mlp:6-9-8-5", (6,), rule)
     x, y = rng.normal(size=(4, 6)).astype(np.float32), rng.integers(0, 5, 4)
-    _, signals = rule.signals(net, x, y)
+    signals = rule.signals(net, x, y).blocks
     W = [np.asarray(c.weights()) for c in net.crossbars()]
     a1 = x @ W[0][:, :-1].T + W[0][:, -1]
     a2 = np.maximum(a1, 0) @ W[1][:, :-1].T + W[1][:, -1]
@@ -84,7 +84,7 @@ def test_pc_follows_its_energy_equations(rng):
         g2 = e[2] + (xs[2] - np.eye(5)[y])
         xs = [x, xs[1] - 0.2 * g1, xs[2] - 0.2 * g2]
     e = [None, xs[1] - mu(1, xs), xs[2] - mu(2, xs)]
-    _, signals = rule.signals(net, x, y)
+    signals = rule.signals(net, x, y).blocks
     for k in (1, 2):
         np.testing.assert_allclose(signals[k - 1][0], -e[k] / 4, rtol=1e-4, atol=1e-6)
     # iPC: the weights move at every inference step, along the errors of that step
@@ -122,7 +122,7 @@ def test_clapp_pc_descends_the_energy_with_the_top_clapp_loss(rng):
         grads = torch.autograd.grad(energy(xs)[0], xs)
         xs = [v - 0.2 * g for v, g in zip(xs, grads)]
     _, e = energy(xs)
-    _, signals = rule.signals(net, pairs, None)
+    signals = rule.signals(net, pairs, None).blocks
     for k in (0, 1):
         np.testing.assert_allclose(signals[k][0], (-e[k] / N).detach().numpy(), rtol=1e-4, atol=1e-6)
     before = np.asarray(net.aux["B2"].weights()).copy()

@@ -597,7 +597,8 @@ def rules():
 def main() -> None:
     """Entry point. Click's own usage errors (`--epochs abc`, an unknown option) become one line
     on stderr and exit 2, like every other user mistake, instead of Typer's usage panel."""
-    from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer is pinned
+    # Typer vendors click and exports no public name for its usage errors; typer is pinned.
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _terminate_as_interrupt)

@@ -87,11 +87,3 @@ def to_torch(a):
         return torch.from_numpy(np.ascontiguousarray(a, dtype=DTYPE))
     return torch.from_dlpack(xp().ascontiguousarray(a, dtype=DTYPE))
 
-
-def from_torch(t):
-    """Zero-copy view of a torch tensor in the current namespace."""
-    t = t.detach()
-    if t.device.type == "cpu":
-        arr = t.numpy()
-        return arr if xp() is np else xp().asarray(arr)
-    return xp().from_dlpack(t)

@@ -57,7 +57,8 @@ class InferenceCrossbar(Crossbar):
 
 def inference_factory(rpu_config: Callable[[], object], stuck: float, seed: int):
     """A crossbar factory for build_network: every crossbar its own tile from a fresh config."""
-    from hilt.analog.network import CrossbarFactory
+    from hilt.analog.network import ANALOG_BYTES_PER_WEIGHT, CrossbarFactory
 
     rng = np.random.default_rng(seed)
-    return CrossbarFactory(lambda out, inp, bias: InferenceCrossbar(out, inp, bias, rpu_config(), stuck, rng), 400)
+    return CrossbarFactory(lambda out, inp, bias: InferenceCrossbar(out, inp, bias, rpu_config(), stuck, rng),
+                           ANALOG_BYTES_PER_WEIGHT)

@@ -32,11 +32,16 @@ from hilt.errors import HiltError, check_memory
 from hilt.seeds import stream
 from hilt.devices.presets import DeviceSpec
 
+# What one weight costs in memory, measured: exact float32 W, a gradient-sized temporary and
+# Adam's two moments; aihwkit tiles 330-380 (rram, pcm, rram-ttv2 at 1000x2000: weights, hidden
+# device parameters, simulator buffers), rounded up.
+EXACT_BYTES_PER_WEIGHT, ANALOG_BYTES_PER_WEIGHT = 16, 400
+EVAL_BATCH = 500  # rows per read when a whole split is evaluated (test accuracy, probe features)
+
+
 @dataclass(frozen=True)
 class CrossbarFactory:
-    """Makes crossbars of one kind; `bytes_per_weight` is what one weight costs in memory, measured:
-    exact float32 W, a gradient-sized temporary and Adam's two moments (16); aihwkit tiles 330-380
-    (rram, pcm, rram-ttv2 at 1000x2000: weights, hidden device parameters, simulator buffers)."""
+    """Makes crossbars of one kind; `bytes_per_weight` is what one weight costs in memory."""
 
     make: Callable[[int, int, bool], Crossbar]
     bytes_per_weight: int
@@ -48,10 +53,11 @@ class CrossbarFactory:
 def crossbar_factory(spec: DeviceSpec, optimizer: Callable[[], Optimizer] | None = None) -> CrossbarFactory:
     """Builds crossbars of one kind: exact (with a fresh optimizer each) or analog tiles."""
     if spec.is_exact:
-        return CrossbarFactory(lambda out, inp, bias: ExactCrossbar(out, inp, bias, optimizer() if optimizer else None), 16)
+        return CrossbarFactory(lambda out, inp, bias: ExactCrossbar(out, inp, bias, optimizer() if optimizer else None),
+                               EXACT_BYTES_PER_WEIGHT)
     from hilt.analog.analog_crossbar import AnalogCrossbar
 
-    return CrossbarFactory(lambda out, inp, bias: AnalogCrossbar(out, inp, bias, spec), 400)
+    return CrossbarFactory(lambda out, inp, bias: AnalogCrossbar(out, inp, bias, spec), ANALOG_BYTES_PER_WEIGHT)
 
 
 class Network:
@@ -70,10 +76,6 @@ class Network:
             a, _ = block.forward(s)
             s = block.act(a)
         return s
-
-    def predict(self, x, batch_size: int = 500) -> np.ndarray:
-        out = [backend.to_numpy(self.forward(x[i : i + batch_size]).argmax(axis=1)) for i in range(0, len(x), batch_size)]
-        return np.concatenate(out)
 
     def crossbars(self) -> list[Crossbar]:
         """The blocks' crossbars, in order (not the auxiliary ones)."""
@@ -240,7 +242,7 @@ def build_network(
     if readout:
         plan.append(LayerPlan(n_classes, n_last, Dense))
     n_weights = sum(p.out * (p.fan_in + bias) for p in plan)
-    check_memory(f"model {spec} ({n_weights:,} weights)", n_weights * getattr(make_crossbar, "bytes_per_weight", 16))
+    check_memory(f"model {spec} ({n_weights:,} weights)", n_weights * getattr(make_crossbar, "bytes_per_weight", EXACT_BYTES_PER_WEIGHT))
     if weights is not None and len(weights) != len(plan):
         raise ValueError(f"build_network: {len(weights)} weight matrices for the {len(plan)} layers of {spec}")
 

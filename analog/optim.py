@@ -135,11 +135,10 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
+    """Adam with decoupled weight decay, --weight-decay (default 0, as for every optimizer here)."""
+
     name = "adamw"
     decoupled = True
-
-    def __init__(self, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01):
-        super().__init__(betas, eps, weight_decay)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

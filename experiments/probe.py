@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hilt.analog import backend
+from hilt.analog.network import EVAL_BATCH
 
 
 @dataclass
@@ -23,7 +24,7 @@ class ProbeResult:
     per_layer: list[float]  # layer 1..L (index 0: layer 1)
 
 
-def features(net, x, pools, batch_size: int = 500) -> list[np.ndarray]:
+def features(net, x, pools, batch_size: int = EVAL_BATCH) -> list[np.ndarray]:
     """Pooled activity of every block for inputs x, as host arrays (one per layer)."""
     out = [[] for _ in net.blocks]
     for i in range(0, len(x), batch_size):

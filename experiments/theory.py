@@ -21,8 +21,8 @@ Checks:
   is at least as close to BP as the standard one in every layer (Theorem 3.3); also reported
   for softplus f.
 - linear-cnn (Fig. 4B): 4 linear conv layers; spatial features against the global mean, and DFB.
-- relu-mlp (Fig. 3B): a trained 6 x 512 ReLU MLP; lateral context, DFB and random fixed B. The
-  Definition 3.4 optimum is not implemented.
+- relu-mlp (Fig. 3B): a trained 6 x 512 ReLU MLP; lateral context, DFB, random fixed B, and B^l
+  trained towards the Definition 3.4 optimum (`optimum_B_grads`, torch autograd).
 """
 
 from __future__ import annotations

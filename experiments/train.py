@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from hilt.analog import backend
-from hilt.analog.network import Network, build_network, crossbar_factory
+from hilt.analog.network import EVAL_BATCH, Network, build_network, crossbar_factory
 from hilt.analog.optim import make_optimizer
 from hilt.data import load_dataset
 from hilt.errors import DivergenceError, HiltError
@@ -98,7 +98,7 @@ def _check(cfg: TrainConfig):
     return spec
 
 
-def evaluate(net: Network, x, y, loss, batch_size: int = 500) -> tuple[float, float]:
+def evaluate(net: Network, x, y, loss, batch_size: int = EVAL_BATCH) -> tuple[float, float]:
     """Mean loss and accuracy of the network's output on (x, y)."""
     total, correct = 0.0, 0
     for i in range(0, len(x), batch_size):

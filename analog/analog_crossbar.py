@@ -108,19 +108,19 @@ class AnalogCrossbar(Crossbar):
 
         tile_size = spec.crossbar_option("tile_size")
         self.omega = spec.crossbar_option("weight_scaling_omega")
-        self.row_blocks = _splits(self.out_size, tile_size)
-        self.col_blocks = _splits(self.in_size, tile_size)
-        last = len(self.col_blocks) - 1
+        self.row_splits = _splits(self.out_size, tile_size)
+        self.col_splits = _splits(self.in_size, tile_size)
+        last = len(self.col_splits) - 1
         self.tiles = [
             [AnalogTile(r1 - r0, c1 - c0, spec.rpu_config(), bias=self.bias and j == last)
-             for j, (c0, c1) in enumerate(self.col_blocks)]
-            for r0, r1 in self.row_blocks
+             for j, (c0, c1) in enumerate(self.col_splits)]
+            for r0, r1 in self.row_splits
         ]
         # aihwkit's AnalogFunction zeroes the gradient of outputs at this bound; a perfect read has no ADC.
         first = self.tiles[0][0]
         saturates = first.handle_output_bound and not first.rpu_config.forward.is_perfect
         self.out_bound = first.get_forward_out_bound() if saturates else None
-        self.single = len(self.row_blocks) == len(self.col_blocks) == 1
+        self.single = len(self.row_splits) == len(self.col_splits) == 1
         self.summed = spec.summed
         self.scale: float | None = None
         self._lr: float | None = None
@@ -131,8 +131,8 @@ class AnalogCrossbar(Crossbar):
 
     def _tiles(self):
         """(i, j, out block, in block, tile) for every tile of the grid."""
-        for i, ((r0, r1), row) in enumerate(zip(self.row_blocks, self.tiles)):
-            for j, ((c0, c1), tile) in enumerate(zip(self.col_blocks, row)):
+        for i, ((r0, r1), row) in enumerate(zip(self.row_splits, self.tiles)):
+            for j, ((c0, c1), tile) in enumerate(zip(self.col_splits, row)):
                 yield i, j, slice(r0, r1), slice(c0, c1), tile
 
     def _forward(self, x):
@@ -188,11 +188,11 @@ class AnalogCrossbar(Crossbar):
             tile.update(self._torch(x[:, cols]), self._torch(d[:, rows]))
             tile.post_update_step()
 
-    def update_blocks(self, blocks, lr):
+    def update_groups(self, groups, lr):
         if not self.summed or self.observer is not None:  # the observer sees the rows themselves
-            return super().update_blocks(blocks, lr)
+            return super().update_groups(groups, lr)
         check_lr(lr)
-        self._pulse_summed(gradient_matrix(((np.asarray(x), np.asarray(d)) for x, d in blocks), self.bias), lr)
+        self._pulse_summed(gradient_matrix(((np.asarray(x), np.asarray(d)) for x, d in groups), self.bias), lr)
 
     def _pulse_summed(self, G, lr):
         """W -= lr G on each tile as the fewer of one pulse train per input column (x = e_i,

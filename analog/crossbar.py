@@ -9,8 +9,8 @@ when `bias=True`) and offers exactly five operations:
     weights()         the (out, in[+1]) matrix, bias as the last column
     program(W)        write such a matrix
 
-`update_blocks(blocks, lr)` is the same update with the batch's rows given as consecutive (x, d)
-blocks, made one at a time: the exact backend sums d^T x block by block, so a convolution's
+`update_groups(groups, lr)` is the same update with the batch's rows given as consecutive (x, d)
+row groups, made one at a time: the exact backend sums d^T x group by group, so a convolution's
 patches never exist all at once; the analog backend joins them (its tiles pulse row by row),
 except under `--update summed`, where it sums G block by block too.
 
@@ -67,11 +67,11 @@ class Crossbar:
             self.observer(self, x, d, float(lr))
         self._update(x, d, float(lr))
 
-    def update_blocks(self, blocks, lr: float) -> None:
+    def update_groups(self, groups, lr: float) -> None:
         def joined(parts):
             return parts[0] if len(parts) == 1 else backend.xp().concatenate(parts)
 
-        x, d = map(joined, zip(*blocks))
+        x, d = map(joined, zip(*groups))
         self.update(x, d, lr)
 
     def weights(self):
@@ -140,11 +140,11 @@ class ExactCrossbar(Crossbar):
     def _update(self, x, d, lr):
         self.optimizer.step(self.W, self.b, *gradients([(x, d)], self.bias), lr)
 
-    def update_blocks(self, blocks, lr):
+    def update_groups(self, groups, lr):
         if self.observer is not None:
-            return super().update_blocks(blocks, lr)
+            return super().update_groups(groups, lr)
         check_lr(lr)
-        asarrays = ((backend.asarray(x), backend.asarray(d)) for x, d in blocks)
+        asarrays = ((backend.asarray(x), backend.asarray(d)) for x, d in groups)
         self.optimizer.step(self.W, self.b, *gradients(asarrays, self.bias), float(lr))
 
     def _weights(self):

@@ -42,11 +42,30 @@ class LayerCache(NamedTuple):
     x: Any = None
 
 
-class Dense:
-    """y = W x for any input shape (flattened C-major per sample)."""
+class WeightLayer:
+    """What Dense and Conv2d share: a crossbar, the batch's update through it and its exact copy.
+    Each layer says how its input becomes crossbar rows (`input_cache`, `forward`, `row_groups`)
+    and how a transposed read becomes an input gradient (`backward`)."""
 
     def __init__(self, crossbar: Crossbar):
         self.crossbar = crossbar
+
+    def exact_copy(self, bias: bool = True):
+        """This layer on an ExactCrossbar holding the current (read-out) weights; bias=False drops b."""
+        layer = copy.copy(self)
+        layer.crossbar = exact_copy(self.crossbar, bias)
+        return layer
+
+    def outer(self, g, cache):
+        """The batch-summed update this layer's crossbar would receive: g_rows^T rows (+ bias column)."""
+        return gradient_matrix(self.row_groups(g, cache), self.crossbar.bias)
+
+    def update(self, g, cache, lr):
+        self.crossbar.update_groups(self.row_groups(g, cache), lr)
+
+
+class Dense(WeightLayer):
+    """y = W x for any input shape (flattened C-major per sample)."""
 
     def input_cache(self, x) -> LayerCache:
         """The layer's cache for input x without a read: the crossbar rows and the input shape."""
@@ -57,32 +76,19 @@ class Dense:
         y, clipped = self.crossbar.forward_clipped(cache.rows)
         return y, cache._replace(clipped=clipped)
 
-    def exact_copy(self, bias: bool = True):
-        """This layer on an ExactCrossbar holding the current (read-out) weights; bias=False drops b."""
-        layer = copy.copy(self)
-        layer.crossbar = exact_copy(self.crossbar, bias)
-        return layer
-
     def output_shape(self, in_shape):
         """Per-sample shape of the crossbar output for per-sample input shape `in_shape`."""
         return (self.crossbar.out_size,)
 
-    def blocks(self, g, cache):
-        """The (rows, g rows) blocks of the update for output gradient g: one block here."""
+    def row_groups(self, g, cache):
+        """The (rows, g rows) row groups of the update for output gradient g: one group here."""
         yield cache.rows, g
-
-    def outer(self, g, cache):
-        """The batch-summed update this layer's crossbar would receive: g_rows^T rows (+ bias column)."""
-        return gradient_matrix(self.blocks(g, cache), self.crossbar.bias)
 
     def backward(self, g, cache):
         return self.crossbar.backward(g, cache.clipped).reshape(cache.in_shape)
 
-    def update(self, g, cache, lr):
-        self.crossbar.update_blocks(self.blocks(g, cache), lr)
 
-
-class Conv2d(Dense):
+class Conv2d(WeightLayer):
     """Convolution as im2col patches through a (out_channels, C*k*k) crossbar, made for blocks of
     samples of at most PATCH_BLOCK_BYTES at a time (at least one sample)."""
 
@@ -96,7 +102,7 @@ class Conv2d(Dense):
     def output_shape(self, in_shape):
         return (self.crossbar.out_size, *self.geometry.out_hw(*in_shape[1:]))
 
-    def _sample_blocks(self, in_shape) -> list[slice]:
+    def _sample_slices(self, in_shape) -> list[slice]:
         B, C, H, W = in_shape
         kh, kw = self.geometry.kernel_hw
         patch_bytes = C * kh * kw * math.prod(self.geometry.out_hw(H, W)) * np.dtype(backend.DTYPE).itemsize
@@ -108,7 +114,7 @@ class Conv2d(Dense):
         B, _, H, W = x.shape
         y = backend.xp().empty((B, *self.geometry.out_hw(H, W), self.crossbar.out_size), dtype=backend.DTYPE)
         clipped = []
-        for s in self._sample_blocks(x.shape):
+        for s in self._sample_slices(x.shape):
             y_rows, clip = self.crossbar.forward_clipped(im2col(x[s], self.geometry))
             y[s] = y_rows.reshape(y[s].shape)
             clipped.append(clip)
@@ -119,13 +125,13 @@ class Conv2d(Dense):
     def _g_rows(g):
         return g.transpose(0, 2, 3, 1).reshape(-1, g.shape[1])
 
-    def blocks(self, g, cache):
-        for s in self._sample_blocks(cache.in_shape):
+    def row_groups(self, g, cache):
+        for s in self._sample_slices(cache.in_shape):
             yield im2col(cache.x[s], self.geometry), self._g_rows(g[s])
 
     def backward(self, g, cache):
         z = backend.xp().empty(cache.in_shape, dtype=backend.DTYPE)
-        for k, s in enumerate(self._sample_blocks(cache.in_shape)):
+        for k, s in enumerate(self._sample_slices(cache.in_shape)):
             clip = None if cache.clipped is None else cache.clipped[k]
             rows = self.crossbar.backward(self._g_rows(g[s]), clip)
             z[s] = col2im(rows, self.geometry, z[s].shape)
@@ -150,15 +156,15 @@ class Conv1d(Conv2d):
         y, cache = super().forward(x[:, :, None, :])
         return y[:, :, 0, :], cache
 
-    def blocks(self, g, cache):
-        return super().blocks(g[:, :, None, :], cache)
+    def row_groups(self, g, cache):
+        return super().row_groups(g[:, :, None, :], cache)
 
     def backward(self, g, cache):
         return super().backward(g[:, :, None, :], cache)[:, :, 0, :]
 
 
 class Block:
-    def __init__(self, layer: Dense, act: Activation, pool: MaxPool2d | AvgPool2d | None = None):
+    def __init__(self, layer: WeightLayer, act: Activation, pool: MaxPool2d | AvgPool2d | None = None):
         self.layer, self.act, self.pool = layer, act, pool
 
     @property

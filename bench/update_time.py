@@ -29,7 +29,7 @@ from hilt.experiments.results import write_csv
 from hilt.experiments.train import TrainConfig, build, open_run, train
 
 PHASES = {"_forward": "read_s", "_backward": "transposed_read_s", "update": "update_s",
-          "update_blocks": "update_s"}
+          "update_groups": "update_s"}
 
 
 def timed(spent: dict):
@@ -61,7 +61,7 @@ def same_rows(args, updates: list[str]) -> pd.DataFrame:
     signals = setup.rule.signals(net, x, y).blocks
     rows = []
     for k, (block, (g, cache)) in enumerate(zip(net.blocks, signals), 1):
-        parts = list(block.layer.blocks(block._g_z(g, cache), cache[0]))
+        parts = list(block.layer.row_groups(block._g_z(g, cache), cache[0]))
         X, D = (np.concatenate(p) for p in zip(*parts))
         for update in updates:
             spec = TrainConfig(device=args.device, update=None if update == "sgd" else update).device_spec()

@@ -24,7 +24,7 @@ def pair(rng, out, inp, bias, sets=()):
 def test_ideal_reproduces_exact_dense(rng, bias, shape, sets):
     exact, analog = pair(rng, *shape, bias, sets)
     if "tile_size=8" in sets:
-        assert len(analog.row_blocks) == 2 and len(analog.col_blocks) == 3  # really split
+        assert len(analog.row_splits) == 2 and len(analog.col_splits) == 3  # really split
     for _ in range(3):
         x = rng.normal(size=(5, shape[1])).astype(np.float32)
         d = rng.normal(size=(5, shape[0])).astype(np.float32)

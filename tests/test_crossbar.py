@@ -54,7 +54,7 @@ def test_program_checks_shape(rng):
 )
 @pytest.mark.parametrize("blocks", [1, 3])
 def test_optimizers_match_torch(rng, name, kwargs, torch_cls, torch_kwargs, blocks):
-    """One optimizer step per batch, also when the batch's rows come in blocks (update_blocks)."""
+    """One optimizer step per batch, also when the batch's rows come in blocks (update_groups)."""
     xb, W = make(rng, optimizer=make_optimizer(name, **kwargs))
     w = torch.tensor(W[:, :7].copy(), requires_grad=True)
     b = torch.tensor(W[:, 7].copy(), requires_grad=True)
@@ -65,7 +65,7 @@ def test_optimizers_match_torch(rng, name, kwargs, torch_cls, torch_kwargs, bloc
         if blocks == 1:
             xb.update(x, d, 0.01)
         else:
-            xb.update_blocks(zip(np.array_split(x, blocks), np.array_split(d, blocks)), 0.01)
+            xb.update_groups(zip(np.array_split(x, blocks), np.array_split(d, blocks)), 0.01)
         opt.zero_grad()
         # d(sum_b d_b . (W x_b + b))/dW = d^T x: the crossbar's batch-summed gradient.
         (torch.from_numpy(d) * (torch.from_numpy(x) @ w.T + b)).sum().backward()

@@ -29,7 +29,7 @@ def blocked(request, monkeypatch):
 @pytest.mark.parametrize("stride,padding,bias", [(1, 1, True), (2, 0, False), (2, 1, True), (1, 0, False)])
 def test_conv_matches_torch_and_autograd(rng, stride, padding, bias, blocked):
     layer, W = conv_layer(rng, stride=stride, padding=padding, bias=bias)
-    assert len(layer._sample_blocks((2, 3, 7, 6))) == (2 if blocked else 1)
+    assert len(layer._sample_slices((2, 3, 7, 6))) == (2 if blocked else 1)
     x = rng.normal(size=(2, 3, 7, 6)).astype(np.float32)
     weight = torch.tensor(W[:, :27].reshape(4, 3, 3, 3), requires_grad=True)
     b = torch.tensor(W[:, 27], requires_grad=True) if bias else None

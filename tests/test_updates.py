@@ -97,7 +97,7 @@ def test_summed_update_on_a_tile_grid_with_bias_equals_exact():
     for device, sets, update in [("exact", [], None), ("ideal", ["tile_size=4"], "summed")]:
         xbar = crossbar_factory(parse_device(device, sets, update=update))(5, 7, True)
         xbar.program(W0)
-        xbar.update_blocks([(x[:4], d[:4]), (x[4:], d[4:])], 0.1)
+        xbar.update_groups([(x[:4], d[:4]), (x[4:], d[4:])], 0.1)
         out.append(np.asarray(xbar.weights()))
     assert np.abs(out[0] - W0).max() > 0.1
     np.testing.assert_allclose(out[1], out[0], atol=1e-5)

@@ -10,6 +10,7 @@ from hilt.errors import HiltError
 from tests.test_data import make_fake
 
 
+@pytest.mark.slow
 def test_crop_flip_is_a_zero_padded_shift_and_maybe_a_flip_of_each_image(rng):
     x = rng.normal(size=(12, 3, 8, 8)).astype(np.float32)
     out = crop_flip(x, np.random.default_rng(0))

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from hilt.cli import app
+from tests.helpers import runner
 
-runner = CliRunner()
 
 
 def run(*args):

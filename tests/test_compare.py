@@ -4,11 +4,11 @@ import json
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from hilt.cli import app
 from hilt.experiments.compare import compare
 from hilt.experiments.train import TrainConfig
+from tests.helpers import runner
 
 
 def by_path(frame, metric, layer=None):
@@ -47,7 +47,6 @@ def test_rram_update_fidelity_is_below_one(tmp_path):
 
 
 def test_compare_cli(tmp_path):
-    runner = CliRunner()
     result = runner.invoke(app, ["compare", "--device", "exact", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "give an analog --device" in result.stderr
     result = runner.invoke(app, ["compare", "--device", "ideal", "--epochs", "1", "--out", str(tmp_path), "--json"])

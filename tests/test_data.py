@@ -7,11 +7,11 @@ import struct
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from hilt.data import load_dataset
 from hilt.data.disk import FORMATS, SIMCLR_CIFAR10, SIMCLR_STL10, TWO_TALES_CIFAR10
 from hilt.errors import HiltError
+from tests.helpers import runner
 
 N_TRAIN, N_TEST = 6, 4
 
@@ -172,7 +172,6 @@ def test_train_from_disk_and_missing_data_on_the_cli(tmp_path, rng):
     from hilt.cli import app
 
     make_fake("mnist", tmp_path / "data", rng)
-    runner = CliRunner()
     args = ["train", "--dataset", "mnist", "--device", "exact", "--epochs", "1", "--out", str(tmp_path / "runs")]
     ok = runner.invoke(app, args + ["--data-dir", str(tmp_path / "data")])
     assert ok.exit_code == 0, ok.output
@@ -216,3 +215,26 @@ def test_mnist1d_is_generated_offline_cached_and_leaves_global_rngs_alone(tmp_pa
     again = load_dataset("mnist1d")  # from the cache
     np.testing.assert_array_equal(again.x_test, ds.x_test)
     assert ds.default_model == "mlp:40-100-100-10"
+
+
+# digits (embedded)
+
+
+def test_digits_split_is_stratified_and_fixed():
+    a, b = load_dataset("digits", seed=0), load_dataset("digits", seed=5)
+    np.testing.assert_array_equal(a.y_test, b.y_test)
+    assert len(a.x_train) + len(a.x_test) == 1797 and a.input_shape == (1, 8, 8)
+    frac = np.bincount(a.y_test) / len(a.y_test)
+    assert frac.min() > 0.09 and frac.max() < 0.11
+
+
+def test_digits_equal_scikit_learns_own_loader_and_split():
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    bunch = datasets.load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None]
+    x_tr, x_te, y_tr, y_te = train_test_split(x, bunch.target, test_size=0.2, stratify=bunch.target, random_state=0)
+    ours = load_dataset("digits")
+    for a, b in [(ours.x_train, x_tr), (ours.x_test, x_te), (ours.y_train, y_tr), (ours.y_test, y_te)]:
+        np.testing.assert_array_equal(a, b)

@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from hilt.experiments.recipes import apply_recipe, recipes
 from hilt.experiments.train import validate
+from tests.helpers import runner
 from tests.test_data import make_fake
 
 
@@ -65,7 +65,7 @@ def test_train_from_a_recipe_on_image_files(tmp_path, rng):
     from hilt.cli import app
 
     make_fake("cifar10", tmp_path / "data", rng)
-    result = CliRunner().invoke(app, ["train", "--recipe", "bp-vgg16-cifar10", "--model", "vgg16@0.0625",
+    result = runner.invoke(app, ["train", "--recipe", "bp-vgg16-cifar10", "--model", "vgg16@0.0625",
                                       "--epochs", "1", "--data-dir", str(tmp_path / "data"), "--out",
                                       str(tmp_path / "runs"), "--json"])
     assert result.exit_code == 0, result.output
@@ -74,7 +74,7 @@ def test_train_from_a_recipe_on_image_files(tmp_path, rng):
     assert (config["lr"], config["momentum"], config["lr_schedule"], config["batch_size"]) == (
         0.025, 0.9, "warmup-cosine:10,120,0.001,2e-6", 100)
     assert summary["best_epoch"] in (0, 1) and "best_val_accuracy" in summary
-    bad = CliRunner().invoke(app, ["train", "--recipe", "nope"])
+    bad = runner.invoke(app, ["train", "--recipe", "nope"])
     assert bad.exit_code == 2 and "unknown recipe 'nope'; allowed: dp-vgg16-cifar10" in bad.output
 
 
@@ -83,7 +83,6 @@ def test_a_recipe_run_resumes_bit_identically(tmp_path, rng):
     from hilt.cli import app
 
     make_fake("cifar10", tmp_path / "data", rng)
-    runner = CliRunner()
     common = ["train", "--recipe", "bp-vgg16-cifar10", "--model", "vgg16@0.0625", "--batch-size", "2",
               "--lr-schedule", "warmup-cosine:1,2,0.001,0.0001", "--data-dir", str(tmp_path / "data"), "--json"]
     straight = json.loads(runner.invoke(app, common + ["--epochs", "2", "--out", str(tmp_path / "a")]).stdout.splitlines()[-1])

@@ -2,9 +2,9 @@
 
 import json
 
-from typer.testing import CliRunner
 
 from hilt.cli import app
+from tests.helpers import runner
 
 
 def fake_run(root, name, device, seed, acc, status="finished", epochs=30, **settings):
@@ -23,7 +23,7 @@ def test_report_groups_finished_runs(tmp_path):
     fake_run(tmp_path / "nested", "c", "exact", 0, 0.97)
     fake_run(tmp_path, "d", "rram", 2, 0.10, status="interrupted")  # not counted
     out = tmp_path / "report.md"
-    result = CliRunner().invoke(app, ["report", str(tmp_path), "--group-by", "device", "--out", str(out)])
+    result = runner.invoke(app, ["report", str(tmp_path), "--group-by", "device", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         "| device | n | test_accuracy | test_accuracy_exact_readout |",
@@ -44,7 +44,7 @@ def test_report_never_pools_runs_of_other_settings_silently(tmp_path):
     fake_run(tmp_path, "d", "rram", 1, 0.10, status="diverged", lr=0.5)
     fake_run(tmp_path, "e", "rram", 2, 0.10, lr=0.05)
     (tmp_path / "e" / "summary.json").write_text('{"status": "finished", "test_acc')  # cut mid-write by hand
-    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         "| dataset | device | rule | lr | epochs | n | test_accuracy | test_accuracy_exact_readout |",
@@ -54,12 +54,11 @@ def test_report_never_pools_runs_of_other_settings_silently(tmp_path):
     ]
     notes = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(notes) == 2 and "e/summary.json: damaged" in notes[0] and "left out: 1 diverged" in notes[1]
-    pooled = CliRunner().invoke(app, ["report", str(tmp_path), "--group-by", "device"])
+    pooled = runner.invoke(app, ["report", str(tmp_path), "--group-by", "device"])
     assert "| rram | 3 |" in pooled.stdout and "pooled inside a group: runs that differ in lr, epochs" in pooled.stderr
 
 
 def test_report_refuses_unknown_columns_and_empty_folders(tmp_path):
-    runner = CliRunner()
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "no finished runs under" in result.stderr
     fake_run(tmp_path, "a", "rram", 0, 0.9)

@@ -1,11 +1,19 @@
 """Random Hierarchy Model generator: the checks of SPECS.md section 9.4."""
 
+import json
+
 import numpy as np
 import pytest
 
+from hilt.cli import app
 from hilt.data import load_dataset
 from hilt.data.rhm import RHMParams, expand, index_to_digits, make_rules, one_hot
 from hilt.errors import HiltError
+from hilt.experiments.probe import raw_input_accuracy
+from hilt.experiments.rhm_study import geometric_sizes, p_star
+from hilt.experiments.train import TrainConfig, build, train
+from tests.helpers import SMALL_RHM, runner
+
 
 SMALL = [RHMParams(v=3, n_c=3, m=2, s=2, L=2), RHMParams(v=4, n_c=2, m=2, s=2, L=3), RHMParams(v=3, n_c=2, m=3, s=3, L=2)]
 
@@ -86,3 +94,45 @@ def test_whitening():
     p = RHMParams(v=4, whitening=1)
     x = one_hot(np.array([[0, 1, 2, 3]]), p)
     assert np.allclose(x.sum(axis=1), 1 - 3 / np.sqrt(3))  # one channel at 1, three at -1/sqrt(3)
+
+
+# The RHM study (rhm-pstar)
+
+
+def test_rhm_smoke_clapp_pp_probe_beats_the_raw_input():
+    cfg = TrainConfig(dataset="rhm", data_set=SMALL_RHM, model="rhm-cnn:64", device="exact", rule="clapp_pp",
+                      optimizer="adam", lr=1e-3, batch_size=16, epochs=30, eval_every=30, out="unused")
+    setup = build(cfg)
+    from hilt.experiments.train import open_run
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = train(setup, run=open_run(setup, run_dir=tmp))
+    raw = raw_input_accuracy(load_dataset("rhm", SMALL_RHM))
+    assert summary["status"] == "finished" and len(summary["probe_accuracy_per_layer"]) == 2
+    assert summary["test_accuracy"] > raw + 0.15, (summary["test_accuracy"], raw)
+
+
+def test_p_star_is_the_log_interpolated_first_crossing():
+    assert p_star([10, 100, 1000], [0.5, 0.3, 0.05], 0.1) == pytest.approx(10 ** (2 + 0.2 / 0.25))
+    assert p_star([10, 100], [0.05, 0.01], 0.1) == 10
+    assert p_star([10, 100], [0.5, 0.4], 0.1) is None
+    assert geometric_sizes(10, 1000, 2) == [10, 32, 100, 316, 1000]
+
+
+def test_rhm_pstar_runs_rules_over_sizes_and_seeds(tmp_path):
+    result = runner.invoke(app, ["rhm-pstar", "--device", "exact", "--rules", "clapp_pp,bp", "--data-set", "v=4",
+                                 "--data-set", "n_c=4", "--data-set", "m=4", "--p-min", "16", "--p-max", "64",
+                                 "--per-decade", "4", "--seeds", "1", "--epochs", "2", "--model", "rhm-cnn:16",
+                                 "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [(e["rule"], e["P"]) for e in out["errors"]] == [(r, p) for r in ("clapp_pp", "bp") for p in (16, 32, 64)]
+    assert all(0 <= e["mean"] <= 1 for e in out["errors"]) and [p["rule"] for p in out["pstar"]] == ["clapp_pp", "bp"]
+    study = tmp_path / out["study_dir"].split("/")[-1]
+    assert all((study / f).is_file() for f in ("errors.csv", "pstar.csv", "pstar.png", "sweep.csv"))
+    again = runner.invoke(app, ["rhm-pstar", "--device", "exact", "--rules", "clapp_pp,bp", "--data-set", "v=4",
+                                "--data-set", "n_c=4", "--data-set", "m=4", "--p-min", "16", "--p-max", "64",
+                                "--per-decade", "4", "--seeds", "1", "--epochs", "2", "--model", "rhm-cnn:16",
+                                "--out", str(tmp_path), "--json"])
+    assert json.loads(again.stdout)["errors"] == out["errors"]  # finished points are reused

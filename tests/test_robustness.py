@@ -9,17 +9,17 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from hilt.analog import backend
 from hilt.analog.inference_crossbar import InferenceCrossbar
 from hilt.cli import app
 from hilt.devices.inference import inference_rpu_config
 from hilt.experiments.robustness import CONDITIONS, YEAR, robustness, summary_table
+from tests.helpers import runner
 
-runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_every_condition_is_read_over_every_draw(tmp_path):
     result = runner.invoke(app, ["train", "--device", "exact", "--epochs", "3", "--out", str(tmp_path), "--json"])
     run_dir = json.loads(result.stdout)["run_dir"]

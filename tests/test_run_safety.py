@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from hilt.cli import app
 from hilt.experiments.results import read_tree, write_tree
+from tests.helpers import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "cli.py"
-runner = CliRunner()
 
 
 def invoke(*args):

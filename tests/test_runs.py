@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from hilt.analog.analog_crossbar import AnalogCrossbar
 from hilt.analog.crossbar import ExactCrossbar
@@ -20,8 +19,8 @@ from hilt.analog.optim import make_optimizer
 from hilt.cli import app
 from hilt.devices import parse_device
 from hilt.experiments.results import read_tree, write_tree
+from tests.helpers import runner
 
-runner = CliRunner()
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
 
 
@@ -133,6 +132,7 @@ def test_exact_crossbar_state_includes_the_optimizer(rng):
     assert np.array_equal(a.weights(), b.weights())
 
 
+@pytest.mark.slow
 def test_resume_on_analog_stays_in_the_range_of_an_uninterrupted_run(tmp_path):
     whole, resumed = [], []
     for seed in (0, 1, 2):

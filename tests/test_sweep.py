@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from hilt.cli import app
+from tests.helpers import runner
 
-runner = CliRunner()
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
 GRID = ["--device", "exact", "--epochs", "1", "--grid", "lr=0.01,0.05", "--grid", "batch_size=10,20", "--seeds", "2"]
 
@@ -30,6 +29,7 @@ def table(root: Path) -> pd.DataFrame:
     return pd.read_csv(folder / "sweep.csv")
 
 
+@pytest.mark.slow
 def test_serial_and_ray_sweeps_give_the_same_table(tmp_path):
     sweep(*GRID, "--out", str(tmp_path / "serial"))
     sweep(*GRID, "--out", str(tmp_path / "ray"), "--jobs", "2")
@@ -46,6 +46,7 @@ def test_serial_and_ray_sweeps_give_the_same_table(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "sweep.parquet")[cols], serial[cols])
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
     args = ["sweep", "--device", "exact", "--epochs", "40", "--grid", "lr=0.01,0.02,0.03", "--out", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

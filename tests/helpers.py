@@ -1,0 +1,18 @@
+"""Helpers shared by the test files: a small network with a rule attached, a small RHM."""
+
+import numpy as np
+from typer.testing import CliRunner
+
+from hilt.analog.network import build_network, crossbar_factory
+from hilt.devices import parse_device
+
+
+runner = CliRunner()  # the CLI in-process; result.stderr holds what the user would see
+SMALL_RHM = ["v=4", "n_c=4", "m=4", "L=2", "train_size=160", "test_size=96"]
+
+
+def network(model, shape, rule, device="exact", seed=2, readout=True):
+    factory = crossbar_factory(parse_device(device))
+    net = build_network(model, shape, 5, factory, seed=seed, readout=readout)
+    rule.attach(net, factory, np.random.default_rng(seed))
+    return net

@@ -52,6 +52,9 @@ def collect(paths: list[Path]) -> Collected:
             except HiltError as err:
                 unreadable.append(str(err))
                 continue
+            except OSError as err:  # a file without read permission, a vanished folder
+                unreadable.append(f"{err.filename or folder.path}: cannot be read ({err.strerror or err})")
+                continue
             if summary.get("status") != "finished":
                 left_out[str(summary.get("status", "unknown"))] += 1
                 continue

@@ -54,17 +54,26 @@ def _set_w_max(cfg, value):
             d.w_min = -value
 
 
+def _set_io_field(io, field_name: str, value) -> None:
+    if io.is_perfect:  # a perfect read gets a clean, non-perfect IO with only this effect on
+        io.is_perfect = False
+        io.inp_res = io.out_res = -1.0
+        io.out_noise = 0.0
+        io.inp_noise = 0.0
+        io.w_noise = 0.0
+    setattr(io, field_name, value)
+
+
 def _io(directions: tuple[str, ...], field_name: str, convert=lambda v: v):
+    """Set one IO field of the given reads. A forward-read key also reaches the reads a Tiki-Taka
+    compound makes to transfer (its device's transfer_forward): they are reads of the same array."""
+
     def apply(cfg, value):
         for direction in directions:
-            io = getattr(cfg, direction)
-            if io.is_perfect:  # a perfect read gets a clean, non-perfect IO with only this effect on
-                io.is_perfect = False
-                io.inp_res = io.out_res = -1.0
-                io.out_noise = 0.0
-                io.inp_noise = 0.0
-                io.w_noise = 0.0
-            setattr(io, field_name, convert(value))
+            _set_io_field(getattr(cfg, direction), field_name, convert(value))
+        transfer = getattr(cfg.device, "transfer_forward", None)
+        if "forward" in directions and transfer is not None:
+            _set_io_field(transfer, field_name, convert(value))
 
     return apply
 

@@ -132,3 +132,11 @@ def test_train_records_the_update_and_resumes_with_it(tmp_path, update):
     config = json.loads(open(f"{run_dir}/config.json").read())
     assert config["update"] == update and config["device_params"]["update"] == update
     assert resume_config(Path(run_dir), {"epochs": 2}).update == update
+
+
+@pytest.mark.parametrize("update", ["ttv2", "c-ttv2", "agad"])
+def test_forward_io_keys_reach_the_transfer_reads_of_tiki_taka(update):
+    cfg = parse_device("rram", ["adc_bits=6", "read_noise=0.03", "backward_read_noise=0.2"], update=update).rpu_config()
+    for io in (cfg.forward, cfg.device.transfer_forward):
+        assert io.out_res == pytest.approx(1 / 62) and io.out_noise == pytest.approx(0.03)
+    assert cfg.backward.out_noise == pytest.approx(0.2)

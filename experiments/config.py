@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def flag(key: str) -> str:
+    """The command-line flag of a TrainConfig field or rule option: lr -> --lr, sets -> --set."""
+    return "--set" if key == "sets" else "--" + key.replace("_", "-")
+
+
 @dataclass
 class TrainConfig:
     dataset: str = "digits"

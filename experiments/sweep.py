@@ -33,6 +33,7 @@ from hilt.experiments import report
 from hilt.experiments.run_folder import RunFolder
 from hilt.keyvalue import merged, parse_items
 from hilt.experiments.results import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
+from hilt.experiments.config import flag
 from hilt.experiments.train import TrainConfig, build, open_run, train, validate
 from hilt.rules import option_types
 
@@ -145,8 +146,8 @@ def _as_typed(message: str, point: Point) -> str:
     """A settings error of one grid point, in the words of the command line that made it: the
     flag a grid key stands for (--set KEY, --data-set KEY, --lr, ...) becomes --grid KEY."""
     for key, _ in point.values:
-        flag = f"--set {key}" if key in PARAMS else f"--data-set {key}" if key in DATA_KEYS else "--" + key.replace("_", "-")
-        message = message.replace(flag, f"--grid {key}")
+        typed = f"--set {key}" if key in PARAMS else f"--data-set {key}" if key in DATA_KEYS else flag(key)
+        message = message.replace(typed, f"--grid {key}")
     return message
 
 
@@ -182,17 +183,17 @@ def _differences(old: dict, new: dict) -> list[str]:
 
 
 def _claim(sweep: Sweep, force_new: bool) -> Path | None:
-    """Check that the (locked) sweep folder is new or holds this sweep (sweep.json's settings hash).
+    """Check that the (locked) sweep folder is new or holds this sweep (the settings in sweep.json).
     Another sweep's folder is refused, or with `force_new` moved aside to <name>.replaced-<time>
     (returned: the caller starts over in a new folder)."""
     from datetime import datetime
 
     record = sweep.root / SWEEP_RECORD
     if record.is_file():
-        old = read_json(record)
-        if old.get("settings_hash", sweep.settings_hash) == sweep.settings_hash and not _differences(old, sweep.settings):
-            return None  # this sweep (a sweep.json of a hilt before the hash is compared setting by setting)
-        problem = f"holds a sweep with other settings (differs in: {', '.join(_differences(old, sweep.settings))})"
+        changed = _differences(read_json(record), sweep.settings)
+        if not changed:
+            return None  # this sweep
+        problem = f"holds a sweep with other settings (differs in: {', '.join(changed)})"
     elif any(not p.name.startswith(".") for p in sweep.root.iterdir()):
         problem = "holds files but no sweep.json (not a hilt sweep, or an older one)"
     else:

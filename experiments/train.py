@@ -32,7 +32,7 @@ from hilt.data import load_dataset
 from hilt.errors import DivergenceError, HiltError
 from hilt.experiments import checkpoint
 from hilt.experiments.alignment import mean_alignment
-from hilt.experiments.config import TrainConfig
+from hilt.experiments.config import TrainConfig, flag
 from hilt.experiments.probe import probe
 from hilt.experiments.results import versions
 from hilt.experiments.run_folder import CONFIG, RunFolder
@@ -71,7 +71,7 @@ def _check(cfg: TrainConfig):
     """HiltError for settings that cannot run; the resolved DeviceSpec otherwise."""
     for key, value in [("lr", cfg.lr), ("momentum", cfg.momentum), ("weight_decay", cfg.weight_decay),
                        *cfg.rule_options.items()]:
-        check_float32(_flag(key), value)
+        check_float32(flag(key), value)
     if not str(cfg.out).strip():
         raise HiltError(f"--out {cfg.out!r}: give a folder for the run folders (default results/runs)")
     if cfg.seed < 0:
@@ -152,19 +152,13 @@ def build(cfg: TrainConfig) -> Setup:
     return Setup(cfg, data, net, rule, spec)
 
 
-def _flag(key: str) -> str:
-    return "--set" if key == "sets" else "--" + key.replace("_", "-")
-
-
 def _field_ok(value, default) -> bool:
     """A config.json value has the type of the TrainConfig field (judged by its default)."""
     if default is None or value is None:
         return value is None or isinstance(value, (str, int))
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
+    if isinstance(value, bool) != isinstance(default, bool):
+        return False
+    return isinstance(value, (int, float) if isinstance(default, float) else type(default))
 
 
 def resume_config(run_dir: Path, given: dict, what: str | None = None) -> TrainConfig:
@@ -190,7 +184,7 @@ def resume_config(run_dir: Path, given: dict, what: str | None = None) -> TrainC
             continue
         stored = config["rule_params"][key] if key in config["rule_params"] else getattr(cfg, key, None)
         if value != stored:
-            raise HiltError(f"--resume: {_flag(key)} {value} differs from the run's {stored}; a resumed run "
+            raise HiltError(f"--resume: {flag(key)} {value} differs from the run's {stored}; a resumed run "
                             "keeps its settings (only --epochs may change)")
     return replace(cfg, epochs=given.get("epochs", summary.get("epochs_target", cfg.epochs)))
 
@@ -249,7 +243,7 @@ class Trainer:
     the steps of an epoch as methods. Made and run by `train`, inside the folder's lock."""
 
     def __init__(self, setup: Setup, run: Run, on_step=None, on_epoch=None):
-        self.setup, self.run_, self.folder = setup, run, run.folder
+        self.setup, self.folder, self.fresh = setup, run.folder, run.ckpt is None
         self.cfg, self.data, self.net, self.rule = setup.cfg, setup.data, setup.net, setup.rule
         self.on_step, self.on_epoch = on_step, on_epoch
         ckpt = run.ckpt
@@ -383,7 +377,7 @@ class Trainer:
         # Divergence is detected and reported here; numpy need not warn on the way there.
         with np.errstate(over="ignore", invalid="ignore"):
             try:
-                if self.run_.ckpt is None:
+                if self.fresh:
                     self.evaluate_test(0)
                     self.end_of_epoch(0)
                 for epoch in range(self.done + 1, self.cfg.epochs + 1):

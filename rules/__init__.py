@@ -68,8 +68,7 @@ def option_types() -> dict[str, type]:
         for name in inspect.signature(cls.__init__).parameters:
             if name != "self":
                 found[name] = _plain_type(hints[name])
-    return {name: found[name] for name in sorted(found, key=lambda n: list(OPTION_DOCS).index(n)
-                                                  if n in OPTION_DOCS else len(OPTION_DOCS))}
+    return {**{name: found[name] for name in OPTION_DOCS if name in found}, **found}
 
 
 def rule_options(name: str) -> dict:

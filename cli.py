@@ -111,7 +111,7 @@ def _run_options(
     data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size; on-disk data: train_size, test_size, cifar10 norm=dp|simclr)"),
     data_dir: Optional[str] = typer.Option(_D.data_dir, help="folder holding the on-disk datasets in their standard layouts (see README)"),
     model: Optional[str] = typer.Option(_D.model, help="mlp:IN-H-...-OUT, cnn:C1-C2, cnn1d:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's MLP (digits 64-512-10; mnist1d 40-100-100-10; self-supervised rules: 64-512-512, no readout)"),
-    device: str = typer.Option(_D.device, help="device preset (see `hilt devices`)"),
+    device: str = typer.Option(_D.device, help="device preset, NeuroSim device, FILE.json from `hilt devices fit`, or neurosim:KEY=V,... (see `hilt devices`)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
     update: Optional[str] = typer.Option(_D.update, help="analog update algorithm: sgd (default) | summed | mp | tt | ttv2 | c-ttv2 | agad (see `hilt devices NAME --update ALGO`)"),
     rule: str = typer.Option(_D.rule, help="learning rule (see `hilt rules`)"),
@@ -280,9 +280,10 @@ def compare(
         _report_end(result["stopped"], cfg.epochs)
     if as_json:
         return
-    print_table(f"{cfg.rule}: exact vs {cfg.device}, {cfg.dataset}, last epoch",
-                [(r["metric"], r["layer"], r.get("exact"), r.get(cfg.device)) for r in result["final"]],
-                columns=("metric", "layer", "exact", cfg.device))
+    label = result["device"]
+    print_table(f"{cfg.rule}: exact vs {label}, {cfg.dataset}, last epoch",
+                [(r["metric"], r["layer"], r.get("exact"), r.get(label)) for r in result["final"]],
+                columns=("metric", "layer", "exact", label))
     print(f"comparison folder: {result['run_dir']}")
 
 
@@ -417,33 +418,45 @@ def align(
                 [(r["layer"], *[r[c] for c in columns]) for r in result["layers"]], columns=("layer", *columns))
 
 
-@app.command()
+class _DevicesGroup(typer.core.TyperGroup):
+    """`hilt devices NAME ...` is `hilt devices show NAME ...`: a device name is not a subcommand."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+devices_app = typer.Typer(cls=_DevicesGroup, invoke_without_command=True, add_completion=False,
+                          help="Device presets, NeuroSim devices, update algorithms and --set keys; "
+                               "`devices NAME` shows one, `devices fit DATA.csv` makes a device from measurements.")
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.callback()
 @user_errors
-def devices(
-    name: Optional[str] = typer.Argument(None, help="show one preset's effective parameters"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="apply overrides KEY=VALUE first"),
-    update: Optional[str] = typer.Option(None, help="with an update algorithm (and its parameters)"),
-):
-    """List device presets, update algorithms and the --set keys with their ranges."""
+def devices(ctx: typer.Context):
+    """List device presets, NeuroSim devices, update algorithms and the --set keys with their ranges."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from hilt.devices.neurosim import HELP as NEUROSIM_HELP, NEUROSIM_DEVICES
     from hilt.devices.presets import PARAMS, PRESETS, parse_device
     from hilt.devices.updates import UPDATES
 
     console = Console()
-    if (set_ or update) and not name:
-        raise HiltError("devices --set/--update needs a device name, e.g. `hilt devices rram --update mp --set transfer_every=2`")
-    if name:
-        console.print_json(json.dumps(parse_device(name, set_ or [], update=update).describe(), default=str))
-        return
-    table = Table(title="device presets (--device)")
+    table = Table(title="devices (--device): presets, NeuroSim devices; also FILE.json and neurosim:KEY=V,...")
     for col in ("name", "description", "dw_min", "w_max", "forward IO", "update_bl"):
         table.add_column(col)
-    for preset, (_, description) in PRESETS.items():
-        d = parse_device(preset).describe()
+    for name, description in [*((p, d) for p, (_, d) in PRESETS.items()), *((n, d) for n, (_, d) in NEUROSIM_DEVICES.items())]:
+        d = parse_device(name).describe()
         io = d.get("forward_io", "-")
         io = io if isinstance(io, str) else f"{io['dac_bits']}b DAC, {io['adc_bits']}b ADC, noise {io['read_noise']}"
-        table.add_row(preset, description, str(d.get("dw_min", "-")), str(d.get("w_max", "-")), io, str(d.get("update_bl", "-")))
+        dw_min = d.get("dw_min", "-")
+        table.add_row(name, Text(description), f"{dw_min:.4g}" if isinstance(dw_min, float) else str(dw_min),
+                      str(d.get("w_max", "-")), io, str(d.get("update_bl", "-")))
     console.print(table)
-    algorithms = Table(title="update algorithms (--update), for every pulsed preset")
+    console.print(Text(NEUROSIM_HELP))
+    algorithms = Table(title="update algorithms (--update), for every pulsed device")
     for col in ("name", "meaning"):
         algorithms.add_column(col)
     for algorithm, info in UPDATES.items():
@@ -455,6 +468,75 @@ def devices(
     for p in PARAMS.values():
         keys.add_row(p.name, f"{p.kind.__name__} [{p.lo:g}, {p.hi:g}]", p.doc, ", ".join(p.updates) or "any")
     console.print(keys)
+
+
+@devices_app.command("show")
+@user_errors
+def devices_show(
+    name: Optional[str] = typer.Argument(None, help="a preset, a NeuroSim device, FILE.json or neurosim:KEY=V,..."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="apply overrides KEY=VALUE first"),
+    update: Optional[str] = typer.Option(None, help="with an update algorithm (and its parameters)"),
+):
+    """One device's effective parameters (after --set and --update), as JSON."""
+    from hilt.devices.presets import parse_device
+
+    if not name:
+        raise HiltError("devices --set/--update needs a device name, e.g. `hilt devices rram --update mp --set transfer_every=2`")
+    Console().print_json(json.dumps(parse_device(name, set_ or [], update=update).describe(), default=str))
+
+
+@devices_app.command("fit")
+@user_errors
+def devices_fit(
+    data: Path = typer.Argument(..., help="CSV: pulse (+1, -1 or a signed count), conductance; optional trace, device"),
+    model: str = typer.Option("softbounds", help="constant | linear | softbounds | exp | pow | piecewise"),
+    out: Optional[Path] = typer.Option(None, help="device file to write (default: DATA-MODEL.json beside DATA); "
+                                                  "its plot goes beside it as .png"),
+    g_min: Optional[float] = typer.Option(None, help="conductance that maps to --w-min (default: the data's minimum)"),
+    g_max: Optional[float] = typer.Option(None, help="conductance that maps to --w-max (default: the data's maximum)"),
+    w_min: float = typer.Option(-1.0, help="weight of g_min"),
+    w_max: float = typer.Option(1.0, help="weight of g_max"),
+    compare_presets: bool = typer.Option(False, "--compare-presets", help="also rank the presets by their error on the data"),
+    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
+    as_json: bool = typer.Option(False, "--json", help="print the device file's content as JSON"),
+):
+    """Fit an aihwkit device model to measured pulse-response data (lmfit): writes a device file for
+    `--device FILE.json`, a plot of measured vs fitted response, and prints the parameters."""
+    from hilt.devices.device_file import MODELS
+    from hilt.devices.fitting import definition, fit, plot_fit, preset_errors, read_measurements
+    from hilt.experiments.results import write_json
+
+    if model not in MODELS:
+        raise HiltError(f"--model {model}: unknown model; allowed: {', '.join(MODELS)}")
+    out = out or data.with_name(f"{data.stem}-{model}.json")
+    if out.suffix != ".json":
+        raise HiltError(f"--out {out}: a device file ends in .json")
+    if out.exists() and not force:
+        raise HiltError(f"--out {out} exists; choose another --out or pass --force to overwrite it")
+    meas = read_measurements(str(data), g_min, g_max, w_min, w_max)
+    result = fit(meas, model)
+    record = definition(result, meas, out.stem)
+    errors = preset_errors(meas) if compare_presets else None
+    if errors:
+        record["fit"]["preset_rmse"] = dict(errors)
+    write_json(out, record)
+    plot_fit(result, meas, out.with_suffix(".png"))
+    if as_json:
+        print(json.dumps(record))
+        return
+    span = w_max - w_min
+    rows = [(k, v if isinstance(v, float) else f"{len(v)} nodes, {min(v):.3g}..{max(v):.3g}" if isinstance(v, list) else v,
+             result.stderr.get(k)) for k, v in result.params.items()]
+    rows.append(("states ((w_max - w_min) / dw_min)", round(result.states, 1), None))
+    print_table(f"{MODELS[model]} fitted to {data.name}: {meas.rows} reads, {len(meas.traces)} traces, "
+                f"{len(meas.devices)} devices, {result.seconds:.1f} s",
+                rows, columns=("parameter", "value", "fit error (1 sigma)"))
+    print(f"fit RMSE {result.rmse:.4g} weight units = {result.rmse / span:.2%} of the range "
+          f"[{w_min:g}, {w_max:g}] <- conductance [{meas.g_range[0]:.4g}, {meas.g_range[1]:.4g}]")
+    if errors:
+        print_table("presets on the same data (as they are, noise off), best first",
+                    [(name, rmse, rmse / span) for name, rmse in errors], columns=("preset", "RMSE", "of range"))
+    print(f"device file: {out}  (use it: --device {out}); plot: {out.with_suffix('.png')}")
 
 
 @app.command()

@@ -13,6 +13,8 @@ from typing import Any
 
 from hilt.errors import DeviceError, HiltError
 from hilt.keyvalue import parse_items
+from hilt.devices.device_file import check_definition, definition_rpu_config, is_device_file, read_device_file
+from hilt.devices.neurosim import NEUROSIM_DEVICES, neurosim_definition
 from hilt.devices.params import Param, leaf_devices
 from hilt.devices.updates import COMPOUNDS, DEFAULT_UPDATE, UPDATE_PARAMS, check_update, compound_config, tuned_preset
 
@@ -118,6 +120,7 @@ class DeviceSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     update: str = DEFAULT_UPDATE  # the update algorithm (devices/updates.py), resolved by parse_device
+    definition: dict | None = None  # a device file's or NeuroSim model's definition (devices/device_file.py)
 
     @property
     def is_exact(self) -> bool:
@@ -147,7 +150,7 @@ class DeviceSpec:
         return self.overrides.get(key, CROSSBAR_DEFAULTS[key])
 
     def rpu_config(self):
-        cfg = base_rpu_config(self.base)
+        cfg = definition_rpu_config(self.definition) if self.definition else base_rpu_config(self.base)
         if self.update in COMPOUNDS:
             cfg = compound_config(self.update, self.base, cfg)
         for key, value in self.overrides.items():
@@ -166,7 +169,11 @@ class DeviceSpec:
 
     def describe(self) -> dict[str, Any]:
         """Effective friendly parameters (after overrides), for `hilt devices` and config.json."""
-        out = {"preset": self.name, "aihwkit": PRESETS[self.name][0]}
+        if self.definition:
+            out = {"preset": self.name, "aihwkit": self.definition["device"]["class"],
+                   "definition": self.definition.get("name"), "description": self.definition.get("description", "")}
+        else:
+            out = {"preset": self.name, "aihwkit": PRESETS[self.name][0]}
         if self.is_exact:
             return out
         cfg = self.rpu_config()
@@ -235,11 +242,32 @@ def resolve_update(name: str, update: str | None) -> str:
     return update
 
 
-def parse_device(name: str, sets: list[str] | None = None, seed: int = 0, update: str | None = None) -> DeviceSpec:
-    """Validate a preset name, `key=value` overrides and an update algorithm (None: the preset's own,
-    sgd for all but rram-mp / rram-ttv2) into a DeviceSpec (DeviceError on bad input)."""
-    if name not in PRESETS:
-        raise DeviceError(f"unknown device {name!r}; allowed: {', '.join(PRESETS)}")
+DEVICE_CHOICES = f"{', '.join([*PRESETS, *NEUROSIM_DEVICES])}, a device file FILE.json (`hilt devices fit`) or neurosim:KEY=V,..."
+
+
+def device_definition(name: str) -> dict | None:
+    """The definition of a device that is not an aihwkit preset (None for a preset)."""
+    if name in PRESETS:
+        return None
+    if name in NEUROSIM_DEVICES or name.startswith("neurosim:"):
+        return neurosim_definition(name)
+    if is_device_file(name):
+        return read_device_file(name)
+    raise DeviceError(f"unknown device {name!r}; allowed: {DEVICE_CHOICES}")
+
+
+def parse_device(name: str, sets: list[str] | None = None, seed: int = 0, update: str | None = None,
+                 definition: dict | None = None) -> DeviceSpec:
+    """Validate a device (a preset name, a NeuroSim device, a device file), `key=value` overrides and
+    an update algorithm (None: the preset's own, sgd for all but rram-mp / rram-ttv2) into a
+    DeviceSpec (DeviceError on bad input). `definition`: the device's recorded definition (from a
+    run's config.json), used instead of reading the file again."""
+    if definition is None:
+        definition = device_definition(name)
+    elif name in PRESETS:
+        raise DeviceError(f"device {name!r} is a preset and has no definition")
+    else:
+        definition = check_definition(definition, f"--device {name}")
     update = resolve_update(name, update)
     overrides: dict[str, Any] = {}
     try:
@@ -255,7 +283,7 @@ def parse_device(name: str, sets: list[str] | None = None, seed: int = 0, update
             raise DeviceError(f"--set {key}: a parameter of --update {', '.join(param.updates)}, not of {update}"
                               + (f" (its keys: {', '.join(own)})" if own else ""))
         overrides[key] = param.parse(text)
-    spec = DeviceSpec(name, overrides, seed, update)
+    spec = DeviceSpec(name, overrides, seed, update, definition)
     if spec.is_exact and overrides:
         raise DeviceError(f"--set {', '.join(overrides)}: device 'exact' is the float path and takes no device parameters")
     if not spec.is_exact:

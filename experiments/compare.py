@@ -58,9 +58,10 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
         raise HiltError("compare trains on the exact path and on a device: give an analog --device")
     if every < 1:
         raise HiltError(f"--every must be >= 1 (got {every})")
-    setups = {"exact": build(replace(cfg, device="exact", sets=[], update=None, log_alignment=True)),
-              cfg.device: build(replace(cfg, log_alignment=True))}
-    root = new_run_dir(Path(cfg.out), f"compare-{cfg.dataset}-{cfg.device}-{cfg.rule}-s{cfg.seed}")
+    label = cfg.device_label
+    setups = {"exact": build(replace(cfg, device="exact", device_definition=None, sets=[], update=None, log_alignment=True)),
+              label: build(replace(cfg, log_alignment=True))}
+    root = new_run_dir(Path(cfg.out), f"compare-{cfg.dataset}-{label}-{cfg.rule}-s{cfg.seed}")
     tidy, samples, summaries = [], [], {}
     for path, setup in setups.items():
         steps = -(-len(setup.data.x_train) // setup.cfg.batch_size)
@@ -74,7 +75,7 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
         tidy += _tidy(path, metrics, probe.rows)
         samples += [{"path": path, **row} for row in probe.rows]
     stopped = next((s for s in summaries.values() if s["status"] != "finished"), None)
-    result = {"status": stopped["status"] if stopped else "finished", "run_dir": str(root), "device": cfg.device,
+    result = {"status": stopped["status"] if stopped else "finished", "run_dir": str(root), "device": label,
               "rule": cfg.rule, "dataset": cfg.dataset, "seed": cfg.seed, "every": every,
               "runs": {path: s["run_dir"] for path, s in summaries.items()}}
     if stopped:
@@ -82,8 +83,8 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
     else:
         write_csv(root / "compare.csv", tidy)
         write_csv(root / "fidelity.csv", samples)
-        result["final"] = final_table(tidy, cfg.device)
-        plot(tidy, cfg.device, root / "compare.png")
+        result["final"] = final_table(tidy, label)
+        plot(tidy, label, root / "compare.png")
     write_json(root / SUMMARY, result)
     return result
 

@@ -20,7 +20,8 @@ class TrainConfig:
     data_set: list[str] = field(default_factory=list)
     data_dir: str | None = None  # where the on-disk datasets are (data/disk.py)
     model: str | None = None  # None: the dataset's default MLP
-    device: str = "rram"
+    device: str = "rram"  # a preset, a NeuroSim device or a device file (devices/presets.py DEVICE_CHOICES)
+    device_definition: dict | None = None  # a non-preset device's full definition, recorded by build()
     sets: list[str] = field(default_factory=list)
     update: str | None = None  # the analog update algorithm (devices/updates.py); None: the preset's own
     rule: str = "bp"
@@ -42,10 +43,13 @@ class TrainConfig:
     @property
     def device_label(self) -> str:
         """--device, with the update algorithm when one was chosen (rram+summed): names and titles."""
-        return self.device if self.update is None else f"{self.device}+{self.update}"
+        from hilt.devices.device_file import device_label
+
+        name = device_label(self.device)
+        return name if self.update is None else f"{name}+{self.update}"
 
     def device_spec(self):
         """The validated DeviceSpec of --device, --set, --update and --seed (DeviceError on bad input)."""
         from hilt.devices import parse_device
 
-        return parse_device(self.device, self.sets, seed=self.seed, update=self.update)
+        return parse_device(self.device, self.sets, seed=self.seed, update=self.update, definition=self.device_definition)

@@ -102,6 +102,8 @@ def point_config(base: TrainConfig, point: Point) -> TrainConfig:
             rule_options[key] = _typed(key, text)
         else:
             changes[key] = _typed(key, text)
+    if "device" in changes:  # another device: the base's recorded definition is not its
+        changes["device_definition"] = None
     return replace(base, sets=sets, data_set=data_set, rule_options=rule_options, seed=point.seed, **changes)
 
 

@@ -135,6 +135,7 @@ class Setup:
 
 def build(cfg: TrainConfig) -> Setup:
     spec = _check(cfg)
+    cfg = replace(cfg, device_definition=spec.definition)  # config.json holds the device, not its path
     rule = make_rule(cfg.rule, **cfg.rule_options)
     backend.select(analog=not spec.is_exact)
     data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir)
@@ -155,7 +156,7 @@ def build(cfg: TrainConfig) -> Setup:
 def _field_ok(value, default) -> bool:
     """A config.json value has the type of the TrainConfig field (judged by its default)."""
     if default is None or value is None:
-        return value is None or isinstance(value, (str, int))
+        return value is None or isinstance(value, (str, int, dict))
     if isinstance(value, bool) != isinstance(default, bool):
         return False
     return isinstance(value, (int, float) if isinstance(default, float) else type(default))

@@ -71,7 +71,7 @@ def _robustness(setup, folder: RunFolder, draws: int, on_point) -> list[dict]:
                 on_point()
     out = folder.path / "robustness"
     write_csv(out / "robustness.csv", rows)
-    plot(rows, out / "robustness.png", title=f"{cfg.rule} on {cfg.device}: {cfg.dataset} {cfg.model}")
+    plot(rows, out / "robustness.png", title=f"{cfg.rule} on {cfg.device_label}: {cfg.dataset} {cfg.model}")
     return rows
 
 

@@ -128,6 +128,7 @@ def _run_options(
     activation: str = typer.Option(_D.activation, help="hidden activation: relu | tanh | sigmoid | hardtanh | identity"),
     keep_best: bool = typer.Option(_D.keep_best, "--keep-best", help="also keep checkpoint-best.npz (best validation accuracy, else test)"),
     eval_every: int = typer.Option(_D.eval_every, help="evaluate on the test set every N epochs (and after the last)"),
+    cost: Optional[str] = typer.Option(None, "--cost", help="cost table JSON for the energy/latency estimates (default: experiments/cost_table.json, with sources)"),
     out: str = typer.Option(_D.out, help="where run directories go"),
 ):
     """The options of a run that are TrainConfig fields (the rule's options are added below)."""
@@ -148,6 +149,11 @@ def _train_config(**options):
     """The options of a training run (train, compare, ...) -> a TrainConfig."""
     rule_options = {p.name: options.pop(p.name) for p in _RULE_OPTIONS}
     sets, data_set = options.pop("set_") or [], options.pop("data_set") or []
+    cost = options.pop("cost")
+    if cost is not None:
+        from hilt.experiments.cost import load_cost_table
+
+        options["cost_table"] = load_cost_table(cost)
     return TrainConfig(**options, sets=sets, data_set=data_set, rule_options=rule_options)
 
 
@@ -176,7 +182,7 @@ def with_train_options(command):
 
 
 # CLI option -> TrainConfig field, where they differ (for `--resume`'s check of what was typed).
-_CONFIG_FIELD = {"set_": "sets", "as_json": None, "resume": None, "recipe": None, "ctx": None}
+_CONFIG_FIELD = {"set_": "sets", "cost": None, "as_json": None, "resume": None, "recipe": None, "ctx": None}
 
 
 def _progress(cfg):
@@ -198,6 +204,17 @@ def _progress(cfg):
         return {"on_step": on_step, "on_epoch": on_epoch}
 
     return progress, callbacks
+
+
+def _print_costs(columns: dict[str, dict], table: str) -> None:
+    """What the crossbars did (counts) and the energy and time it is estimated to take, side by side."""
+    from hilt.analog.costs import COUNT_KEYS
+    from hilt.experiments.cost import ESTIMATES
+
+    shown = [k for k in COUNT_KEYS if any(c.get(k) for c in columns.values())]
+    rows = [(k, *[f"{c.get(k, 0):.4g}" for c in columns.values()]) for k in shown]
+    rows += [(f"{k} (estimate)", *[f"{c.get(k, 0):.3g}" for c in columns.values()]) for k in ESTIMATES]
+    print_table(f"hardware cost (estimates from the cost table: {table})", rows, columns=("count", *columns))
 
 
 def _report_end(summary: dict, target_epochs: int) -> None:
@@ -255,6 +272,7 @@ def train(
     print_table(f"{summary['rule']} on {summary['device']}: {summary['dataset']} {summary['model']}",
                 [(key, summary[key]) for key in ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy",
                                                  "train_loss", "epochs", "wall_time_s")])
+    _print_costs({"training": summary["costs"]["train"], "evaluation": summary["costs"]["eval"]}, summary["costs"]["table"])
     print(f"run folder: {summary['run_dir']}")
 
 
@@ -284,6 +302,7 @@ def compare(
     print_table(f"{cfg.rule}: exact vs {label}, {cfg.dataset}, last epoch",
                 [(r["metric"], r["layer"], r.get("exact"), r.get(label)) for r in result["final"]],
                 columns=("metric", "layer", "exact", label))
+    _print_costs({f"training, {path}": costs for path, costs in result["costs"].items()}, result["cost_table"])
     print(f"comparison folder: {result['run_dir']}")
 
 
@@ -335,7 +354,7 @@ def sweep(
     if finished:
         import pandas as pd
 
-        table, _ = summarize(pd.DataFrame(finished), list(plan.grid), ["test_accuracy", "test_accuracy_exact_readout"])
+        table, _ = summarize(pd.DataFrame(finished), list(plan.grid), ["test_accuracy", "test_accuracy_exact_readout", "train_energy_j"])
         print(markdown(table), end="")
     others = Counter(r["status"] for r in rows if r["status"] != "finished")
     left_out = "".join(f", {n} {status}" for status, n in sorted(others.items()))
@@ -625,20 +644,31 @@ def robustness(
 def report(
     paths: List[str] = typer.Argument(..., help="run folders, or folders holding them (searched recursively)"),
     group_by: Optional[str] = typer.Option(None, help="comma-separated columns to group by; default: dataset, device, rule and every setting that differs between the runs"),
-    metric: Optional[List[str]] = typer.Option(None, help="metric column(s); default: test_accuracy, test_accuracy_exact_readout"),
+    metric: Optional[List[str]] = typer.Option(None, help="metric column(s); default: test_accuracy, test_accuracy_exact_readout, train_energy_j "
+                                                          "(also: train_latency_s, train_expected_pulses, train_reads, wall_time_s, ...)"),
+    energy_to: Optional[float] = typer.Option(None, help="add the estimated training energy until the test accuracy first reached this (e.g. 0.9)"),
+    plot: Optional[str] = typer.Option(None, help="also plot test accuracy against cumulative training energy per group to this PNG"),
     out: Optional[str] = typer.Option(None, help="also write the Markdown table to this file"),
 ):
     """Markdown table of finished runs: n and mean ± std over seeds per group (every setting that
     differs, unless --group-by says otherwise); says what it leaves out or pools."""
-    from hilt.experiments.report import collect, markdown, notes, summarize
+    from hilt.experiments.report import collect, energy_column, markdown, notes, plot_accuracy_vs_energy, summarize
     from hilt.experiments.results import write_text
 
     if out is not None and not out.strip():
         raise HiltError("report --out '': give a file name for the Markdown table")
-    collected = collect([Path(p) for p in paths])
-    metrics = metric or ["test_accuracy", "test_accuracy_exact_readout"]
+    if energy_to is not None and not 0 < energy_to <= 1:
+        raise HiltError(f"--energy-to {energy_to}: a test accuracy in (0, 1]")
+    collected = collect([Path(p) for p in paths], energy_to)
+    has_costs = collected.frame["train_energy_j"].notna().any()  # runs from before the counters have none
+    metrics = metric or ["test_accuracy", "test_accuracy_exact_readout", *(["train_energy_j"] if has_costs else [])]
+    if energy_to is not None:
+        metrics = [*metrics, energy_column(energy_to)]
     groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
     table, pooled = summarize(collected.frame, groups, metrics, collected.settings)
+    if plot:
+        plot_accuracy_vs_energy(collected, Path(plot), [c for c in table.columns if c in collected.frame.columns
+                                                        and c not in metrics])
     text = markdown(table)
     if out:
         write_text(Path(out), text)

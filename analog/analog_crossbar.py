@@ -38,9 +38,11 @@ import copy
 import numpy as np
 
 from hilt.analog import backend
+from hilt.analog.costs import expected_pulses
 from hilt.analog.crossbar import Crossbar, check_lr
 from hilt.analog.optim import gradient_matrix
 from hilt.devices.presets import DeviceSpec, leaf_devices
+from hilt.devices.updates import COMPOUNDS
 
 
 def tile_state(tile) -> dict:
@@ -124,6 +126,47 @@ class AnalogCrossbar(Crossbar):
         self.summed = spec.summed
         self.scale: float | None = None
         self._lr: float | None = None
+        self._pulse_model = self._pulse_parameters(first.rpu_config, spec.update)
+
+    @staticmethod
+    def _pulse_parameters(cfg, update: str) -> dict:
+        """What counting an update needs from the tile's config (analog/costs.py)."""
+        model = {"update": update, "pulsed": cfg.update.pulse_type.name != "NONE"}
+        if update in COMPOUNDS:
+            device = cfg.device
+            model["per_rows"] = update != "mp" and not getattr(device, "units_in_mbatch", True)
+            model["transfer_every"] = float(getattr(device, "transfer_every", 1) or 1)
+        elif model["pulsed"]:
+            up = cfg.update
+            model["args"] = (leaf_devices(cfg.device)[0].dw_min, up.desired_bl, up.update_management,
+                             up.update_bl_management)
+        return model
+
+    def _count_read(self, rows, transposed):
+        super()._count_read(rows, transposed)
+        inputs, outputs = self.in_size + self.bias, self.out_size
+        self.counts["array_reads"] += rows  # the tiles of the grid read in parallel
+        self.counts["cell_reads"] += rows * outputs * inputs
+        n_row_tiles, n_col_tiles = len(self.row_splits), len(self.col_splits)
+        into, out_of = (outputs * n_col_tiles, inputs * n_row_tiles) if transposed else \
+            (inputs * n_row_tiles, outputs * n_col_tiles)
+        self.counts["dac_conversions"] += rows * into
+        self.counts["adc_conversions"] += rows * out_of
+
+    def _count_pulses(self, x, d, lr, bias_input: bool = False) -> None:
+        """One tile's pulse trains for rows (x, d) as the tile sees them (bias_input: plus its bias input 1)."""
+        model, c = self._pulse_model, self.counts
+        c["pulse_trains"] += len(x)
+        if "args" in model:
+            pulses, slots = expected_pulses(x, d, lr, *model["args"], bias_input=bias_input)
+            c["expected_pulses"] += pulses
+            c["pulse_slots"] += slots
+
+    def _count_compound(self, rows: int) -> None:
+        model = self._pulse_model
+        if model["update"] == "mp":  # the digital accumulator chi += x d^T
+            self.counts["digital_macs"] += rows * self.out_size * (self.in_size + self.bias)
+        self.counts["transfers"] += (rows if model["per_rows"] else 1) / model["transfer_every"]
 
     @staticmethod
     def _torch(a):
@@ -184,15 +227,33 @@ class AnalogCrossbar(Crossbar):
         if self.scale != 1.0:  # aihwkit's pre_update; lr / scale differs where the device rescales by max|d| (TTv2)
             d = d / self.scale
         self._set_lr(lr)
+        compound = self._pulse_model["update"] in COMPOUNDS
+        if compound:
+            self._count_compound(len(x))
         for _, _, rows, cols, tile in self._tiles():
             tile.update(self._torch(x[:, cols]), self._torch(d[:, rows]))
             tile.post_update_step()
+            if not compound:
+                self._count_pulses(x[:, cols], d[:, rows], lr, tile.analog_bias)
 
     def update_groups(self, groups, lr):
         if not self.summed or self.observer is not None:  # the observer sees the rows themselves
             return super().update_groups(groups, lr)
         check_lr(lr)
-        self._pulse_summed(gradient_matrix(((np.asarray(x), np.asarray(d)) for x, d in groups), self.bias), lr)
+        rows = [0]
+
+        def counted(pairs):
+            for x, d in pairs:
+                rows[0] += len(x)
+                yield np.asarray(x), np.asarray(d)
+
+        self._pulse_summed(gradient_matrix(counted(groups), self.bias), lr)
+        self._count_update(rows[0])
+
+    def _count_update(self, rows):
+        super()._count_update(rows)
+        if self.summed:  # the digital accumulator G += d^T x
+            self.counts["digital_macs"] += rows * self.out_size * (self.in_size + self.bias)
 
     def _pulse_summed(self, G, lr):
         """W -= lr G on each tile as the fewer of one pulse train per input column (x = e_i,
@@ -212,6 +273,7 @@ class AnalogCrossbar(Crossbar):
                 x, d = (lines, unit) if by_rows else (unit, lines)
                 # positional arguments (AIHWKIT_NOTES P5); bias=False: x carries the bias input itself
                 tile.tile.update(self._torch(x), self._torch(d), False, False, False, False)
+                self._count_pulses(x, d, lr)
             tile.post_update_step()
 
     def _gather(self, tile_matrix):

@@ -17,6 +17,9 @@ except under `--update summed`, where it sums G block by block too.
 An `observer` (callable(crossbar, x, d, lr), None by default) sees every update before it is
 made: metrics such as update fidelity use it to know what the rule asked for.
 
+`counts` (analog/costs.py) adds up what the primitives were asked: reads, conversions, update
+rows, pulses, digital MACs; `take_counts()` returns and resets them.
+
 And, for checkpoints, `state_dict()` / `load_state_dict(state)`: everything the crossbar needs to
 continue exactly where it was (exact: W, b and the optimizer's state; analog: the tiles' own
 state, hidden device parameters included), as picklable host objects.
@@ -32,6 +35,7 @@ aihwkit's own training (AnalogFunction) backpropagates through a tile. The updat
 from __future__ import annotations
 
 from hilt.analog import backend
+from hilt.analog.costs import zero_counts
 from hilt.analog.optim import Optimizer, SGD, gradients
 
 
@@ -44,6 +48,7 @@ class Crossbar:
     def __init__(self, out_size: int, in_size: int, bias: bool = False):
         self.out_size, self.in_size, self.bias = int(out_size), int(in_size), bool(bias)
         self.observer = None
+        self.counts = zero_counts()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -51,20 +56,25 @@ class Crossbar:
         return self.out_size, self.in_size + self.bias
 
     def forward(self, x):
-        return self._forward(backend.asarray(x))[0]
+        return self.forward_clipped(x)[0]
 
     def forward_clipped(self, x):
         """(y, clipped): the forward read and where its outputs were at the ADC bound, for `backward`."""
-        return self._forward(backend.asarray(x))
+        x = backend.asarray(x)
+        self._count_read(x.shape[0], transposed=False)
+        return self._forward(x)
 
     def backward(self, d, clipped=None):
-        return self._backward(backend.asarray(d), clipped)
+        d = backend.asarray(d)
+        self._count_read(d.shape[0], transposed=True)
+        return self._backward(d, clipped)
 
     def update(self, x, d, lr: float) -> None:
         check_lr(lr)
         x, d = backend.asarray(x), backend.asarray(d)
         if self.observer is not None:
             self.observer(self, x, d, float(lr))
+        self._count_update(x.shape[0])
         self._update(x, d, float(lr))
 
     def update_groups(self, groups, lr: float) -> None:
@@ -73,6 +83,17 @@ class Crossbar:
 
         x, d = map(joined, zip(*groups))
         self.update(x, d, lr)
+
+    def take_counts(self) -> dict[str, float]:
+        counts, self.counts = self.counts, zero_counts()
+        return counts
+
+    def _count_read(self, rows: int, transposed: bool) -> None:
+        self.counts["transposed_reads" if transposed else "forward_reads"] += rows
+
+    def _count_update(self, rows: int) -> None:
+        self.counts["update_calls"] += 1
+        self.counts["update_rows"] += rows
 
     def weights(self):
         return self._weights()
@@ -144,8 +165,23 @@ class ExactCrossbar(Crossbar):
         if self.observer is not None:
             return super().update_groups(groups, lr)
         check_lr(lr)
-        asarrays = ((backend.asarray(x), backend.asarray(d)) for x, d in groups)
-        self.optimizer.step(self.W, self.b, *gradients(asarrays, self.bias), float(lr))
+        rows = [0]
+
+        def counted(pairs):
+            for x, d in pairs:
+                rows[0] += len(x)
+                yield backend.asarray(x), backend.asarray(d)
+
+        self.optimizer.step(self.W, self.b, *gradients(counted(groups), self.bias), float(lr))
+        self._count_update(rows[0])
+
+    def _count_read(self, rows, transposed):
+        super()._count_read(rows, transposed)
+        self.counts["digital_macs"] += rows * self.out_size * (self.in_size + self.bias)  # a read is a matmul here
+
+    def _count_update(self, rows):
+        super()._count_update(rows)
+        self.counts["digital_macs"] += rows * self.out_size * (self.in_size + self.bias)
 
     def _weights(self):
         if self.b is None:

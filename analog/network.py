@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from hilt.analog import backend
+from hilt.analog.costs import zero_counts
 from hilt.analog.crossbar import Crossbar, ExactCrossbar, exact_copy
 from hilt.analog.layers import Block, Conv1d, Conv2d, Dense
 from hilt.analog.optim import Optimizer
@@ -80,6 +81,15 @@ class Network:
     def crossbars(self) -> list[Crossbar]:
         """The blocks' crossbars, in order (not the auxiliary ones)."""
         return [b.crossbar for b in self.blocks]
+
+    def take_counts(self) -> dict[str, float]:
+        """What every crossbar (the rules' auxiliary ones too) was asked since the last call, summed
+        (analog/costs.py); the counters restart from zero."""
+        total = zero_counts()
+        for crossbar in [*self.crossbars(), *self.aux.values()]:
+            for key, value in crossbar.take_counts().items():
+                total[key] += value
+        return total
 
     def weights(self) -> list:
         return [c.weights() for c in self.crossbars()]

@@ -77,7 +77,9 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
     stopped = next((s for s in summaries.values() if s["status"] != "finished"), None)
     result = {"status": stopped["status"] if stopped else "finished", "run_dir": str(root), "device": label,
               "rule": cfg.rule, "dataset": cfg.dataset, "seed": cfg.seed, "every": every,
-              "runs": {path: s["run_dir"] for path, s in summaries.items()}}
+              "runs": {path: s["run_dir"] for path, s in summaries.items()},
+              "costs": {path: s.get("costs", {}).get("train", {}) for path, s in summaries.items()},
+              "cost_table": cfg.cost_table.get("name", "") if cfg.cost_table else "default"}
     if stopped:
         result["stopped"] = stopped  # the run that did not finish (diverged or interrupted)
     else:

@@ -38,6 +38,7 @@ class TrainConfig:
     log_alignment: bool = False
     keep_best: bool = False  # also keep checkpoint-best.npz, by selection_metric(data)
     eval_every: int = 1  # test evaluation every N epochs (and after the last)
+    cost_table: dict | None = None  # energy/latency costs per operation (experiments/cost.py); None: the default, recorded by build()
     out: str = "results/runs"
 
     @property

@@ -21,9 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 from hilt.errors import HiltError
-from hilt.experiments.run_folder import run_folders
+from hilt.experiments.cost import energy_to_accuracy
+from hilt.experiments.run_folder import RunFolder, run_folders
 
-METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "wall_time_s")
+METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "wall_time_s",
+           "train_energy_j", "train_latency_s", "train_expected_pulses", "train_reads")  # energy, latency: estimates
 CONFIG_SETTINGS = ("dataset", "model", "device", "update", "rule", "lr", "lr_schedule", "batch_size", "optimizer",
                    "momentum", "weight_decay", "activation")
 BASE_GROUPS = ("dataset", "device", "rule")
@@ -41,7 +43,13 @@ def _plain(value):
     return " ".join(map(str, value)) if isinstance(value, list) else str(value) if isinstance(value, dict) else value
 
 
-def collect(paths: list[Path]) -> Collected:
+def energy_column(target: float) -> str:
+    return f"train_energy_j_to_{target:g}"
+
+
+def collect(paths: list[Path], energy_to: float | None = None) -> Collected:
+    """The finished runs under `paths`; with `energy_to`, also each run's estimated training energy
+    until its test accuracy first reached it (energy_column; empty if it never did)."""
     rows, left_out, unreadable, settings = [], Counter(), [], list(CONFIG_SETTINGS) + ["epochs", "set", "data_set"]
     for root in paths:
         if not Path(root).exists():
@@ -68,6 +76,7 @@ def collect(paths: list[Path]) -> Collected:
                 **{k: _plain(v) for k, v in rule_params.items()},
                 "seed": config.get("seed"),
                 **{m: summary.get(m) for m in METRICS},
+                **({energy_column(energy_to): energy_to_accuracy(folder.metrics(), energy_to)} if energy_to is not None else {}),
                 "run_dir": str(folder.path),
             })
     if not rows:
@@ -97,9 +106,44 @@ def summarize(frame: pd.DataFrame, group_by: list[str] | None, metrics: list[str
     out = grouped.size().rename("n").to_frame()
     for metric in metrics:
         mean, std, count = grouped[metric].mean(), grouped[metric].std(ddof=1), grouped[metric].count()
-        out[metric] = [f"{m:.4f} (n=1)" if c == 1 else "-" if c == 0 else f"{m:.4f} ± {s:.4f}"
+        out[metric] = [f"{_number(m)} (n=1)" if c == 1 else "-" if c == 0 else f"{_number(m)} ± {_number(s)}"
                        for m, s, c in zip(mean, std, count)]
     return out.reset_index(), pooled
+
+
+def _number(v: float) -> str:
+    """4 decimals for accuracies and losses; 4 significant digits for counts and joules."""
+    return f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e4 else f"{v:.4g}"
+
+
+def plot_accuracy_vs_energy(collected: Collected, path: Path, group_by: list[str]) -> None:
+    """Test accuracy against cumulative estimated training energy, one line per run, coloured by group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = {}
+    for _, run in collected.frame.iterrows():
+        rows = RunFolder(Path(run["run_dir"]), run["run_dir"]).metrics()
+        spent, x, y = 0.0, [], []
+        for row in rows:
+            if row["split"] == "train":
+                spent += row.get("energy_j", 0.0) or 0.0
+            elif row["split"] == "test":
+                x.append(spent), y.append(row["accuracy"])
+        label = ", ".join(str(run[g]) for g in group_by)
+        colour = colours.setdefault(label, f"C{len(colours) % 10}")
+        ax.plot(x, y, marker=".", color=colour, label=label if list(colours).index(label) == len(colours) - 1
+                and label not in ax.get_legend_handles_labels()[1] else None)
+    ax.set_xscale("symlog", linthresh=1e-9)
+    ax.set_xlabel("cumulative training energy, J (estimate from the cost table)")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def markdown(table: pd.DataFrame) -> str:

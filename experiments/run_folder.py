@@ -24,6 +24,13 @@ CONFIG, SUMMARY, METRICS, ERROR_LOG = "config.json", "summary.json", "metrics.cs
 STATUSES = ("running", "finished", "interrupted", "diverged", "crashed")
 
 
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return None if text == "" else text
+
+
 class RunFolder:
     def __init__(self, path: Path, what: str | None = None):
         self.path = Path(path)
@@ -58,6 +65,16 @@ class RunFolder:
         """summary.json, or {} before the first epoch."""
         path = self.path / SUMMARY
         return read_json(path) if path.is_file() else {}
+
+    def metrics(self) -> list[dict]:
+        """metrics.csv's rows ([] before the first epoch), numbers as floats."""
+        import csv
+
+        path = self.path / METRICS
+        if not path.is_file():
+            return []
+        with open(path, newline="") as fh:
+            return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
     @property
     def status(self) -> str | None:

@@ -33,6 +33,7 @@ from hilt.errors import DivergenceError, HiltError
 from hilt.experiments import checkpoint
 from hilt.experiments.alignment import mean_alignment
 from hilt.experiments.config import TrainConfig, flag
+from hilt.experiments.cost import check_cost_table, estimate, load_cost_table, totals
 from hilt.experiments.probe import probe
 from hilt.experiments.results import versions
 from hilt.experiments.run_folder import CONFIG, RunFolder
@@ -135,7 +136,9 @@ class Setup:
 
 def build(cfg: TrainConfig) -> Setup:
     spec = _check(cfg)
-    cfg = replace(cfg, device_definition=spec.definition)  # config.json holds the device, not its path
+    # config.json holds the device and the cost table themselves, not their paths
+    cfg = replace(cfg, device_definition=spec.definition,
+                  cost_table=check_cost_table(cfg.cost_table, "cost_table") if cfg.cost_table else load_cost_table())
     rule = make_rule(cfg.rule, **cfg.rule_options)
     backend.select(analog=not spec.is_exact)
     data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir)
@@ -295,11 +298,13 @@ class Trainer:
         """A val row (when the data has a validation set), then the test row."""
         exact_net = self.net if self.setup.spec.is_exact else self.net.exact_copy()
         held_out = ([("val", self.data.validation())] if self.data.x_val is not None else []) + [("test", self.data)]
+        self.net.take_counts()
         for split, data in held_out:
             score = held_out_score(self.rule, self.net, data)
+            costs = self.costs()
             exact = score if exact_net is self.net else held_out_score(self.rule, exact_net, data)
             self.rows.append({"epoch": epoch, "split": split, "loss": score["loss"], "accuracy": score["accuracy"],
-                              "accuracy_exact_readout": exact["accuracy"]})
+                              "accuracy_exact_readout": exact["accuracy"], **costs})
 
     def end_of_epoch(self, epoch: int) -> None:
         """metrics.csv, then the checkpoint(s), then summary.json: a resume reads the checkpoint's rows."""
@@ -313,7 +318,7 @@ class Trainer:
         self.folder.write_checkpoint(checkpoint.Checkpoint(epoch, self.net.state_dict(), self.order.bit_generator.state,
                                                            rows, self.wall(), dict(best), self.initial_loss), best=is_best)
         self.done = epoch
-        self.summary.update(epochs=epoch, wall_time_s=self.wall())
+        self.summary.update(epochs=epoch, wall_time_s=self.wall(), **self.cost_summary())
         if best:
             self.summary.update(best_epoch=best["epoch"], **{f"best_{selection}": best[selection]})
             if selection != "test_accuracy":
@@ -321,7 +326,7 @@ class Trainer:
         self.folder.write_summary(self.summary)
 
     def finish(self, status: str, **extra) -> dict:
-        self.summary.update(status=status, epochs=self.done, wall_time_s=self.wall(), **extra)
+        self.summary.update(status=status, epochs=self.done, wall_time_s=self.wall(), **self.cost_summary(), **extra)
         self.folder.write_summary(self.summary)
         return self.summary
 
@@ -339,9 +344,22 @@ class Trainer:
             if not bool(self.xp.isfinite(self.xp.asarray(crossbar.weights())).all()):
                 raise DivergenceError(f"epoch {epoch}: weights of {what} are not finite")
 
+    def costs(self) -> dict:
+        """What the crossbars did since the last call (analog/costs.py) and its estimates (experiments/cost.py)."""
+        counts = self.net.take_counts()
+        return {**counts, **estimate(counts, self.cfg.cost_table)}
+
+    def cost_summary(self) -> dict:
+        train, held_out = totals(self.rows, ("train",)), totals(self.rows, ("val", "test"))
+        return {"train_energy_j": train["energy_j"], "train_latency_s": train["latency_s"],
+                "train_expected_pulses": train["expected_pulses"], "train_reads": train["forward_reads"] + train["transposed_reads"],
+                "costs": {"train": train, "eval": held_out, "table": self.cfg.cost_table.get("name", ""),
+                          "note": "counts from the crossbars; energy_j and latency_s are estimates from the cost table"}}
+
     def train_epoch(self, epoch: int) -> dict:
-        """One pass over the training set; its metrics row."""
+        """One pass over the training set; its metrics row (with what the crossbars did)."""
         cfg, perm = self.cfg, self.order.permutation(self.n)
+        self.net.take_counts()
         loss_sum = correct = 0.0
         for step in range(self.steps):
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
@@ -358,11 +376,13 @@ class Trainer:
             correct += m["correct"]
             if self.on_step:
                 self.on_step(epoch, step + 1, self.steps)
+        costs = self.costs()
         self.check_weights(epoch)
         extra = {}
         if self.alignment_batches:
             extra = {f"align_{k}": c for k, c in enumerate(mean_alignment(self.net, self.rule, self.alignment_batches), 1)}
-        return {"epoch": epoch, "split": "train", "loss": loss_sum / self.n, "accuracy": correct / self.n, **extra}
+            self.net.take_counts()  # a metric's reads, not the rule's
+        return {"epoch": epoch, "split": "train", "loss": loss_sum / self.n, "accuracy": correct / self.n, **extra, **costs}
 
     def final_metrics(self) -> dict:
         train_row = next(r for r in reversed(self.rows) if r["split"] == "train")

@@ -1,0 +1,83 @@
+"""Energy and time ESTIMATES of learning: what the crossbars were asked (analog/costs.py counts)
+times the per-operation costs of a cost table (cost_table.json beside this file, with the source
+of every number; `--cost FILE` for another). Every figure is an estimate from that table:
+
+    energy_j  = cell_reads x cell_read_j + dac_conversions x dac_conversion_j
+              + adc_conversions x adc_conversion_j + expected_pulses x pulse_j + digital_macs x digital_mac_j
+    latency_s = array_reads x read_s + pulse_slots x pulse_slot_s
+
+(tiles work in parallel; digital work is not timed). On the exact path only digital_macs cost:
+the same network on a digital accelerator.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from hilt.analog.costs import COUNT_KEYS
+from hilt.errors import HiltError
+
+DEFAULT_TABLE = Path(__file__).with_name("cost_table.json")
+FORMAT = "hilt-cost-1"
+ENERGY = {"cell_reads": "cell_read_j", "dac_conversions": "dac_conversion_j", "adc_conversions": "adc_conversion_j",
+          "expected_pulses": "pulse_j", "digital_macs": "digital_mac_j"}
+TIME = {"array_reads": "read_s", "pulse_slots": "pulse_slot_s"}
+COSTS = tuple(dict.fromkeys([*ENERGY.values(), *TIME.values()]))
+ESTIMATES = ("energy_j", "latency_s")
+
+
+def load_cost_table(path: str | Path | None = None) -> dict:
+    """A cost table (the default without `path`), validated (HiltError naming the problem)."""
+    where = Path(path) if path else DEFAULT_TABLE
+    what = f"--cost {where}"
+    try:
+        table = json.loads(where.read_text())
+    except FileNotFoundError:
+        raise HiltError(f"{what}: no such file") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise HiltError(f"{what}: cannot read it as JSON ({err})") from None
+    return check_cost_table(table, what)
+
+
+def check_cost_table(table, what: str) -> dict:
+    if not isinstance(table, dict) or table.get("format") != FORMAT or not isinstance(table.get("costs"), dict):
+        raise HiltError(f"{what}: not a hilt cost table (expected {{\"format\": \"{FORMAT}\", \"costs\": {{...}}}}, "
+                        f"as {DEFAULT_TABLE.name})")
+    costs = table["costs"]
+    unknown, missing = sorted(set(costs) - set(COSTS)), [k for k in COSTS if k not in costs]
+    if unknown or missing:
+        raise HiltError(f"{what}: " + "; ".join(filter(None, [unknown and f"unknown costs {', '.join(unknown)}",
+                                                               missing and f"missing {', '.join(missing)}"]))
+                        + f"; the costs are {', '.join(COSTS)}")
+    for key, entry in costs.items():
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise HiltError(f"{what}: {key} needs {{\"value\": a number >= 0, \"source\": ...}}")
+    return table
+
+
+def estimate(counts: dict, table: dict) -> dict[str, float]:
+    """energy_j and latency_s of `counts` (keys of COUNT_KEYS) by `table`."""
+    costs = {key: entry["value"] for key, entry in table["costs"].items()}
+    return {"energy_j": sum(counts.get(k, 0.0) * costs[c] for k, c in ENERGY.items()),
+            "latency_s": sum(counts.get(k, 0.0) * costs[c] for k, c in TIME.items())}
+
+
+def totals(rows: list[dict], splits: tuple[str, ...]) -> dict[str, float]:
+    """Counts and estimates summed over the metrics rows of `splits`."""
+    keys = (*COUNT_KEYS, *ESTIMATES)
+    return {k: float(sum(r.get(k, 0.0) or 0.0 for r in rows if r["split"] in splits)) for k in keys}
+
+
+def energy_to_accuracy(rows: list[dict], target: float) -> float | None:
+    """Cumulative training energy (J) at the first evaluation whose test accuracy reaches `target`
+    (None if none does)."""
+    spent = 0.0
+    for row in rows:
+        if row["split"] == "train":
+            spent += row.get("energy_j", 0.0) or 0.0
+        elif row["split"] == "test" and row["accuracy"] >= target:
+            return spent
+    return None

@@ -1,0 +1,213 @@
+"""The hardware cost of learning: crossbar counters, the expected-pulse model, estimates."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from hilt.analog.analog_crossbar import AnalogCrossbar
+from hilt.analog.costs import COUNT_KEYS, expected_pulses
+from hilt.data.pairs import Pairs, next_row
+from hilt.devices import parse_device
+from hilt.experiments.cost import energy_to_accuracy, estimate, load_cost_table
+from hilt.rules import make_rule
+from hilt.rules.dual_prop import schedule_order
+from helpers import network, runner
+from hilt.cli import app
+
+DW = 0.001
+CONSTANT = {"format": "hilt-device-1", "name": "constant",
+            "device": {"class": "ConstantStepDevice",
+                       "params": {"dw_min": DW, "dw_min_std": 0.0, "dw_min_dtod": 0.0, "up_down": 0.0, "up_down_dtod": 0.0,
+                                  "w_max": 10.0, "w_min": -10.0, "w_max_dtod": 0.0, "w_min_dtod": 0.0}}}
+
+
+@pytest.mark.parametrize("bl, lr, d_scale", [(31, 0.01, 1.0), (5, 0.002, 1.0), (5, 0.01, 3.0), (1, 0.01, 1.0)])
+def test_expected_pulses_match_the_device(bl, lr, d_scale):
+    """On a noise-free constant-step device, x and d of one sign, the weight change in dw_min is the
+    number of pulses: its mean over many updates matches the model within a few percent, with the
+    pulse train at, below and above BL (update and BL management on, the presets' setting)."""
+    spec = parse_device("constant.json", [f"update_bl={bl}", "weight_scaling_omega=0"], definition=CONSTANT)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.1, 1.0, (5, 8)).astype(np.float32)
+    d = (rng.uniform(0.1, 1.0, (5, 6)) * d_scale).astype(np.float32)
+    xbar = AnalogCrossbar(6, 8, False, spec)
+    xbar.program(np.zeros((6, 8), np.float32))
+    xbar.take_counts()
+    repeats = 200
+    for _ in range(repeats):
+        xbar.update(x, -d, lr)  # W -= lr (-d) x^T: every weight goes up
+    steps = xbar.weights().sum() / DW
+    counted = xbar.take_counts()["expected_pulses"]
+    assert steps == pytest.approx(counted, rel=0.03)
+    model, _ = expected_pulses(x, d, lr, DW, bl, True, True)
+    assert counted == pytest.approx(repeats * model)
+
+
+def test_expected_pulse_model_is_the_asked_change_while_nothing_clips():
+    x, d = np.array([[0.5, 0.25, 1.0]]), np.array([[0.2, 0.1]])
+    pulses, slots = expected_pulses(x, d, 0.01, DW, 31, True, True)
+    assert pulses == pytest.approx(0.01 * np.abs(d).sum() * np.abs(x).sum() / DW)
+    assert slots == math.ceil(0.01 * 1.0 * 0.2 / DW)
+
+
+def mlp_counts(rule_name, device="exact", batch=4, model="mlp:6-4-5", shape=(6,)):
+    rule = make_rule(rule_name)
+    net = network(model, shape, rule, device=device, readout=not rule.self_supervised)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, *shape)).astype(np.float32)
+    y = rng.integers(0, 5, batch) if not rule.self_supervised else None
+    net.take_counts()
+    if rule.self_supervised:
+        x = Pairs(x, x[::-1].copy(), next_row(2 * batch))
+    rule.step(net, x, y, 0.01)
+    return net, net.take_counts()
+
+
+def test_bp_counts_by_hand_mlp():
+    """mlp:6-4-5, batch 4, exact path: 2 layers read forward, the upper one read transposed, 2
+    updates of 4 rows; MACs out x (in + 1) per row and read."""
+    _, c = mlp_counts("bp")
+    sizes = [(4, 6), (5, 4)]  # (out, in) per layer, each with a bias column
+    macs = sum(o * (i + 1) for o, i in sizes)
+    assert c["forward_reads"] == 2 * 4 and c["transposed_reads"] == 1 * 4
+    assert c["update_calls"] == 2 and c["update_rows"] == 2 * 4
+    assert c["digital_macs"] == 4 * macs + 4 * sum(o * (i + 1) for o, i in sizes[1:]) + 4 * macs
+    assert c["dac_conversions"] == c["adc_conversions"] == c["expected_pulses"] == c["cell_reads"] == 0
+
+
+def test_dfa_counts_by_hand_mlp():
+    """DFA: the 2 layers read forward, the hidden layer's feedback matrix F_1 (output 5 -> 4) read
+    forward once, no transposed reads, 2 updates."""
+    _, c = mlp_counts("dfa")
+    assert c["forward_reads"] == (2 + 1) * 4 and c["transposed_reads"] == 0
+    assert c["update_calls"] == 2 and c["update_rows"] == 8
+
+
+def test_dp_adjoint_counts_by_hand_mlp():
+    """dp_adjoint (fwbw, 1 pass): one feed-forward read per layer, then per scheduled layer k one
+    forward read and, below the top, one transposed read of layer k + 1 once it has an error."""
+    _, c = mlp_counts("dp_adjoint")
+    order = schedule_order("fwbw", 1, 2)
+    seen, transposed = set(), 0
+    for k in order:
+        transposed += k < 2 and (k + 1) in seen
+        seen.add(k)
+    assert c["forward_reads"] == (2 + len(order)) * 4
+    assert c["transposed_reads"] == transposed * 4 == 4
+    assert c["update_calls"] == 2
+
+
+def test_conv_counts_by_hand():
+    """cnn:3-4 on 2 x 8 x 8: a conv layer's read has batch x output positions rows (im2col)."""
+    net, c = mlp_counts("bp", model="cnn:3-4", shape=(2, 8, 8), batch=2)
+    rows, shape = [], (2, 8, 8)
+    for block in net.blocks:
+        out = block.output_shape(shape)
+        rows.append(2 * (int(np.prod(block.layer.output_shape(shape)[1:])) if len(out) == 3 else 1))
+        shape = out
+    assert c["forward_reads"] == sum(rows)
+    assert c["update_rows"] == sum(rows)
+    assert c["transposed_reads"] == sum(rows[1:])
+
+
+class Recorder:
+    """An independent count: rows seen by the backend hooks of every crossbar."""
+
+    def __init__(self, net):
+        self.rows = {"forward_reads": 0, "transposed_reads": 0}
+        for crossbar in [*net.crossbars(), *net.aux.values()]:
+            self.wrap(crossbar, "_forward", "forward_reads")
+            self.wrap(crossbar, "_backward", "transposed_reads")
+
+    def wrap(self, crossbar, hook, key):
+        inner = getattr(crossbar, hook)
+
+        def counted(a, *rest):
+            self.rows[key] += len(a)
+            return inner(a, *rest)
+
+        setattr(crossbar, hook, counted)
+
+
+@pytest.mark.parametrize("rule_name", ["bp", "dp_adjoint", "dfa", "clapp_pp", "pc"])
+@pytest.mark.parametrize("model, shape", [("mlp:6-4-5", (6,)), ("cnn:3-4", (2, 8, 8))])
+def test_counts_equal_an_independent_count_for_every_rule(rule_name, model, shape):
+    rule = make_rule(rule_name)
+    net = network(model, shape, rule, device="rram", readout=not rule.self_supervised)
+    recorder = Recorder(net)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, *shape)).astype(np.float32)
+    net.take_counts()
+    if rule.self_supervised:
+        x, y = Pairs(x, x[::-1].copy(), next_row(8)), None
+    else:
+        y = rng.integers(0, 5, 4)
+    rule.step(net, x, y, 0.01)
+    c = net.take_counts()
+    assert c["forward_reads"] == recorder.rows["forward_reads"] > 0
+    assert c["transposed_reads"] == recorder.rows["transposed_reads"]
+    assert c["update_rows"] > 0 and c["expected_pulses"] > 0 and c["pulse_trains"] == c["update_rows"]
+    assert c["dac_conversions"] > 0 and c["adc_conversions"] > 0
+
+
+def test_tiled_reads_convert_once_per_tile():
+    spec = parse_device("rram", ["tile_size=4"])
+    xbar = AnalogCrossbar(6, 10, True, spec)  # 2 x 3 tiles
+    xbar.program(np.zeros((6, 11), np.float32))
+    xbar.take_counts()
+    xbar.forward(np.ones((3, 10), np.float32))
+    c = xbar.take_counts()
+    assert c["dac_conversions"] == 3 * 11 * 2 and c["adc_conversions"] == 3 * 6 * 3
+    xbar.backward(np.ones((3, 6), np.float32))
+    c = xbar.take_counts()
+    assert c["dac_conversions"] == 3 * 6 * 3 and c["adc_conversions"] == 3 * 11 * 2
+
+
+def test_summed_counts_its_accumulator_and_fewer_trains():
+    spec = parse_device("rram", update="summed")
+    xbar = AnalogCrossbar(3, 10, True, spec)
+    xbar.program(np.full((3, 11), 0.1, np.float32))
+    xbar.take_counts()
+    rng = np.random.default_rng(1)
+    xbar.update(rng.normal(size=(50, 10)).astype(np.float32), rng.normal(size=(50, 3)).astype(np.float32), 0.01)
+    c = xbar.take_counts()
+    assert c["update_rows"] == 50 and c["digital_macs"] == 50 * 3 * 11
+    assert c["pulse_trains"] == 3  # one per output row, fewer than the 11 columns or the 50 rows
+
+
+def test_estimate_and_energy_to_accuracy():
+    table = load_cost_table()
+    counts = dict.fromkeys(COUNT_KEYS, 0.0) | {"expected_pulses": 10.0, "digital_macs": 2.0, "pulse_slots": 3.0}
+    costs = {k: v["value"] for k, v in table["costs"].items()}
+    got = estimate(counts, table)
+    assert got["energy_j"] == pytest.approx(10 * costs["pulse_j"] + 2 * costs["digital_mac_j"])
+    assert got["latency_s"] == pytest.approx(3 * costs["pulse_slot_s"])
+    rows = [{"split": "test", "accuracy": 0.1}, {"split": "train", "energy_j": 1.0}, {"split": "test", "accuracy": 0.5},
+            {"split": "train", "energy_j": 2.0}, {"split": "test", "accuracy": 0.9}]
+    assert energy_to_accuracy(rows, 0.8) == 3.0 and energy_to_accuracy(rows, 0.95) is None
+
+
+def test_train_reports_costs_per_epoch_and_in_total(tmp_path):
+    result = runner.invoke(app, ["train", "--device", "rram", "--epochs", "2", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    import pandas as pd
+
+    metrics = pd.read_csv(next(tmp_path.iterdir()) / "metrics.csv")
+    train = metrics[metrics.split == "train"]
+    assert summary["costs"]["train"]["expected_pulses"] == pytest.approx(train.expected_pulses.sum())
+    assert summary["train_energy_j"] == pytest.approx(train.energy_j.sum()) and summary["train_energy_j"] > 0
+    assert (metrics[metrics.split == "test"].update_rows == 0).all()  # evaluation only reads
+
+
+def test_bad_cost_tables_are_one_line_errors(tmp_path):
+    path = tmp_path / "cost.json"
+    table = load_cost_table()
+    table["costs"].pop("pulse_j")
+    path.write_text(json.dumps(table))
+    result = runner.invoke(app, ["train", "--cost", str(path), "--epochs", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "missing pulse_j" in result.output
+    missing = runner.invoke(app, ["train", "--cost", str(tmp_path / "nope.json"), "--epochs", "1"])
+    assert missing.exit_code == 2 and "no such file" in missing.output

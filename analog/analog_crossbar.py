@@ -39,7 +39,7 @@ import numpy as np
 
 from hilt.analog import backend
 from hilt.analog.costs import expected_pulses
-from hilt.analog.crossbar import Crossbar, check_lr
+from hilt.analog.crossbar import Crossbar, RowTally, check_lr
 from hilt.analog.optim import gradient_matrix
 from hilt.devices.presets import DeviceSpec, leaf_devices
 from hilt.devices.updates import COMPOUNDS
@@ -240,15 +240,9 @@ class AnalogCrossbar(Crossbar):
         if not self.summed or self.observer is not None:  # the observer sees the rows themselves
             return super().update_groups(groups, lr)
         check_lr(lr)
-        rows = [0]
-
-        def counted(pairs):
-            for x, d in pairs:
-                rows[0] += len(x)
-                yield np.asarray(x), np.asarray(d)
-
-        self._pulse_summed(gradient_matrix(counted(groups), self.bias), lr)
-        self._count_update(rows[0])
+        tally = RowTally()
+        self._pulse_summed(gradient_matrix(tally.over(groups, np.asarray), self.bias), lr)
+        self._count_update(tally.rows)
 
     def _count_update(self, rows):
         super()._count_update(rows)

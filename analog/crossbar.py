@@ -39,6 +39,18 @@ from hilt.analog.costs import zero_counts
 from hilt.analog.optim import Optimizer, SGD, gradients
 
 
+class RowTally:
+    """Counts the rows of (x, d) groups as an update consumes them (`update_groups` is given a generator)."""
+
+    def __init__(self):
+        self.rows = 0
+
+    def over(self, groups, convert):
+        for x, d in groups:
+            self.rows += len(x)
+            yield convert(x), convert(d)
+
+
 def check_lr(lr) -> None:
     if not lr > 0:
         raise ValueError(f"crossbar update needs lr > 0 (got {lr}); pass -d for an ascending update")
@@ -165,15 +177,9 @@ class ExactCrossbar(Crossbar):
         if self.observer is not None:
             return super().update_groups(groups, lr)
         check_lr(lr)
-        rows = [0]
-
-        def counted(pairs):
-            for x, d in pairs:
-                rows[0] += len(x)
-                yield backend.asarray(x), backend.asarray(d)
-
-        self.optimizer.step(self.W, self.b, *gradients(counted(groups), self.bias), float(lr))
-        self._count_update(rows[0])
+        tally = RowTally()
+        self.optimizer.step(self.W, self.b, *gradients(tally.over(groups, backend.asarray), self.bias), float(lr))
+        self._count_update(tally.rows)
 
     def _count_read(self, rows, transposed):
         super()._count_read(rows, transposed)

@@ -117,30 +117,32 @@ def _number(v: float) -> str:
 
 
 def plot_accuracy_vs_energy(collected: Collected, path: Path, group_by: list[str]) -> None:
-    """Test accuracy against cumulative estimated training energy, one line per run, coloured by group."""
+    """Test accuracy against cumulative estimated training energy (log scale, from the first
+    epoch), one line per run, labelled by the grouping settings that vary."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = {}
-    for _, run in collected.frame.iterrows():
-        rows = RunFolder(Path(run["run_dir"]), run["run_dir"]).metrics()
+    frame = collected.frame
+    varying = [g for g in group_by if frame[g].astype(str).nunique() > 1] or group_by
+    fig, ax = plt.subplots(figsize=(10, 5))
+    styles = {}
+    for _, run in frame.iterrows():
         spent, x, y = 0.0, [], []
-        for row in rows:
+        for row in RunFolder(Path(run["run_dir"])).metrics():
             if row["split"] == "train":
-                spent += row.get("energy_j", 0.0) or 0.0
-            elif row["split"] == "test":
+                spent += row.get("energy_j") or 0.0
+            elif row["split"] == "test" and spent > 0:
                 x.append(spent), y.append(row["accuracy"])
-        label = ", ".join(str(run[g]) for g in group_by)
-        colour = colours.setdefault(label, f"C{len(colours) % 10}")
-        ax.plot(x, y, marker=".", color=colour, label=label if list(colours).index(label) == len(colours) - 1
-                and label not in ax.get_legend_handles_labels()[1] else None)
-    ax.set_xscale("symlog", linthresh=1e-9)
+        label = ", ".join(f"{run[g]}" for g in varying if str(run[g]) != "nan")
+        new = label not in styles
+        colour, line = styles.setdefault(label, (plt.cm.tab20(len(styles) % 20), "-" if len(styles) < 20 else "--"))
+        ax.plot(x, y, line, marker=".", ms=3, lw=1, color=colour, label=label if new else None)
+    ax.set_xscale("log")
     ax.set_xlabel("cumulative training energy, J (estimate from the cost table)")
     ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title=", ".join(varying), title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

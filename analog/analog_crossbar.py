@@ -155,12 +155,11 @@ class AnalogCrossbar(Crossbar):
 
     def _count_pulses(self, x, d, lr, bias_input: bool = False) -> None:
         """One tile's pulse trains for rows (x, d) as the tile sees them (bias_input: plus its bias input 1)."""
-        model, c = self._pulse_model, self.counts
-        c["pulse_trains"] += len(x)
-        if "args" in model:
-            pulses, slots = expected_pulses(x, d, lr, *model["args"], bias_input=bias_input)
-            c["expected_pulses"] += pulses
-            c["pulse_slots"] += slots
+        self.counts["pulse_trains"] += len(x)
+        if "args" in self._pulse_model:
+            pulses, slots = expected_pulses(x, d, lr, *self._pulse_model["args"], bias_input=bias_input)
+            self.counts["expected_pulses"] += pulses
+            self.counts["pulse_slots"] += slots
 
     def _count_compound(self, rows: int) -> None:
         model = self._pulse_model

@@ -38,13 +38,14 @@ def _abs_row_stats(a):
     if a.shape[1] <= 16 and a.flags.c_contiguous:
         t = np.ascontiguousarray(a.T)
         return a, t.sum(axis=0), t.max(axis=0)
-    return a, a @ np.ones(a.shape[1], a.dtype), a.max(axis=1)
+    return a, a.sum(axis=1), a.max(axis=1)  # not a @ ones: BLAS threads would wake for it
 
 
 def expected_pulses(x, d, lr: float, dw_min: float, desired_bl: int, management: bool, bl_management: bool,
                     bias_input: bool = False):
     """(expected coincidences, pulse slots) of aihwkit's stochastic pulse trains for rows (x, d) at
-    learning rate lr (`bias_input`: x has one more input fixed at 1, the tile's analog bias): a
+    learning rate lr (a number, or one per row; `bias_input`: x has one more input fixed at 1,
+    the tile's analog bias): a
     model of its PulsedRPUWeightUpdater (SPECS 10.3), measured against it on a noise-free
     constant-step device (tests/test_costs.py).
 
@@ -58,19 +59,22 @@ def expected_pulses(x, d, lr: float, dw_min: float, desired_bl: int, management:
     ad, sd, dm = _abs_row_stats(d)
     if bias_input:
         sx, xm = sx + 1.0, np.maximum(xm, 1.0)
-    k = (lr / dw_min) * (xm * dm).astype(np.float64)
+    rate = np.asarray(lr, dtype=np.float64) / dw_min  # lr / dw_min, scalar or per row
+    k = rate * (xm * dm).astype(np.float64)
     bl = np.clip(np.ceil(k), 1.0, desired_bl) if bl_management else np.full(len(k), float(desired_bl))
     slots = float(bl[k > 0].sum())
     if not management:
-        a = np.sqrt(lr / (dw_min * bl))
+        a = np.sqrt(rate / bl)
         p = np.minimum(1.0, a[:, None] * ax).sum(axis=1) + (np.minimum(1.0, a) if bias_input else 0.0)
         q = np.minimum(1.0, a[:, None] * ad).sum(axis=1)
         return float(bl @ (p * q)), slots
     # balanced rows: BL (A sum|x|)(B sum|d|) = lr / dw_min sum|x| sum|d|, the asked change, whatever BL is
-    pulses = (lr / dw_min) * float(np.dot(sx, sd))
+    asked = rate * sx * sd
+    pulses = float(asked.sum())
     capped = np.flatnonzero(k > bl)
     if len(capped):
-        b = lr * xm[capped] / (dw_min * bl[capped])  # A max|x| = 1
+        rate_c = rate[capped] if rate.ndim else rate
+        b = rate_c * xm[capped] / bl[capped]  # A max|x| = 1
         q = np.minimum(1.0, b[:, None] * ad[capped]).sum(axis=1)
-        pulses += float(np.sum(bl[capped] * sx[capped] / xm[capped] * q)) - (lr / dw_min) * float(np.dot(sx[capped], sd[capped]))
+        pulses += float(np.sum(bl[capped] * sx[capped] / xm[capped] * q) - asked[capped].sum())
     return pulses, slots

@@ -3,12 +3,15 @@
     python bench/count_overhead.py [--steps 300]
 
 Times the same steps (same seed, same batches) with the counters on and with them replaced by
-no-ops, alternating blocks of steps to share the machine's noise; prints the ratio per case.
+no-ops, after an untimed warm-up, alternating blocks of steps to share the machine's noise;
+prints the ratio of the totals and the median ratio of the paired blocks (steps under a
+millisecond vary by +-10 % from block to block on a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 from hilt.analog.analog_crossbar import AnalogCrossbar
@@ -34,14 +37,16 @@ def counters(on: bool, saved: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--blocks", type=int, default=6)
+    ap.add_argument("--blocks", type=int, default=20, help="pairs of blocks, counting and not")
     args = ap.parse_args()
     saved = {(cls, name): cls.__dict__[name] for cls, name in HOOKS}
     for dataset, model, device, rule, batch in CASES:
         setup = build(TrainConfig(dataset=dataset, model=model, device=device, rule=rule, batch_size=batch, out="unused"))
         x, y = setup.data.x_train, setup.data.y_train
-        times = {True: 0.0, False: 0.0}
+        times, ratios = {True: 0.0, False: 0.0}, []
         per_block = args.steps // args.blocks
+        for step in range(per_block):  # warm-up, untimed (first calls allocate and fill caches)
+            setup.rule.step(setup.net, x[step * batch: (step + 1) * batch], y[step * batch: (step + 1) * batch], 0.01)
         for block in range(2 * args.blocks):
             on = block % 2 == 0
             counters(on, saved)
@@ -49,11 +54,17 @@ def main() -> None:
             for step in range(per_block):
                 i = ((block * per_block + step) * batch) % (len(x) - batch)
                 setup.rule.step(setup.net, x[i: i + batch], y[i: i + batch], 0.01)
-            times[on] += time.perf_counter() - start
+            spent = time.perf_counter() - start
+            times[on] += spent
+            if on:
+                counting = spent
+            else:
+                ratios.append(counting / spent)
         counters(True, saved)
         steps = per_block * args.blocks
         print(f"{dataset} {model} {device} {rule} batch {batch}: {1e3 * times[True] / steps:.3f} ms/step counting, "
-              f"{1e3 * times[False] / steps:.3f} ms/step not: ratio {times[True] / times[False]:.3f}", flush=True)
+              f"{1e3 * times[False] / steps:.3f} ms/step not: ratio {times[True] / times[False]:.3f} "
+              f"(median of {len(ratios)} paired blocks {statistics.median(ratios):.3f})", flush=True)
 
 
 if __name__ == "__main__":

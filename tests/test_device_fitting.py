@@ -31,22 +31,25 @@ TRUE = {
 }
 
 
-def write_curve(path, device, devices=1, scale=1.0, **kw):
-    rows = synthetic_measurements(device, cycles=4, pulses=100, devices=devices, **kw)
+def write_curve(path, device, devices=1, scale=1.0, cycles=4, **kw):
+    rows = synthetic_measurements(device, cycles=cycles, pulses=100, devices=devices, **kw)
     frame = pd.DataFrame(rows, columns=["pulse", "conductance", "trace", "device"])
     frame["conductance"] *= scale
     frame.to_csv(path, index=False)
     return path
 
 
-def measured(tmp_path, model):
+def measured(tmp_path, model, cycles=4):
     # conductance = weight, and the map given, so fitted parameters compare with the true ones
-    return read_measurements(str(write_curve(tmp_path / f"{model}.csv", TRUE[model])), -1.0, 1.0, -1.0, 1.0)
+    return read_measurements(str(write_curve(tmp_path / f"{model}.csv", TRUE[model], cycles=cycles)), -1.0, 1.0, -1.0, 1.0)
 
 
 @pytest.mark.parametrize("model", ["constant", "softbounds", "linear"])
 def test_fit_recovers_the_parameters_of_aihwkit_traces(tmp_path, model):
-    result = fit(measured(tmp_path, model), model)
+    """8 cycles of 100 up / 100 down pulses (aihwkit's noise is seeded from the clock: new data every
+    run). Measured over 5 draws each: up_down off by at most 0.020, dw_min by 1.8 %, dw_min_std by
+    4.4 %; with 4 cycles up to 0.039 and once 0.055 on up_down."""
+    result = fit(measured(tmp_path, model, cycles=8), model)
     truth = TRUE[model]
     assert result.params["dw_min"] == pytest.approx(truth.dw_min, rel=0.10)
     assert abs(result.params["up_down"] - truth.up_down) < 0.05
@@ -78,7 +81,7 @@ def test_device_to_device_spread_from_several_devices(tmp_path):
 
 def test_signed_pulse_counts_fit_like_single_pulses(tmp_path):
     """Rows of 5 pulses (reads only every 5th pulse) give the same device as single pulses."""
-    rows = synthetic_measurements(TRUE["softbounds"], cycles=4, pulses=100)
+    rows = synthetic_measurements(TRUE["softbounds"], cycles=8, pulses=100)
     single = pd.DataFrame(rows, columns=["pulse", "conductance", "trace", "device"])
     grouped = pd.concat([single.iloc[:1], single.iloc[5::5].assign(pulse=lambda f: 5 * f["pulse"])])
     grouped.to_csv(tmp_path / "counts.csv", index=False)

@@ -99,6 +99,27 @@ def test_dp_adjoint_counts_by_hand_mlp():
     assert c["update_calls"] == 2
 
 
+def test_pc_counts_by_hand_mlp():
+    """pc (iPC, T = 8 inference steps): the feed-forward trace and the first errors read each layer
+    forward, then every step reads the upper layer transposed, every layer forward (new errors)
+    and updates every layer."""
+    _, c = mlp_counts("pc")
+    T, L, B = 8, 2, 4
+    assert c["forward_reads"] == (L + L + T * L) * B
+    assert c["transposed_reads"] == T * (L - 1) * B
+    assert c["update_calls"] == T * L and c["update_rows"] == T * L * B
+
+
+def test_clapp_pp_counts_by_hand_mlp():
+    """clapp_pp on 4 pairs (N = 8 rows, both views): every layer read forward on the N rows, and
+    its lateral matrix B^l read forward on the N contexts; no transposed reads; each layer and
+    each B^l updated once with N rows."""
+    _, c = mlp_counts("clapp_pp")
+    L, N = 2, 8
+    assert c["forward_reads"] == 2 * L * N and c["transposed_reads"] == 0
+    assert c["update_calls"] == 2 * L and c["update_rows"] == 2 * L * N
+
+
 def test_conv_counts_by_hand():
     """cnn:3-4 on 2 x 8 x 8: a conv layer's read has batch x output positions rows (im2col)."""
     net, c = mlp_counts("bp", model="cnn:3-4", shape=(2, 8, 8), batch=2)

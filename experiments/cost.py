@@ -73,7 +73,9 @@ def totals(rows: list[dict], splits: tuple[str, ...]) -> dict[str, float]:
 
 def energy_to_accuracy(rows: list[dict], target: float) -> float | None:
     """Cumulative training energy (J) at the first evaluation whose test accuracy reaches `target`
-    (None if none does)."""
+    (None if none does, or if the run has no energy estimates: made before the counters)."""
+    if not any(row.get("energy_j") is not None for row in rows if row["split"] == "train"):
+        return None
     spent = 0.0
     for row in rows:
         if row["split"] == "train":

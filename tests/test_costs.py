@@ -208,6 +208,8 @@ def test_estimate_and_energy_to_accuracy():
     rows = [{"split": "test", "accuracy": 0.1}, {"split": "train", "energy_j": 1.0}, {"split": "test", "accuracy": 0.5},
             {"split": "train", "energy_j": 2.0}, {"split": "test", "accuracy": 0.9}]
     assert energy_to_accuracy(rows, 0.8) == 3.0 and energy_to_accuracy(rows, 0.95) is None
+    old_run = [{"split": "test", "accuracy": 0.1}, {"split": "train"}, {"split": "test", "accuracy": 0.9}]
+    assert energy_to_accuracy(old_run, 0.8) is None  # no estimates: not 0 J
 
 
 def test_train_reports_costs_per_epoch_and_in_total(tmp_path):

@@ -535,7 +535,7 @@ def devices_fit(
     meas = read_measurements(str(data), g_min, g_max, w_min, w_max)
     result = fit(meas, model)
     record = definition(result, meas, out.stem)
-    errors = preset_errors(meas) if compare_presets else None
+    errors = preset_errors(result.layout) if compare_presets else None
     if errors:
         record["fit"]["preset_rmse"] = dict(errors)
     write_json(out, record)

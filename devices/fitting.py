@@ -155,19 +155,26 @@ def layout(meas: Measurements, segment: int = SEGMENT) -> Layout:
     return Layout(P, np.nan_to_num(R), mask, np.array([c[2] for c in columns]), [c[3] for c in columns])
 
 
-def fit_config(device):
-    """One device, noise off, one pulse per update (as aihwkit's fit_measurements sets it up)."""
-    from aihwkit.simulator.configs import SingleRPUConfig
-
-    device = copy.deepcopy(device)
+def _noise_off(device) -> None:
     for f in dataclasses.fields(device):
         if f.name.endswith("dtod") or f.name.endswith("std"):
             setattr(device, f.name, 0.0)
-    cfg = SingleRPUConfig(device=device)
+
+
+def _single_pulses(cfg):
+    """An update of x = +-1, d = -1 at lr 1 is exactly one pulse (as aihwkit's fit_measurements sets it up)."""
     cfg.update.desired_bl = 1
-    cfg.update.update_bl_management = False
-    cfg.update.update_management = False
+    cfg.update.update_bl_management = cfg.update.update_management = False
     return cfg
+
+
+def fit_config(device):
+    """One device, noise off, one pulse per update."""
+    from aihwkit.simulator.configs import SingleRPUConfig
+
+    device = copy.deepcopy(device)
+    _noise_off(device)
+    return _single_pulses(SingleRPUConfig(device=device))
 
 
 def simulate(cfg, lay: Layout, params=None) -> np.ndarray:
@@ -210,6 +217,7 @@ class Fit:
     rmse: float  # weight units, at the reads
     seconds: float
     evaluations: int
+    layout: Layout  # the data as simulated
     response: np.ndarray  # the fitted model at every layout position
 
     @property
@@ -232,7 +240,7 @@ def fit(meas: Measurements, model: str) -> Fit:
     params = {**params, **NO_SPREAD, "dw_min_std": one_step_spread(device, meas)}
     if len(meas.devices) > 1:
         params["dw_min_dtod"] = device_spread(device, lay)
-    return Fit(model, params, stderr, rmse, time.perf_counter() - started, evaluations, response)
+    return Fit(model, params, stderr, rmse, time.perf_counter() - started, evaluations, lay, response)
 
 
 def _minimise(model: str, meas: Measurements, lay: Layout):
@@ -327,23 +335,18 @@ def device_spread(device, lay: Layout) -> float:
     return float(np.std(per_device) / np.mean(per_device))
 
 
-def preset_errors(meas: Measurements) -> list[tuple[str, float]]:
+def preset_errors(lay: Layout) -> list[tuple[str, float]]:
     """RMSE (weight units) of every pulsed preset's device, as it is, on the same data, best first."""
     from hilt.devices.presets import PRESET_UPDATES, PRESETS, base_rpu_config
     from hilt.devices.params import leaf_devices
 
-    lay = layout(meas)
     errors = []
     for name in PRESETS:
         if name in ("exact", "ideal") or name in PRESET_UPDATES:
             continue
-        cfg = base_rpu_config(name)
+        cfg = _single_pulses(base_rpu_config(name))
         for d in leaf_devices(cfg.device):
-            for f in dataclasses.fields(d):
-                if f.name.endswith("dtod") or f.name.endswith("std"):
-                    setattr(d, f.name, 0.0)
-        cfg.update.desired_bl = 1
-        cfg.update.update_bl_management = cfg.update.update_management = False
+            _noise_off(d)
         response = simulate(cfg, lay)
         errors.append((name, float(np.sqrt(np.mean((response - lay.target)[lay.mask] ** 2)))))
     return sorted(errors, key=lambda e: e[1])
@@ -374,7 +377,7 @@ def plot_fit(result: Fit, meas: Measurements, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lay = layout(meas)
+    lay = result.layout
     fig, ax = plt.subplots(figsize=(9, 4))
     offset, positions = 0, {}
     for index, trace in enumerate(meas.traces):
@@ -408,9 +411,7 @@ def synthetic_measurements(device, cycles: int = 4, pulses: int = 100, devices: 
     from aihwkit.simulator.configs import SingleRPUConfig
     from aihwkit.simulator.tiles import AnalogTile
 
-    cfg = SingleRPUConfig(device=copy.deepcopy(device))
-    cfg.update.desired_bl = 1
-    cfg.update.update_bl_management = cfg.update.update_management = False
+    cfg = _single_pulses(SingleRPUConfig(device=copy.deepcopy(device)))
     cfg.device.construction_seed = seed + 1
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -79,7 +79,7 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
               "rule": cfg.rule, "dataset": cfg.dataset, "seed": cfg.seed, "every": every,
               "runs": {path: s["run_dir"] for path, s in summaries.items()},
               "costs": {path: s.get("costs", {}).get("train", {}) for path, s in summaries.items()},
-              "cost_table": cfg.cost_table.get("name", "") if cfg.cost_table else "default"}
+              "cost_table": next(iter(summaries.values())).get("costs", {}).get("table", "")}
     if stopped:
         result["stopped"] = stopped  # the run that did not finish (diverged or interrupted)
     else:

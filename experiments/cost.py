@@ -71,15 +71,21 @@ def totals(rows: list[dict], splits: tuple[str, ...]) -> dict[str, float]:
     return {k: float(sum(r.get(k, 0.0) or 0.0 for r in rows if r["split"] in splits)) for k in keys}
 
 
-def energy_to_accuracy(rows: list[dict], target: float) -> float | None:
-    """Cumulative training energy (J) at the first evaluation whose test accuracy reaches `target`
-    (None if none does, or if the run has no energy estimates: made before the counters)."""
+def energy_curve(rows: list[dict]) -> list[tuple[float, float]]:
+    """(cumulative training energy in J, test accuracy) at every evaluation of metrics rows; []
+    for a run without energy estimates (made before the counters)."""
     if not any(row.get("energy_j") is not None for row in rows if row["split"] == "train"):
-        return None
-    spent = 0.0
+        return []
+    spent, curve = 0.0, []
     for row in rows:
         if row["split"] == "train":
-            spent += row.get("energy_j", 0.0) or 0.0
-        elif row["split"] == "test" and row["accuracy"] >= target:
-            return spent
-    return None
+            spent += row.get("energy_j") or 0.0
+        elif row["split"] == "test":
+            curve.append((spent, row["accuracy"]))
+    return curve
+
+
+def energy_to_accuracy(rows: list[dict], target: float) -> float | None:
+    """Cumulative training energy (J) at the first evaluation whose test accuracy reaches `target`
+    (None if none does, or if the run has no energy estimates)."""
+    return next((spent for spent, accuracy in energy_curve(rows) if accuracy >= target), None)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from hilt.errors import HiltError
-from hilt.experiments.cost import energy_to_accuracy
+from hilt.experiments.cost import energy_curve, energy_to_accuracy
 from hilt.experiments.run_folder import RunFolder, run_folders
 
 METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "wall_time_s",
@@ -129,12 +129,8 @@ def plot_accuracy_vs_energy(collected: Collected, path: Path, group_by: list[str
     fig, ax = plt.subplots(figsize=(10, 5))
     styles = {}
     for _, run in frame.iterrows():
-        spent, x, y = 0.0, [], []
-        for row in RunFolder(Path(run["run_dir"])).metrics():
-            if row["split"] == "train":
-                spent += row.get("energy_j") or 0.0
-            elif row["split"] == "test" and spent > 0:
-                x.append(spent), y.append(row["accuracy"])
+        curve = [(e, a) for e, a in energy_curve(RunFolder(Path(run["run_dir"])).metrics()) if e > 0]  # log axis
+        x, y = [e for e, _ in curve], [a for _, a in curve]
         label = ", ".join(f"{run[g]}" for g in varying if str(run[g]) != "nan")
         new = label not in styles
         colour, line = styles.setdefault(label, (plt.cm.tab20(len(styles) % 20), "-" if len(styles) < 20 else "--"))

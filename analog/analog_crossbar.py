@@ -42,7 +42,7 @@ from hilt.analog.costs import expected_pulses
 from hilt.analog.crossbar import Crossbar, RowTally, check_lr
 from hilt.analog.optim import gradient_matrix
 from hilt.devices.presets import DeviceSpec, leaf_devices
-from hilt.devices.updates import COMPOUNDS
+from hilt.devices.updates import COMPOUNDS, TRANSFERS
 
 
 def tile_state(tile) -> dict:
@@ -130,42 +130,51 @@ class AnalogCrossbar(Crossbar):
 
     @staticmethod
     def _pulse_parameters(cfg, update: str) -> dict:
-        """What counting an update needs from the tile's config (analog/costs.py)."""
-        model = {"update": update, "pulsed": cfg.update.pulse_type.name != "NONE"}
+        """What counting an update needs from the tile's config (analog/costs.py). The rows are
+        pulse trains on the device for every update but mp (whose device is written from its
+        digital accumulator); their expected pulses are modelled for sgd, summed and tt (whose fast
+        device counts at fast_lr, measured), not for the TTv2 family (its count learning rate is
+        auto-scaled by running maxima inside aihwkit)."""
+        model = {"update": update, "pulsed": cfg.update.pulse_type.name != "NONE", "row_trains": update != "mp"}
         if update in COMPOUNDS:
             device = cfg.device
             model["per_rows"] = update != "mp" and not getattr(device, "units_in_mbatch", True)
             model["transfer_every"] = float(getattr(device, "transfer_every", 1) or 1)
-        elif model["pulsed"]:
+            model["reads_per_transfer"] = int(getattr(device, "n_reads_per_transfer", 0) or 0) if update in TRANSFERS else 0
+        if model["pulsed"] and update in ("sgd", "summed", "tt"):
             up = cfg.update
             model["args"] = (leaf_devices(cfg.device)[0].dw_min, up.desired_bl, up.update_management,
                              up.update_bl_management)
+            model["fast_lr"] = float(cfg.device.fast_lr) if update == "tt" else 0.0
         return model
 
-    def _count_read(self, rows, transposed):
-        super()._count_read(rows, transposed)
+    def _complete_counts(self, counts):
+        forward, transposed = counts["forward_reads"], counts["transposed_reads"]
         inputs, outputs = self.in_size + self.bias, self.out_size
-        self.counts["array_reads"] += rows  # the tiles of the grid read in parallel
-        self.counts["cell_reads"] += rows * outputs * inputs
         n_row_tiles, n_col_tiles = len(self.row_splits), len(self.col_splits)
-        into, out_of = (outputs * n_col_tiles, inputs * n_row_tiles) if transposed else \
-            (inputs * n_row_tiles, outputs * n_col_tiles)
-        self.counts["dac_conversions"] += rows * into
-        self.counts["adc_conversions"] += rows * out_of
+        n_tiles, model = n_row_tiles * n_col_tiles, self._pulse_model
+        if model["update"] in COMPOUNDS:  # every tile transfers on its own
+            periods = counts["update_rows"] if model["per_rows"] else counts["update_calls"]
+            counts["transfers"] += n_tiles * periods / model["transfer_every"]
+            # a transfer reads columns of the fast device: one-hot inputs in, the column's outputs out
+            counts["transfer_reads"] += counts["transfers"] * model["reads_per_transfer"]
+        per_tile = counts["transfer_reads"] / n_tiles
+        counts["array_reads"] += forward + transposed + per_tile  # the tiles of the grid read in parallel
+        counts["cell_reads"] += (forward + transposed) * outputs * inputs + per_tile * outputs * n_col_tiles
+        counts["dac_conversions"] += (forward + per_tile) * inputs * n_row_tiles + transposed * outputs * n_col_tiles
+        counts["adc_conversions"] += (forward + per_tile) * outputs * n_col_tiles + transposed * inputs * n_row_tiles
+        if self.summed or model["update"] == "mp":  # the digital accumulator: G += d^T x, chi += x d^T
+            counts["digital_macs"] += counts["update_rows"] * self.out_size * (self.in_size + self.bias)
 
     def _count_pulses(self, x, d, lr, bias_input: bool = False) -> None:
         """One tile's pulse trains for rows (x, d) as the tile sees them (bias_input: plus its bias input 1)."""
         self.counts["pulse_trains"] += len(x)
-        if "args" in self._pulse_model:
-            pulses, slots = expected_pulses(x, d, lr, *self._pulse_model["args"], bias_input=bias_input)
+        model = self._pulse_model
+        if "args" in model:
+            count_lr = model["fast_lr"] or lr
+            pulses, slots = expected_pulses(x, d, count_lr, *model["args"], bias_input=bias_input)
             self.counts["expected_pulses"] += pulses
             self.counts["pulse_slots"] += slots
-
-    def _count_compound(self, rows: int) -> None:
-        model = self._pulse_model
-        if model["update"] == "mp":  # the digital accumulator chi += x d^T
-            self.counts["digital_macs"] += rows * self.out_size * (self.in_size + self.bias)
-        self.counts["transfers"] += (rows if model["per_rows"] else 1) / model["transfer_every"]
 
     @staticmethod
     def _torch(a):
@@ -226,13 +235,11 @@ class AnalogCrossbar(Crossbar):
         if self.scale != 1.0:  # aihwkit's pre_update; lr / scale differs where the device rescales by max|d| (TTv2)
             d = d / self.scale
         self._set_lr(lr)
-        compound = self._pulse_model["update"] in COMPOUNDS
-        if compound:
-            self._count_compound(len(x))
+        row_trains = self._pulse_model["row_trains"]
         for _, _, rows, cols, tile in self._tiles():
             tile.update(self._torch(x[:, cols]), self._torch(d[:, rows]))
             tile.post_update_step()
-            if not compound:
+            if row_trains:
                 self._count_pulses(x[:, cols], d[:, rows], lr, tile.analog_bias)
 
     def update_groups(self, groups, lr):
@@ -242,11 +249,6 @@ class AnalogCrossbar(Crossbar):
         tally = RowTally()
         self._pulse_summed(gradient_matrix(tally.over(groups, np.asarray), self.bias), lr)
         self._count_update(tally.rows)
-
-    def _count_update(self, rows):
-        super()._count_update(rows)
-        if self.summed:  # the digital accumulator G += d^T x
-            self.counts["digital_macs"] += rows * self.out_size * (self.in_size + self.bias)
 
     def _pulse_summed(self, G, lr):
         """W -= lr G on each tile as the fewer of one pulse train per input column (x = e_i,

@@ -1,53 +1,51 @@
 """What a crossbar is asked to do, counted (issue 12/12): reads, conversions, updates, pulses, MACs.
 
 Every crossbar keeps a `counts` dict (COUNT_KEYS) that its primitives add to; the network sums
-and resets them (`Network.take_counts`) so a run can log training and evaluation apart.
+and resets them (`Network.take_counts`) so a run can log training and evaluation apart. A read or
+an update adds only its rows: what follows from the rows and the matrix's shape (conversions,
+cell reads, MACs, transfers) is filled in when the counts are taken.
 
 - forward_reads / transposed_reads: input vectors read (rows), whatever the matrix size, on
   both paths; analog only: array_reads, the same rows as array operations (the tiles of a grid
-  read in parallel), and cell_reads, rows x out x (in + bias), every device those reads touch;
+  read in parallel), and cell_reads, rows x out x (in + bias), every device those reads touch,
+  transfers' column reads included (out devices each);
 - dac_conversions / adc_conversions (analog): the inputs and outputs of every read of every tile
   (a matrix split over a grid of tiles converts an input once per tile row of the grid);
 - update_calls, update_rows: the rule's updates and their (x, d) rows;
 - pulse_trains: the rows each tile is pulsed with (a row is one stochastic pulse train; `summed`
-  pulses min(out, in + 1) trains per tile instead); pulse_slots: the trains' lengths BL summed
-  (time); expected_pulses: the expected device pulses (coincidences), from `expected_pulses`;
+  pulses min(out, in + 1) trains per tile instead; the Tiki-Taka family pulses the rows onto its
+  fast device; mp writes its device from the accumulator, not counted); pulse_slots: the trains'
+  lengths BL summed (time); expected_pulses: the expected device pulses (coincidences), from
+  `expected_pulses`, for sgd, summed and tt (its fast device, at fast_lr); not for the TTv2
+  family, whose count learning rate aihwkit scales by running maxima, nor for mp's writes;
 - digital_macs: exact path: every read and gradient as multiply-accumulates (the digital
   baseline); analog: the digital accumulators of `summed` and `mp` (rows x out x (in + 1));
-- transfers (Tiki-Taka family, mixed precision): the compound's transfers, from its
-  transfer_every; their reads and pulses happen inside aihwkit and are not modelled here.
+- transfers (Tiki-Taka family, mixed precision): the compounds' transfers, every tile's, from
+  transfer_every; transfer_reads: the fast-device columns they read (n_reads_per_transfer each,
+  one-hot in, the column out). The pulses a transfer writes depend on what it reads, inside
+  aihwkit, and are not modelled.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 COUNT_KEYS = ("forward_reads", "transposed_reads", "array_reads", "cell_reads", "dac_conversions", "adc_conversions",
               "update_calls", "update_rows", "pulse_trains", "pulse_slots", "expected_pulses", "digital_macs",
-              "transfers")
+              "transfers", "transfer_reads")
 
 
 def zero_counts() -> dict[str, float]:
     return dict.fromkeys(COUNT_KEYS, 0.0)
 
 
-def _abs_row_stats(a):
-    """|a|, its row sums and row maxima. numpy reduces short rows of a C-ordered array slowly
-    (0.7 ms for 15 680 x 9): those are reduced through their transpose."""
-    a = np.abs(a)
-    if a.shape[1] <= 16 and a.flags.c_contiguous:
-        t = np.ascontiguousarray(a.T)
-        return a, t.sum(axis=0), t.max(axis=0)
-    return a, a.sum(axis=1), a.max(axis=1)  # not a @ ones: BLAS threads would wake for it
-
-
 def expected_pulses(x, d, lr: float, dw_min: float, desired_bl: int, management: bool, bl_management: bool,
-                    bias_input: bool = False):
+                    bias_input: bool = False) -> tuple[float, float]:
     """(expected coincidences, pulse slots) of aihwkit's stochastic pulse trains for rows (x, d) at
-    learning rate lr (a number, or one per row; `bias_input`: x has one more input fixed at 1,
-    the tile's analog bias): a
-    model of its PulsedRPUWeightUpdater (SPECS 10.3), measured against it on a noise-free
-    constant-step device (tests/test_costs.py).
+    learning rate lr (`bias_input`: x has one more input fixed at 1, the tile's analog bias; x and d
+    are read in float32, as the tiles read them): a model of its PulsedRPUWeightUpdater (SPECS
+    10.3), measured against it on a noise-free constant-step device (tests/test_costs.py).
 
     Per row: k = lr max|x| max|d| / dw_min; BL = min(desired_bl, ceil(k)) with BL management,
     else desired_bl. The x-line i fires in a slot with p_i = min(1, A |x_i|), the d-line j with
@@ -55,26 +53,63 @@ def expected_pulses(x, d, lr: float, dw_min: float, desired_bl: int, management:
     (A max|x| = B max|d| <= 1) unless that is above 1 (k > BL): then A max|x| = 1 and B takes the
     rest, as aihwkit does; so with management p never clips and only those rows' q need clipping.
     Expected coincidences of a row: BL sum_i p_i sum_j q_j."""
-    ax, sx, xm = _abs_row_stats(x)
-    ad, sd, dm = _abs_row_stats(d)
-    if bias_input:
-        sx, xm = sx + 1.0, np.maximum(xm, 1.0)
-    rate = np.asarray(lr, dtype=np.float64) / dw_min  # lr / dw_min, scalar or per row
-    k = rate * (xm * dm).astype(np.float64)
-    bl = np.clip(np.ceil(k), 1.0, desired_bl) if bl_management else np.full(len(k), float(desired_bl))
-    slots = float(bl[k > 0].sum())
-    if not management:
-        a = np.sqrt(rate / bl)
-        p = np.minimum(1.0, a[:, None] * ax).sum(axis=1) + (np.minimum(1.0, a) if bias_input else 0.0)
-        q = np.minimum(1.0, a[:, None] * ad).sum(axis=1)
-        return float(bl @ (p * q)), slots
-    # balanced rows: BL (A sum|x|)(B sum|d|) = lr / dw_min sum|x| sum|d|, the asked change, whatever BL is
-    asked = rate * sx * sd
-    pulses = float(asked.sum())
-    capped = np.flatnonzero(k > bl)
-    if len(capped):
-        rate_c = rate[capped] if rate.ndim else rate
-        b = rate_c * xm[capped] / bl[capped]  # A max|x| = 1
-        q = np.minimum(1.0, b[:, None] * ad[capped]).sum(axis=1)
-        pulses += float(np.sum(bl[capped] * sx[capped] / xm[capped] * q) - asked[capped].sum())
+    x, d = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(d, dtype=np.float32)
+    pulses, slots = _pulse_trains(x, d, lr / dw_min, desired_bl, management, bl_management, bias_input)
+    return float(pulses), float(slots)
+
+
+_SIGN_CLEARED = np.uint32(0x7FFFFFFF)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _abs_row_stats(a):
+    """Row sums and row maxima of |a| (float32, C-ordered), in one pass. The maxima are taken over
+    the bit patterns with the sign bit cleared: IEEE 754 orders non-negative floats as their bits
+    order as integers, and an integer maximum vectorizes where a float one does not (6x faster)."""
+    bits = a.view(np.uint32)
+    sums = np.empty(a.shape[0], np.float32)
+    peaks = np.empty(a.shape[0], np.uint32)
+    for r in range(a.shape[0]):
+        total = np.float32(0.0)
+        peak = np.uint32(0)
+        for c in range(a.shape[1]):
+            total += abs(a[r, c])
+            b = bits[r, c] & _SIGN_CLEARED
+            peak = b if b > peak else peak
+        sums[r] = total
+        peaks[r] = peak
+    return sums, peaks.view(np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _clipped_sum(scale, row):
+    """sum_i min(1, scale |row_i|)."""
+    total = 0.0
+    for v in row:
+        total += min(1.0, scale * abs(v))
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _pulse_trains(x, d, rate, desired_bl, management, bl_management, bias_input):
+    """`expected_pulses` row by row (rate = lr / dw_min): one pass over x and d, where numpy took
+    ~20 calls and 3-5 passes (2-3x the time on a convnet's updates, 3x on an MLP's)."""
+    sx, xm = _abs_row_stats(x)
+    sd, dm = _abs_row_stats(d)
+    pulses = slots = 0.0
+    for r in range(x.shape[0]):
+        x_sum, x_max = (sx[r] + 1.0, max(xm[r], 1.0)) if bias_input else (float(sx[r]), float(xm[r]))
+        k = rate * x_max * dm[r]
+        if k == 0.0:
+            continue  # no pulse train
+        bl = min(float(np.ceil(k)), desired_bl) if bl_management else float(desired_bl)
+        slots += bl
+        if not management:  # A = B = sqrt(lr / (dw_min BL)), both sides may clip
+            a = np.sqrt(rate / bl)
+            p = _clipped_sum(a, x[r]) + (min(1.0, a) if bias_input else 0.0)
+            pulses += bl * p * _clipped_sum(a, d[r])
+        elif k <= bl:  # balanced: BL (A sum|x|)(B sum|d|), the asked change lr / dw_min sum|x| sum|d|
+            pulses += rate * x_sum * sd[r]
+        else:  # capped: A max|x| = 1, B = lr max|x| / (dw_min BL)
+            pulses += bl * x_sum / x_max * _clipped_sum(rate * x_max / bl, d[r])
     return pulses, slots

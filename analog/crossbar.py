@@ -98,7 +98,11 @@ class Crossbar:
 
     def take_counts(self) -> dict[str, float]:
         counts, self.counts = self.counts, zero_counts()
+        self._complete_counts(counts)
         return counts
+
+    def _complete_counts(self, counts: dict[str, float]) -> None:
+        """Fill in what follows from the rows read and updated (the backend's per-row costs)."""
 
     def _count_read(self, rows: int, transposed: bool) -> None:
         self.counts["transposed_reads" if transposed else "forward_reads"] += rows
@@ -181,13 +185,9 @@ class ExactCrossbar(Crossbar):
         self.optimizer.step(self.W, self.b, *gradients(tally.over(groups, backend.asarray), self.bias), float(lr))
         self._count_update(tally.rows)
 
-    def _count_read(self, rows, transposed):
-        super()._count_read(rows, transposed)
-        self.counts["digital_macs"] += rows * self.out_size * (self.in_size + self.bias)  # a read is a matmul here
-
-    def _count_update(self, rows):
-        super()._count_update(rows)
-        self.counts["digital_macs"] += rows * self.out_size * (self.in_size + self.bias)
+    def _complete_counts(self, counts):
+        rows = counts["forward_reads"] + counts["transposed_reads"] + counts["update_rows"]
+        counts["digital_macs"] += rows * self.out_size * (self.in_size + self.bias)  # reads and gradients are matmuls here
 
     def _weights(self):
         if self.b is None:

@@ -45,11 +45,51 @@ def test_expected_pulses_match_the_device(bl, lr, d_scale):
     assert counted == pytest.approx(repeats * model)
 
 
+def reference_pulses(x, d, lr, dw_min, desired_bl, management, bl_management, bias_input):
+    """The model spelled out line by line: every x-line's and d-line's firing probability, clipped."""
+    pulses = slots = 0.0
+    rate = lr / dw_min
+    for xr, dr in zip(np.abs(x).astype(np.float64), np.abs(d).astype(np.float64)):
+        if bias_input:
+            xr = np.append(xr, 1.0)
+        k = rate * xr.max() * dr.max()
+        if k == 0:
+            continue
+        bl = min(math.ceil(k), desired_bl) if bl_management else desired_bl
+        if not management:
+            a = b = math.sqrt(rate / bl)
+        elif k <= bl:  # A max|x| = B max|d|
+            a = math.sqrt(rate / bl * dr.max() / xr.max())
+            b = rate / bl / a
+        else:
+            a, b = 1 / xr.max(), rate * xr.max() / bl
+        pulses += bl * np.minimum(1, a * xr).sum() * np.minimum(1, b * dr).sum()
+        slots += bl
+    return pulses, slots
+
+
+@pytest.mark.parametrize("management, bl_management", [(True, True), (True, False), (False, True), (False, False)])
+@pytest.mark.parametrize("bias_input", [False, True])
+def test_expected_pulses_equal_the_model_spelled_out(management, bl_management, bias_input):
+    """Balanced, capped and unmanaged rows, signs mixed, rows of zeros, narrow and wide rows."""
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        rows, n_in, n_out = rng.integers(1, 12), rng.integers(1, 70), rng.integers(1, 40)
+        x = (rng.standard_normal((rows, n_in)) * rng.choice([0.01, 0.3, 3.0])).astype(np.float32)
+        d = (rng.standard_normal((rows, n_out)) * rng.choice([0.001, 0.03, 1.0])).astype(np.float32)
+        x[rng.integers(rows)] *= rng.integers(0, 2)
+        d[rng.integers(rows)] *= rng.integers(0, 2)
+        args = (float(rng.choice([0.001, 0.01, 0.1])), DW, int(rng.choice([1, 5, 31])), management, bl_management)
+        pulses, slots = expected_pulses(x, d, *args, bias_input=bias_input)
+        want_pulses, want_slots = reference_pulses(x, d, *args, bias_input)
+        assert pulses == pytest.approx(want_pulses, rel=1e-5, abs=1e-9) and slots == want_slots
+
+
 def test_expected_pulse_model_is_the_asked_change_while_nothing_clips():
-    x, d = np.array([[0.5, 0.25, 1.0]]), np.array([[0.2, 0.1]])
+    x, d = np.array([[0.5, 0.25, 1.0]]), np.array([[0.25, -0.1]])
     pulses, slots = expected_pulses(x, d, 0.01, DW, 31, True, True)
     assert pulses == pytest.approx(0.01 * np.abs(d).sum() * np.abs(x).sum() / DW)
-    assert slots == math.ceil(0.01 * 1.0 * 0.2 / DW)
+    assert slots == math.ceil(0.01 * 1.0 * 0.25 / DW) == 3
 
 
 def mlp_counts(rule_name, device="exact", batch=4, model="mlp:6-4-5", shape=(6,)):
@@ -196,6 +236,48 @@ def test_summed_counts_its_accumulator_and_fewer_trains():
     c = xbar.take_counts()
     assert c["update_rows"] == 50 and c["digital_macs"] == 50 * 3 * 11
     assert c["pulse_trains"] == 3  # one per output row, fewer than the 11 columns or the 50 rows
+
+
+@pytest.mark.parametrize("fast_lr, d_scale", [(1.0, 0.01), (0.05, 0.2), (0.0, 1.0)])
+def test_tiki_taka_fast_device_pulses_match_the_device(fast_lr, d_scale):
+    """tt pulses the rows onto its fast device A at fast_lr (the tile's lr when 0): with transfers
+    off (transfer_lr 0), A's change in dw_min on a noise-free constant-step device matches the
+    counted expectation within a few percent (~130 k pulses: their own noise is 0.3 %)."""
+    spec = parse_device("constant.json", ["weight_scaling_omega=0", "transfer_lr=0", f"fast_lr={fast_lr}"],
+                        update="tt", definition=CONSTANT)
+    xbar = AnalogCrossbar(6, 8, False, spec)
+    xbar.program(np.zeros((6, 8), np.float32))
+    sim = xbar.tiles[0][0].tile
+    fast = list(sim.get_hidden_parameter_names()).index("hidden_weights_0")
+    before = sim.get_hidden_parameters()[fast].numpy().copy()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.1, 1.0, (5, 8)).astype(np.float32)
+    d = (rng.uniform(0.1, 1.0, (5, 6)) * d_scale).astype(np.float32)
+    xbar.take_counts()
+    for _ in range(200):
+        xbar.update(x, -d, 0.01)
+    steps = (sim.get_hidden_parameters()[fast].numpy() - before).sum() / DW
+    c = xbar.take_counts()
+    assert steps == pytest.approx(c["expected_pulses"], rel=0.03)
+    assert c["pulse_trains"] == 200 * 5 and c["transfers"] == 200  # transfer_every 1 mini-batch
+
+
+def test_transfers_and_their_reads_on_a_tile_grid():
+    """ttv2 transfers per row (units_in_mbatch off), on every tile; each reads one fast-device column;
+    its pulses are not modelled (the TTv2 family's count lr is auto-scaled inside aihwkit)."""
+    spec = parse_device("rram", ["tile_size=4", "transfer_every=2"], update="ttv2")
+    xbar = AnalogCrossbar(6, 10, True, spec)  # 2 x 3 tiles
+    xbar.program(np.zeros((6, 11), np.float32))
+    xbar.take_counts()
+    rng = np.random.default_rng(0)
+    xbar.update(rng.normal(size=(8, 10)).astype(np.float32), rng.normal(size=(8, 6)).astype(np.float32), 0.01)
+    c = xbar.take_counts()
+    transfers = 6 * 8 / 2
+    assert c["transfers"] == transfers and c["transfer_reads"] == transfers
+    per_tile = transfers / 6
+    assert c["array_reads"] == per_tile and c["cell_reads"] == per_tile * 6 * 3
+    assert c["dac_conversions"] == per_tile * 11 * 2 and c["adc_conversions"] == per_tile * 6 * 3
+    assert c["pulse_trains"] == 8 * 6 and c["expected_pulses"] == 0
 
 
 def test_estimate_and_energy_to_accuracy():

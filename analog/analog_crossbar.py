@@ -38,7 +38,7 @@ import copy
 import numpy as np
 
 from hilt.analog import backend
-from hilt.analog.costs import expected_pulses
+from hilt.analog.costs import PulseModel
 from hilt.analog.crossbar import Crossbar, RowTally, check_lr
 from hilt.analog.optim import gradient_matrix
 from hilt.devices.presets import DeviceSpec, leaf_devices
@@ -127,25 +127,29 @@ class AnalogCrossbar(Crossbar):
         self.scale: float | None = None
         self._lr: float | None = None
         self._pulse_model = self._pulse_parameters(first.rpu_config, spec.update)
+        kw = self._pulse_model.get("pulse_model")
+        self._pulse_models = [[PulseModel(**kw) for _ in row] for row in self.tiles] if kw else None
 
     @staticmethod
     def _pulse_parameters(cfg, update: str) -> dict:
         """What counting an update needs from the tile's config (analog/costs.py). The rows are
         pulse trains on the device for every update but mp (whose device is written from its
-        digital accumulator); their expected pulses are modelled for sgd, summed and tt (whose fast
-        device counts at fast_lr, measured), not for the TTv2 family (its count learning rate is
-        auto-scaled by running maxima inside aihwkit)."""
+        digital accumulator, not modelled); for the Tiki-Taka family, on its fast device, whose
+        pulses are modelled for tt, ttv2 and c-ttv2 (measured with transfers on), not for agad
+        (its transfers move the fast device too, so the device could not confirm a model)."""
         model = {"update": update, "pulsed": cfg.update.pulse_type.name != "NONE", "row_trains": update != "mp"}
         if update in COMPOUNDS:
             device = cfg.device
             model["per_rows"] = update != "mp" and not getattr(device, "units_in_mbatch", True)
             model["transfer_every"] = float(getattr(device, "transfer_every", 1) or 1)
             model["reads_per_transfer"] = int(getattr(device, "n_reads_per_transfer", 0) or 0) if update in TRANSFERS else 0
-        if model["pulsed"] and update in ("sgd", "summed", "tt"):
-            up = cfg.update
-            model["args"] = (leaf_devices(cfg.device)[0].dw_min, up.desired_bl, up.update_management,
-                             up.update_bl_management)
-            model["fast_lr"] = float(cfg.device.fast_lr) if update == "tt" else 0.0
+        if model["pulsed"] and update not in ("mp", "agad"):
+            up, device = cfg.update, cfg.device
+            fast_lr = float(getattr(device, "fast_lr", 0.0)) if update in TRANSFERS else 0.0
+            auto = getattr(device, "auto_scale", False) and fast_lr > 0
+            model["pulse_model"] = dict(dw_min=leaf_devices(device)[0].dw_min, desired_bl=up.desired_bl,
+                                        management=up.update_management, bl_management=up.update_bl_management,
+                                        fast_lr=fast_lr, auto_momentum=float(device.auto_momentum) if auto else None)
         return model
 
     def _complete_counts(self, counts):
@@ -166,13 +170,11 @@ class AnalogCrossbar(Crossbar):
         if self.summed or model["update"] == "mp":  # the digital accumulator: G += d^T x, chi += x d^T
             counts["digital_macs"] += counts["update_rows"] * self.out_size * (self.in_size + self.bias)
 
-    def _count_pulses(self, x, d, lr, bias_input: bool = False) -> None:
-        """One tile's pulse trains for rows (x, d) as the tile sees them (bias_input: plus its bias input 1)."""
+    def _count_pulses(self, i: int, j: int, x, d, lr, bias_input: bool = False) -> None:
+        """Tile ij's pulse trains for rows (x, d) as the tile sees them (bias_input: plus its bias input 1)."""
         self.counts["pulse_trains"] += len(x)
-        model = self._pulse_model
-        if "args" in model:
-            count_lr = model["fast_lr"] or lr
-            pulses, slots = expected_pulses(x, d, count_lr, *model["args"], bias_input=bias_input)
+        if self._pulse_models is not None:
+            pulses, slots = self._pulse_models[i][j](x, d, lr, bias_input)
             self.counts["expected_pulses"] += pulses
             self.counts["pulse_slots"] += slots
 
@@ -236,11 +238,11 @@ class AnalogCrossbar(Crossbar):
             d = d / self.scale
         self._set_lr(lr)
         row_trains = self._pulse_model["row_trains"]
-        for _, _, rows, cols, tile in self._tiles():
+        for i, j, rows, cols, tile in self._tiles():
             tile.update(self._torch(x[:, cols]), self._torch(d[:, rows]))
             tile.post_update_step()
             if row_trains:
-                self._count_pulses(x[:, cols], d[:, rows], lr, tile.analog_bias)
+                self._count_pulses(i, j, x[:, cols], d[:, rows], lr, tile.analog_bias)
 
     def update_groups(self, groups, lr):
         if not self.summed or self.observer is not None:  # the observer sees the rows themselves
@@ -255,7 +257,7 @@ class AnalogCrossbar(Crossbar):
         d = G[:, i]) or per output row (x = G[j, :], d = e_j); lines with G = 0 are skipped."""
         G = G / self.scale if self.scale != 1.0 else G
         self._set_lr(lr)
-        for _, _, rows, cols, tile in self._tiles():
+        for i, j, rows, cols, tile in self._tiles():
             columns = list(range(cols.start, cols.stop)) + ([self.in_size] if tile.analog_bias else [])
             part = G[rows][:, columns]  # (out, in [+ bias]): the bias input is a column like the others
             by_rows = part.shape[0] < part.shape[1]
@@ -268,7 +270,7 @@ class AnalogCrossbar(Crossbar):
                 x, d = (lines, unit) if by_rows else (unit, lines)
                 # positional arguments (AIHWKIT_NOTES P5); bias=False: x carries the bias input itself
                 tile.tile.update(self._torch(x), self._torch(d), False, False, False, False)
-                self._count_pulses(x, d, lr)
+                self._count_pulses(i, j, x, d, lr)
             tile.post_update_step()
 
     def _gather(self, tile_matrix):

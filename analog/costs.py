@@ -16,8 +16,8 @@ cell reads, MACs, transfers) is filled in when the counts are taken.
   pulses min(out, in + 1) trains per tile instead; the Tiki-Taka family pulses the rows onto its
   fast device; mp writes its device from the accumulator, not counted); pulse_slots: the trains'
   lengths BL summed (time); expected_pulses: the expected device pulses (coincidences), from
-  `expected_pulses`, for sgd, summed and tt (its fast device, at fast_lr); not for the TTv2
-  family, whose count learning rate aihwkit scales by running maxima, nor for mp's writes;
+  `PulseModel` (`expected_pulses`), for sgd, summed, tt, ttv2 and c-ttv2 (their fast device, at
+  its count learning rate); not for agad's fast device nor mp's writes;
 - digital_macs: exact path: every read and gradient as multiply-accumulates (the digital
   baseline); analog: the digital accumulators of `summed` and `mp` (rows x out x (in + 1));
 - transfers (Tiki-Taka family, mixed precision): the compounds' transfers, every tile's, from
@@ -52,8 +52,30 @@ def expected_pulses(x, d, lr: float, dw_min: float, desired_bl: int, management:
     (A max|x| = B max|d| <= 1) unless that is above 1 (k > BL): then A max|x| = 1 and B takes the
     rest, as aihwkit does; so with management p never clips and only those rows' q need clipping.
     Expected coincidences of a row: BL sum_i p_i sum_j q_j."""
-    from hilt.analog.pulse_trains import pulse_trains  # numba: ~0.5 s to import, for analog updates only
+    return PulseModel(dw_min, desired_bl, management, bl_management)(x, d, lr, bias_input)
 
-    x, d = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(d, dtype=np.float32)
-    pulses, slots = pulse_trains(x, d, lr / dw_min, desired_bl, management, bl_management, bias_input)
-    return float(pulses), float(slots)
+
+class PulseModel:
+    """`expected_pulses` for one tile: its device's dw_min, its update's BL and management, and
+    for a Tiki-Taka fast device the count learning rate aihwkit gives it: fast_lr when > 0 (else
+    the tile's lr), auto-scaled in the chopped TTv2 family (auto_scale, `auto_momentum`) to
+    fast_lr BL dw_min / (m_x m_d) with m_x, m_d running maxima of |x| and |d| kept here from
+    update to update (both measured against the device, tests/test_costs.py)."""
+
+    def __init__(self, dw_min: float, desired_bl: int, management: bool, bl_management: bool, fast_lr: float = 0.0,
+                 auto_momentum: float | None = None):
+        self.dw_min, self.fast_lr, self.auto_momentum = float(dw_min), float(fast_lr), auto_momentum
+        self.update_args = (int(desired_bl), bool(management), bool(bl_management))
+        self.running = np.zeros(2)  # m_x, m_d of the auto-scaled count learning rate
+
+    def __call__(self, x, d, lr: float, bias_input: bool = False) -> tuple[float, float]:
+        from hilt.analog import pulse_trains as kernels  # numba: ~0.5 s to import, for analog updates only
+
+        x, d = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(d, dtype=np.float32)
+        if self.auto_momentum is None:
+            pulses, slots = kernels.pulse_trains(x, d, (self.fast_lr or lr) / self.dw_min, *self.update_args,
+                                                 bias_input)
+        else:
+            pulses, slots = kernels.auto_scaled_pulse_trains(x, d, self.fast_lr, self.dw_min, *self.update_args,
+                                                             bias_input, float(self.auto_momentum), self.running)
+        return float(pulses), float(slots)

@@ -40,13 +40,12 @@ def _clipped_sum(scale, row):
 
 
 @numba.njit(cache=True, nogil=True)
-def pulse_trains(x, d, rate, desired_bl, management, bl_management, bias_input):
-    """`analog.costs.expected_pulses` row by row, rate = lr / dw_min; x, d float32, C-ordered."""
-    sx, xm = _abs_row_stats(x)
-    sd, dm = _abs_row_stats(d)
+def _rows(x, d, sx, xm, sd, dm, rates, desired_bl, management, bl_management, bias_input):
+    """(expected coincidences, slots) of the rows; rates[r] = lr / dw_min of row r; sx, xm, sd, dm:
+    the rows' sums and maxima of |x| and |d| (x's with the bias input)."""
     pulses = slots = 0.0
     for r in range(x.shape[0]):
-        x_sum, x_max = (sx[r] + 1.0, max(xm[r], 1.0)) if bias_input else (float(sx[r]), float(xm[r]))
+        rate, x_sum, x_max = rates[r], sx[r], xm[r]
         k = rate * x_max * dm[r]
         if k == 0.0:
             continue  # no pulse train
@@ -61,3 +60,44 @@ def pulse_trains(x, d, rate, desired_bl, management, bl_management, bias_input):
         else:  # capped: A max|x| = 1, B = lr max|x| / (dw_min BL)
             pulses += bl * x_sum / x_max * _clipped_sum(rate * x_max / bl, d[r])
     return pulses, slots
+
+
+@numba.njit(cache=True, nogil=True)
+def _stats(x, d, bias_input):
+    sx, xm = _abs_row_stats(x)
+    sd, dm = _abs_row_stats(d)
+    if bias_input:
+        sx, xm = sx + np.float32(1.0), np.maximum(xm, np.float32(1.0))
+    return sx, xm, sd, dm
+
+
+@numba.njit(cache=True, nogil=True)
+def pulse_trains(x, d, rate, desired_bl, management, bl_management, bias_input):
+    """`analog.costs.expected_pulses` row by row, rate = lr / dw_min; x, d float32, C-ordered."""
+    sx, xm, sd, dm = _stats(x, d, bias_input)
+    rates = np.full(x.shape[0], rate)
+    return _rows(x, d, sx, xm, sd, dm, rates, desired_bl, management, bl_management, bias_input)
+
+
+@numba.njit(cache=True, nogil=True)
+def auto_scaled_pulse_trains(x, d, fast_lr, dw_min, desired_bl, management, bl_management, bias_input, momentum,
+                             running):
+    """The same for a fast device whose count learning rate aihwkit auto-scales (the chopped TTv2
+    family with auto_scale and fast_lr > 0): before each row, the running maxima follow it,
+    m = (1 - tau) m + tau max|row| with tau = (1 - momentum) / rows (the first row sets m; zeros
+    leave it), and lr = fast_lr BL dw_min / (m_x m_d). `running` holds (m_x, m_d) from update to
+    update."""
+    sx, xm, sd, dm = _stats(x, d, bias_input)
+    tau = (1.0 - momentum) / x.shape[0]
+    rates = np.empty(x.shape[0])
+    for r in range(x.shape[0]):
+        for i, new in enumerate((float(xm[r]), float(dm[r]))):
+            if running[i] <= 0.0:
+                running[i] = new
+            elif new > 0.0:
+                running[i] = (1.0 - tau) * running[i] + tau * new
+        lr = fast_lr * desired_bl * dw_min
+        if running[0] > 0.0 and running[1] > 0.0:
+            lr /= running[0] * running[1]
+        rates[r] = lr / dw_min
+    return _rows(x, d, sx, xm, sd, dm, rates, desired_bl, management, bl_management, bias_input)

@@ -238,33 +238,38 @@ def test_summed_counts_its_accumulator_and_fewer_trains():
     assert c["pulse_trains"] == 3  # one per output row, fewer than the 11 columns or the 50 rows
 
 
-@pytest.mark.parametrize("fast_lr, d_scale", [(1.0, 0.01), (0.05, 0.2), (0.0, 1.0)])
-def test_tiki_taka_fast_device_pulses_match_the_device(fast_lr, d_scale):
-    """tt pulses the rows onto its fast device A at fast_lr (the tile's lr when 0): with transfers
-    off (transfer_lr 0), A's change in dw_min on a noise-free constant-step device matches the
-    counted expectation within a few percent (~130 k pulses: their own noise is 0.3 %)."""
-    spec = parse_device("constant.json", ["weight_scaling_omega=0", "transfer_lr=0", f"fast_lr={fast_lr}"],
-                        update="tt", definition=CONSTANT)
-    xbar = AnalogCrossbar(6, 8, False, spec)
-    xbar.program(np.zeros((6, 8), np.float32))
+@pytest.mark.parametrize("update, fast_lr, d_scale, bias", [
+    ("tt", 1.0, 0.01, False), ("tt", 0.0, 1.0, True),  # fast_lr 0: the tile's lr
+    ("ttv2", 0.05, 0.2, False),  # build_config's ttv2 around a device file: auto_scale off, fast_lr
+    ("c-ttv2", 1.0, 0.01, True), ("c-ttv2", 2.0, 0.01, False)])  # auto-scaled by running maxima
+def test_tiki_taka_fast_device_pulses_match_the_device(update, fast_lr, d_scale, bias):
+    """The Tiki-Taka family pulses the rows onto its fast device A (its transfers read A and write
+    the slow device): with choppers off, A's change in dw_min on a noise-free constant-step device
+    matches the counted expectation within a few percent (40-200 k pulses: their own noise is
+    under 0.5 %). The rows change from update to update, which the auto-scaled ones follow."""
+    spec = parse_device("constant.json", ["weight_scaling_omega=0", f"fast_lr={fast_lr}"]
+                        + (["in_chop_prob=0"] if update == "c-ttv2" else []), update=update, definition=CONSTANT)
+    xbar = AnalogCrossbar(6, 8, bias, spec)
+    xbar.program(np.zeros((6, 8 + bias), np.float32))
+    assert (xbar.tiles[0][0].rpu_config.device.__dict__.get("auto_scale", False) and fast_lr > 0) == \
+        (update == "c-ttv2")
     sim = xbar.tiles[0][0].tile
     fast = list(sim.get_hidden_parameter_names()).index("hidden_weights_0")
     before = sim.get_hidden_parameters()[fast].numpy().copy()
     rng = np.random.default_rng(0)
-    x = rng.uniform(0.1, 1.0, (5, 8)).astype(np.float32)
-    d = (rng.uniform(0.1, 1.0, (5, 6)) * d_scale).astype(np.float32)
     xbar.take_counts()
     for _ in range(200):
+        x = rng.uniform(0.1, 1.0, (5, 8)).astype(np.float32) * rng.uniform(0.2, 1.0)
+        d = (rng.uniform(0.1, 1.0, (5, 6)) * d_scale * rng.uniform(0.2, 1.0)).astype(np.float32)
         xbar.update(x, -d, 0.01)
     steps = (sim.get_hidden_parameters()[fast].numpy() - before).sum() / DW
     c = xbar.take_counts()
-    assert steps == pytest.approx(c["expected_pulses"], rel=0.03)
-    assert c["pulse_trains"] == 200 * 5 and c["transfers"] == 200  # transfer_every 1 mini-batch
+    assert steps > 30_000 and steps == pytest.approx(c["expected_pulses"], rel=0.03)
+    assert c["pulse_trains"] == 200 * 5
 
 
 def test_transfers_and_their_reads_on_a_tile_grid():
-    """ttv2 transfers per row (units_in_mbatch off), on every tile; each reads one fast-device column;
-    its pulses are not modelled (the TTv2 family's count lr is auto-scaled inside aihwkit)."""
+    """ttv2 transfers per row (units_in_mbatch off), on every tile; each reads one fast-device column."""
     spec = parse_device("rram", ["tile_size=4", "transfer_every=2"], update="ttv2")
     xbar = AnalogCrossbar(6, 10, True, spec)  # 2 x 3 tiles
     xbar.program(np.zeros((6, 11), np.float32))
@@ -277,7 +282,7 @@ def test_transfers_and_their_reads_on_a_tile_grid():
     per_tile = transfers / 6
     assert c["array_reads"] == per_tile and c["cell_reads"] == per_tile * 6 * 3
     assert c["dac_conversions"] == per_tile * 11 * 2 and c["adc_conversions"] == per_tile * 6 * 3
-    assert c["pulse_trains"] == 8 * 6 and c["expected_pulses"] == 0
+    assert c["pulse_trains"] == 8 * 6 and c["expected_pulses"] > 0
 
 
 def test_estimate_and_energy_to_accuracy():

@@ -137,13 +137,13 @@ class AnalogCrossbar(Crossbar):
         digital accumulator, not modelled); for the Tiki-Taka family, on its fast device, whose
         pulses are modelled for tt, ttv2 and c-ttv2 (measured with transfers on), not for agad
         (its transfers move the fast device too, so the device could not confirm a model)."""
-        model = {"update": update, "pulsed": cfg.update.pulse_type.name != "NONE", "row_trains": update != "mp"}
+        model = {"update": update, "row_trains": update != "mp"}
         if update in COMPOUNDS:
             device = cfg.device
             model["per_rows"] = update != "mp" and not getattr(device, "units_in_mbatch", True)
             model["transfer_every"] = float(getattr(device, "transfer_every", 1) or 1)
             model["reads_per_transfer"] = int(getattr(device, "n_reads_per_transfer", 0) or 0) if update in TRANSFERS else 0
-        if model["pulsed"] and update not in ("mp", "agad"):
+        if cfg.update.pulse_type.name != "NONE" and update not in ("mp", "agad"):
             up, device = cfg.update, cfg.device
             fast_lr = float(getattr(device, "fast_lr", 0.0)) if update in TRANSFERS else 0.0
             auto = getattr(device, "auto_scale", False) and fast_lr > 0
@@ -239,10 +239,11 @@ class AnalogCrossbar(Crossbar):
         self._set_lr(lr)
         row_trains = self._pulse_model["row_trains"]
         for i, j, rows, cols, tile in self._tiles():
-            tile.update(self._torch(x[:, cols]), self._torch(d[:, rows]))
+            x_tile, d_tile = np.ascontiguousarray(x[:, cols]), np.ascontiguousarray(d[:, rows])  # for both
+            tile.update(self._torch(x_tile), self._torch(d_tile))
             tile.post_update_step()
             if row_trains:
-                self._count_pulses(i, j, x[:, cols], d[:, rows], lr, tile.analog_bias)
+                self._count_pulses(i, j, x_tile, d_tile, lr, tile.analog_bias)
 
     def update_groups(self, groups, lr):
         if not self.summed or self.observer is not None:  # the observer sees the rows themselves

@@ -64,18 +64,18 @@ class PulseModel:
 
     def __init__(self, dw_min: float, desired_bl: int, management: bool, bl_management: bool, fast_lr: float = 0.0,
                  auto_momentum: float | None = None):
+        from hilt.analog.pulse_trains import auto_scaled_pulse_trains, pulse_trains  # numba: ~0.5 s, analog only
+
+        self._pulse_trains, self._auto_scaled = pulse_trains, auto_scaled_pulse_trains
         self.dw_min, self.fast_lr, self.auto_momentum = float(dw_min), float(fast_lr), auto_momentum
         self.update_args = (int(desired_bl), bool(management), bool(bl_management))
         self.running = np.zeros(2)  # m_x, m_d of the auto-scaled count learning rate
 
     def __call__(self, x, d, lr: float, bias_input: bool = False) -> tuple[float, float]:
-        from hilt.analog import pulse_trains as kernels  # numba: ~0.5 s to import, for analog updates only
-
         x, d = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(d, dtype=np.float32)
         if self.auto_momentum is None:
-            pulses, slots = kernels.pulse_trains(x, d, (self.fast_lr or lr) / self.dw_min, *self.update_args,
-                                                 bias_input)
+            pulses, slots = self._pulse_trains(x, d, (self.fast_lr or lr) / self.dw_min, *self.update_args, bias_input)
         else:
-            pulses, slots = kernels.auto_scaled_pulse_trains(x, d, self.fast_lr, self.dw_min, *self.update_args,
-                                                             bias_input, float(self.auto_momentum), self.running)
+            pulses, slots = self._auto_scaled(x, d, self.fast_lr, self.dw_min, *self.update_args, bias_input,
+                                              float(self.auto_momentum), self.running)
         return float(pulses), float(slots)

@@ -22,7 +22,7 @@ import pandas as pd
 from hilt.errors import HiltError
 from hilt.experiments.fidelity import FidelityProbe
 from hilt.experiments.results import new_run_dir, write_csv, write_json
-from hilt.experiments.run_folder import METRICS, SUMMARY
+from hilt.experiments.run_folder import SUMMARY, RunFolder
 from hilt.experiments.train import TrainConfig, build, open_run, train
 
 PER_EPOCH = ("loss", "accuracy", "accuracy_exact_readout")
@@ -71,8 +71,7 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
         summaries[path] = summary
         if summary["status"] != "finished":
             break
-        metrics = pd.read_csv(Path(summary["run_dir"]) / METRICS).to_dict("records")
-        tidy += _tidy(path, metrics, probe.rows)
+        tidy += _tidy(path, RunFolder(Path(summary["run_dir"])).metrics(), probe.rows)
         samples += [{"path": path, **row} for row in probe.rows]
     stopped = next((s for s in summaries.values() if s["status"] != "finished"), None)
     result = {"status": stopped["status"] if stopped else "finished", "run_dir": str(root), "device": label,

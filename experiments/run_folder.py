@@ -14,6 +14,7 @@ Statuses: running, finished, interrupted, diverged, crashed.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from hilt.errors import HiltError
@@ -25,10 +26,13 @@ STATUSES = ("running", "finished", "interrupted", "diverged", "crashed")
 
 
 def _number(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return None if text == "" else text
+    """A metrics.csv cell as pandas reads it: int, float, None where blank, else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None if text == "" else text
 
 
 class RunFolder:
@@ -67,9 +71,7 @@ class RunFolder:
         return read_json(path) if path.is_file() else {}
 
     def metrics(self) -> list[dict]:
-        """metrics.csv's rows ([] before the first epoch), numbers as floats."""
-        import csv
-
+        """metrics.csv's rows ([] before the first epoch), numbers as numbers."""
         path = self.path / METRICS
         if not path.is_file():
             return []

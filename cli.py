@@ -9,6 +9,7 @@ folder's error.log); 128 + N stopped by signal N (Ctrl-C, SIGTERM).
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 import inspect
 import json
 import shlex
@@ -24,9 +25,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from hilt import api
 from hilt.errors import HiltError
 from hilt.experiments.config import TrainConfig
-from hilt.rules import OPTION_DOCS, option_types
+from hilt.rules.registry import builtin_options
 
 app = typer.Typer(
     add_completion=False,
@@ -114,7 +116,10 @@ def _run_options(
     device: str = typer.Option(_D.device, help="device preset, NeuroSim device, FILE.json from `hilt devices fit`, or neurosim:KEY=V,... (see `hilt devices`)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
     update: Optional[str] = typer.Option(_D.update, help="analog update algorithm: sgd (default) | summed | mp | tt | ttv2 | c-ttv2 | agad (see `hilt devices NAME --update ALGO`)"),
-    rule: str = typer.Option(_D.rule, help="learning rule (see `hilt rules`)"),
+    rule: str = typer.Option(_D.rule, help="learning rule: a built-in or installed one (see `hilt rules`), "
+                             "path/to/file.py:Class or package.module:Class"),
+    rule_opt: Optional[List[str]] = typer.Option(None, "--rule-opt", help="rule option KEY=VALUE, for any rule "
+                                                 "(the built-in rules' options also have flags of their own)"),
     log_alignment: bool = typer.Option(_D.log_alignment, "--log-alignment", help="record per-layer cosine with the BP gradient each epoch"),
     epochs: int = typer.Option(_D.epochs, help="training epochs (with --resume: the new total)"),
     batch_size: Optional[int] = typer.Option(_D.batch_size, help="mini-batch size; default: the dataset's (digits 10, rhm 20)"),
@@ -134,20 +139,31 @@ def _run_options(
     """The options of a run that are TrainConfig fields (the rule's options are added below)."""
 
 
-def _rule_option(name: str, kind: type) -> inspect.Parameter:
-    """A Typer option for one rule option (from the rules' signatures and OPTION_DOCS)."""
-    flag = "--" + name.replace("_", "-")
-    decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
-    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[kind],
-                             default=typer.Option(None, *decls, help=OPTION_DOCS[name]))
+def _rule_option(option, rules: list[str]) -> inspect.Parameter:
+    """A Typer option for one option of the built-in rules (declared in the rule classes)."""
+    flag = "--" + option.name.replace("_", "-")
+    decls = [f"{flag}/--no-{flag[2:]}"] if option.kind is bool else [flag]
+    return inspect.Parameter(option.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[option.kind],
+                             default=typer.Option(None, *decls, help=f"{option.doc} ({', '.join(rules)})"))
 
 
-_RULE_OPTIONS = [_rule_option(name, kind) for name, kind in option_types().items()]
+_RULE_OPTIONS = [_rule_option(option, rules) for option, rules in builtin_options().values()]
+
+
+def _rule_opts(items: list[str] | None) -> dict:
+    """--rule-opt KEY=VALUE ... -> {key: text} (typed by the rule's declarations when it is made)."""
+    from hilt.keyvalue import parse_items
+
+    return parse_items("--rule-opt", items or [], expected="KEY=VALUE, an option of the rule")
 
 
 def _train_config(**options):
     """The options of a training run (train, compare, ...) -> a TrainConfig."""
     rule_options = {p.name: options.pop(p.name) for p in _RULE_OPTIONS}
+    for key, text in _rule_opts(options.pop("rule_opt")).items():
+        if rule_options.get(key) is not None:
+            raise HiltError(f"--rule-opt {key}: also given as {'--' + key.replace('_', '-')}; give it once")
+        rule_options[key] = text
     sets, data_set = options.pop("set_") or [], options.pop("data_set") or []
     cost = options.pop("cost")
     if cost is not None:
@@ -182,7 +198,20 @@ def with_train_options(command):
 
 
 # CLI option -> TrainConfig field, where they differ (for `--resume`'s check of what was typed).
-_CONFIG_FIELD = {"set_": "sets", "cost": None, "as_json": None, "resume": None, "recipe": None, "ctx": None}
+_CONFIG_FIELD = {"set_": "sets", "cost": None, "as_json": None, "resume": None, "recipe": None, "ctx": None,
+                 "rule_opt": None, "allow_rule_change": None}
+
+
+def _typed_settings(ctx: typer.Context) -> dict:
+    """The settings the user typed on the command line: TrainConfig fields and rule options."""
+    given = {}
+    for name, value in ctx.params.items():
+        field = _CONFIG_FIELD.get(name, name)
+        if field and ctx.get_parameter_source(name).name == "COMMANDLINE":
+            given[field] = value
+    if ctx.get_parameter_source("rule_opt").name == "COMMANDLINE":
+        given.update(_rule_opts(ctx.params["rule_opt"]))
+    return given
 
 
 def _progress(cfg):
@@ -241,29 +270,15 @@ def train(
     cfg=None,
     resume: Optional[str] = typer.Option(None, "--resume", help="continue this run folder (to --epochs N); other settings must match"),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="start from a paper's settings (see `recipes`); typed flags override them"),
+    allow_rule_change: bool = typer.Option(False, "--allow-rule-change", help="--resume a plug-in rule's run although "
+                                           "the rule's source changed since the run started"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
 ):
     """Train a network with a learning rule on a device; write results/runs/<id>/ (or continue one)."""
-    from hilt.experiments.recipes import apply_recipe
-    from hilt.experiments.train import build, open_run, resume_config
-    from hilt.experiments.train import train as run_train
-
-    given = {}
-    for name, value in ctx.params.items():
-        field = _CONFIG_FIELD.get(name, name)
-        if field and ctx.get_parameter_source(name).name == "COMMANDLINE":
-            given[field] = value
-    if resume and recipe:
-        raise HiltError("--resume continues a run with its own settings; leave out --recipe")
-    if resume:
-        cfg = resume_config(Path(resume), given)
-    elif recipe:
-        cfg = apply_recipe(recipe, given)
-    setup = build(cfg)
-    run = open_run(setup, Path(resume) if resume else None)
+    cfg = api.configure(_typed_settings(ctx), base=cfg, resume=resume, recipe=recipe, allow_rule_change=allow_rule_change)
     progress, callbacks = _progress(cfg)
     with progress:
-        summary = run_train(setup, run=run, **callbacks(f"{cfg.rule} on {cfg.device_label}"))
+        summary = api.run_config(cfg, resume=resume, **callbacks(f"{cfg.rule_label} on {cfg.device_label}")).summary
     if as_json:
         print(json.dumps(summary))
     _report_end(summary, cfg.epochs)
@@ -287,11 +302,9 @@ def compare(
     """Train the same rule on the exact path and on a device (same init, same data order); compare
     accuracy, alignment with BP and update fidelity per epoch. Writes a folder with both runs,
     compare.csv, fidelity.csv and compare.png."""
-    from hilt.experiments.compare import compare as run_compare
-
     progress, callbacks = _progress(cfg)
     with progress:
-        result = run_compare(cfg, every=every, on_run=lambda path: callbacks(f"{cfg.rule} on {path}"))
+        result = api.compare_config(cfg, every=every, on_run=lambda path: callbacks(f"{cfg.rule_label} on {path}")).summary
     if as_json:
         print(json.dumps(result, default=str))
     if "stopped" in result:
@@ -299,7 +312,7 @@ def compare(
     if as_json:
         return
     label = result["device"]
-    print_table(f"{cfg.rule}: exact vs {label}, {cfg.dataset}, last epoch",
+    print_table(f"{cfg.rule_label}: exact vs {label}, {cfg.dataset}, last epoch",
                 [(r["metric"], r["layer"], r.get("exact"), r.get(label)) for r in result["final"]],
                 columns=("metric", "layer", "exact", label))
     _print_costs({f"training, {path}": costs for path, costs in result["costs"].items()}, result["cost_table"])
@@ -328,19 +341,18 @@ def sweep(
     from collections import Counter
 
     from hilt.experiments.report import markdown, summarize
-    from hilt.experiments import sweep as sweeps
 
     if jobs < 1:
         raise HiltError(f"--jobs must be >= 1 (got {jobs})")
-    out = cfg.out if ctx.get_parameter_source("out").name == "COMMANDLINE" else "results/sweeps"
-    plan = sweeps.plan(cfg, grid or [], seeds, Path(out), name)
+    out = cfg.out if ctx.get_parameter_source("out").name == "COMMANDLINE" else api.SWEEP_OUT
+    plan = api.plan_sweep(replace(cfg, out=out), grid or [], seeds, name)
     progress = _stderr_progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                 TimeRemainingColumn(), transient=False)
     with progress:
         task = progress.add_task("sweep", total=len(plan.points))
         try:
-            rows = sweeps.run(plan, jobs=jobs, ray_address=ray_address, force_new=force_new,
-                              on_point=lambda point, summary: progress.advance(task))
+            rows = api.run_sweep(plan, jobs=jobs, ray_address=ray_address, force_new=force_new,
+                                 on_point=lambda point, summary: progress.advance(task))
         except KeyboardInterrupt:
             rows = None
     if rows is None:
@@ -522,8 +534,6 @@ def devices_fit(
     """Fit an aihwkit device model to measured pulse-response data (lmfit): writes a device file for
     `--device FILE.json`, a plot of measured vs fitted response, and prints the parameters."""
     from hilt.devices.device_file import MODELS
-    from hilt.devices.fitting import definition, fit, plot_fit, preset_errors, read_measurements
-    from hilt.experiments.results import write_json
 
     if model not in MODELS:
         raise HiltError(f"--model {model}: unknown model; allowed: {', '.join(MODELS)}")
@@ -532,14 +542,10 @@ def devices_fit(
         raise HiltError(f"--out {out}: a device file ends in .json")
     if out.exists() and not force:
         raise HiltError(f"--out {out} exists; choose another --out or pass --force to overwrite it")
-    meas = read_measurements(str(data), g_min, g_max, w_min, w_max)
-    result = fit(meas, model)
-    record = definition(result, meas, out.stem)
-    errors = preset_errors(result.layout) if compare_presets else None
-    if errors:
-        record["fit"]["preset_rmse"] = dict(errors)
-    write_json(out, record)
-    plot_fit(result, meas, out.with_suffix(".png"))
+    device = api.fit_device(data, model, g_min, g_max, w_min, w_max, name=out.stem, compare_presets=compare_presets,
+                            plot=out.with_suffix(".png"))
+    device.save(out, force=True)
+    record, result, meas, errors = device.definition, device.fit.result, device.fit.measurements, device.fit.preset_rmse
     if as_json:
         print(json.dumps(record))
         return
@@ -624,12 +630,12 @@ def robustness(
 ):
     """Test accuracy of a finished run on aihwkit inference tiles: programming noise, drift (1 s to
     1 year, compensated or not), read noise, DAC/ADC bits, stuck devices. Writes RUN_DIR/robustness/."""
-    from hilt.experiments.robustness import CONDITIONS, robustness as run_robustness, summary_table
+    from hilt.experiments.robustness import CONDITIONS, summary_table
 
     progress = _stderr_progress(TextColumn("[bold]robustness"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with progress:
         task = progress.add_task("robustness", total=len(CONDITIONS) * draws)
-        rows = run_robustness(Path(run_dir), draws, on_point=lambda: progress.advance(task))
+        rows = api.robustness(run_dir, draws, on_point=lambda: progress.advance(task)).to_dict("records")
     if as_json:
         print(json.dumps(rows))
         return
@@ -652,28 +658,15 @@ def report(
 ):
     """Markdown table of finished runs: n and mean ± std over seeds per group (every setting that
     differs, unless --group-by says otherwise); says what it leaves out or pools."""
-    from hilt.experiments.report import collect, energy_column, markdown, notes, plot_accuracy_vs_energy, summarize
     from hilt.experiments.results import write_text
 
     if out is not None and not out.strip():
         raise HiltError("report --out '': give a file name for the Markdown table")
-    if energy_to is not None and not 0 < energy_to <= 1:
-        raise HiltError(f"--energy-to {energy_to}: a test accuracy in (0, 1]")
-    collected = collect([Path(p) for p in paths], energy_to)
-    has_costs = collected.frame["train_energy_j"].notna().any()  # runs from before the counters have none
-    metrics = metric or ["test_accuracy", "test_accuracy_exact_readout", *(["train_energy_j"] if has_costs else [])]
-    if energy_to is not None:
-        metrics = [*metrics, energy_column(energy_to)]
-    groups = None if group_by is None else [g.strip() for g in group_by.split(",") if g.strip()]
-    table, pooled = summarize(collected.frame, groups, metrics, collected.settings)
-    if plot:
-        plot_accuracy_vs_energy(collected, Path(plot), [c for c in table.columns if c in collected.frame.columns
-                                                        and c not in metrics])
-    text = markdown(table)
+    result = api.report(paths, group_by=group_by, metrics=metric, energy_to=energy_to, plot=plot)
     if out:
-        write_text(Path(out), text)
-    print(text, end="")
-    for line in notes(collected, pooled):
+        write_text(Path(out), result.markdown)
+    print(result.markdown, end="")
+    for line in result.notes:
         say("note:", "bold yellow", line)
 
 
@@ -693,17 +686,24 @@ def recipes(name: Optional[str] = typer.Argument(None, help="show this recipe's 
 
 
 @app.command()
-def rules():
-    """List learning rules and their options."""
-    from hilt.rules import RULES, rule_options
+@user_errors
+def rules(spec: Optional[str] = typer.Argument(None, help="show this rule's options: a name, FILE.py:Class or module:Class")):
+    """List the learning rules (built-in and installed plug-ins) with where each comes from and its
+    options, or one rule's options with their types and docs."""
+    if spec is None:
+        table = Table(title="learning rules (--rule NAME, or --rule path/to/file.py:Class, --rule package.module:Class)")
+        for col in ("name", "source", "description", "options (default)"):
+            table.add_column(col)
+        for row in api.list_rules().itertuples():
+            table.add_row(row.name, row.source, Text(row.description), row.options)
+        Console().print(table)
+        return
+    from hilt.rules import resolve
 
-    table = Table(title="learning rules (--rule)")
-    for col in ("name", "description", "options (default)"):
-        table.add_column(col)
-    for name, (_, description) in RULES.items():
-        opts = ", ".join(f"{k}={v}" for k, v in rule_options(name).items())
-        table.add_row(name, description, opts)
-    Console().print(table)
+    info = resolve(spec)
+    print_table(f"rule {spec} ({info.source}): {info.description}",
+                [(o.name, o.kind.__name__, str(o.default), o.doc) for o in info.options.values()],
+                columns=("option", "type", "default", "meaning"))
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ class TrainConfig:
     keep_best: bool = False  # also keep checkpoint-best.npz, by selection_metric(data)
     eval_every: int = 1  # test evaluation every N epochs (and after the last)
     cost_table: dict | None = None  # energy/latency costs per operation (experiments/cost.py); None: the default, recorded by build()
-    out: str = "results/runs"
+    out: str | None = "results/runs"  # None: the run is kept in memory, nothing is written (Python API)
 
     @property
     def device_label(self) -> str:
@@ -48,6 +48,13 @@ class TrainConfig:
 
         name = device_label(self.device)
         return name if self.update is None else f"{name}+{self.update}"
+
+    @property
+    def rule_label(self) -> str:
+        """--rule in names and titles: a plug-in from a file or module by its class name."""
+        from hilt.rules import resolve
+
+        return resolve(self.rule).label
 
     def device_spec(self):
         """The validated DeviceSpec of --device, --set, --update and --seed (DeviceError on bad input)."""

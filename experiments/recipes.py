@@ -10,7 +10,6 @@ from pathlib import Path
 from hilt.errors import HiltError
 from hilt.experiments.config import TrainConfig
 from hilt.keyvalue import merged
-from hilt.rules import option_types
 
 RECIPES_FILE = Path(__file__).with_name("recipes.toml")
 _FIELDS = {f.name for f in fields(TrainConfig)}
@@ -39,10 +38,8 @@ def apply_recipe(name: str, typed: dict) -> TrainConfig:
     """The recipe's settings with `typed` on top: the settings the user named, as TrainConfig fields
     or rule options (e.g. alpha), as for `--resume`."""
     settings = {k: v for k, v in recipe(name).items() if k != "description"}
-    names = option_types()
-    options = {**dict.fromkeys(names), **settings.pop("rule_options", {})}
-    options.update({k: v for k, v in typed.items() if k in names})
-    fields_typed = {k: v for k, v in typed.items() if k not in names}
+    options = {**settings.pop("rule_options", {}), **{k: v for k, v in typed.items() if k not in _FIELDS}}
+    fields_typed = {k: v for k, v in typed.items() if k in _FIELDS}
     for key in ("data_set", "sets"):  # KEY=VALUE lists: a typed key replaces the recipe's, others add
         if key in fields_typed and key in settings:
             fields_typed[key] = merged(settings[key], fields_typed[key])

@@ -24,7 +24,7 @@ from hilt.keyvalue import parse_items
 from hilt.experiments import sweep as sweeps
 from hilt.experiments.results import write_csv
 from hilt.experiments.run_folder import RunFolder
-from hilt.rules import RULES
+from hilt.rules import BUILTIN, resolve
 
 
 def geometric_sizes(p_min: int, p_max: int, per_decade: int) -> list[int]:
@@ -42,9 +42,10 @@ def rhm_params(cfg) -> RHMParams:
 def plan(base, rules: list[str], sizes: list[int], seeds: int, out: Path, name: str | None = None) -> sweeps.Sweep:
     if base.dataset != "rhm":
         raise HiltError(f"rhm-pstar runs on --dataset rhm (got {base.dataset})")
-    unknown = [r for r in rules if r not in RULES]
-    if unknown or not rules:
-        raise HiltError(f"rhm-pstar --rules: unknown rule {unknown[0] if unknown else '(none)'}; allowed: {', '.join(RULES)}")
+    if not rules:
+        raise HiltError(f"rhm-pstar --rules: give at least one rule; allowed: {', '.join(BUILTIN)}, or a plug-in")
+    for r in rules:
+        resolve(r)
     twice = sorted({r for r in rules if rules.count(r) > 1})
     if twice:
         raise HiltError(f"rhm-pstar --rules: {', '.join(twice)} is listed twice; list each rule once")
@@ -65,7 +66,7 @@ def error_of(summary: dict) -> float | None:
     """Test error as C4/C6 define it for this run (None unless finished)."""
     if summary.get("status") != "finished":
         return None
-    if RULES[summary["rule"]][0].self_supervised:
+    if resolve(summary["rule"]).cls.self_supervised:
         return 1.0 - summary["probe_accuracy_per_layer"][-1]
     return 1.0 - summary["test_accuracy"]
 

@@ -14,6 +14,8 @@ Statuses: running, finished, interrupted, diverged, crashed.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 from pathlib import Path
 
@@ -111,3 +113,63 @@ def run_folders(root: Path):
     for summary in sorted(Path(root).rglob(SUMMARY)):
         if (summary.parent / CONFIG).is_file():
             yield RunFolder(summary.parent)
+
+
+class MemoryFolder:
+    """A run kept in memory, not on disk (the Python API's `out=None`): RunFolder's interface, and
+    no file is written. Its checkpoint is a copy, so the run can be resumed in the same process."""
+
+    path = None
+    what = "the run in memory (out=None)"
+
+    def __init__(self):
+        self._config: dict | None = None
+        self._summary: dict = {}
+        self._rows: list[dict] = []
+        self._checkpoints: dict[str, checkpoint.Checkpoint] = {}
+        self.error_log: str | None = None
+
+    def lock(self):
+        return contextlib.nullcontext()
+
+    def is_run(self) -> bool:
+        return self._config is not None
+
+    def config(self) -> dict:
+        return copy.deepcopy(self._config)
+
+    def summary(self) -> dict:
+        return copy.deepcopy(self._summary)
+
+    def metrics(self) -> list[dict]:
+        return [dict(row) for row in self._rows]
+
+    @property
+    def status(self) -> str | None:
+        return self._summary.get("status")
+
+    def has_checkpoint(self) -> bool:
+        return checkpoint.LAST in self._checkpoints
+
+    def checkpoint(self, name: str = checkpoint.LAST) -> checkpoint.Checkpoint:
+        if name not in self._checkpoints:
+            raise HiltError(f"{self.what}: no {name} yet")
+        return copy.deepcopy(self._checkpoints[name])
+
+    def write_config(self, record: dict) -> None:
+        self._config = copy.deepcopy(record)
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        self._rows = [dict(row) for row in rows]
+
+    def write_summary(self, summary: dict) -> None:
+        self._summary = copy.deepcopy(summary)
+
+    def write_checkpoint(self, ckpt: checkpoint.Checkpoint, best: bool = False) -> None:
+        kept = copy.deepcopy(ckpt)
+        self._checkpoints[checkpoint.LAST] = kept
+        if best:
+            self._checkpoints[checkpoint.BEST] = kept
+
+    def write_error(self, text: str) -> None:
+        self.error_log = text

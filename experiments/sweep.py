@@ -35,9 +35,9 @@ from hilt.keyvalue import merged, parse_items
 from hilt.experiments.results import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
 from hilt.experiments.config import flag
 from hilt.experiments.train import TrainConfig, build, open_run, train, validate
-from hilt.rules import option_types
+from hilt.rules import resolve
+from hilt.rules.registry import builtin_options
 
-RULE_KEYS = option_types()  # every rule option, from the rules' own signatures
 # --data-set options: rhm's (whole numbers), the on-disk datasets' norm, and augment / views for all
 DATA_KEYS = {**{f.name: int for f in fields(RHMParams)}, "norm": str, "augment": str, "views": str}
 TRAIN_KEYS = ("lr", "lr_schedule", "batch_size", "epochs", "model", "device", "update", "rule", "activation", "optimizer",
@@ -46,11 +46,22 @@ METRICS = (*report.METRICS, "epochs")
 SWEEP_RECORD = "sweep.json"  # the sweep folder's settings and their hash
 
 
-def parse_grid(items: list[str]) -> dict[str, list[str]]:
-    """['dw_min=1e-4,1e-3', 'alpha=0,0.5'] -> {'dw_min': ['1e-4', '1e-3'], 'alpha': ['0', '0.5']}."""
-    allowed = [*PARAMS, *RULE_KEYS, *TRAIN_KEYS, *DATA_KEYS]
+def rule_keys(rules: list[str]) -> dict:
+    """Option name -> its declaration (rules.Option), over the built-in rules and the plug-ins `rules`."""
+    keys = {name: option for name, (option, _) in builtin_options().items()}
+    for spec in rules:
+        keys = {**resolve(spec).options, **keys}
+    return keys
+
+
+def parse_grid(items: list[str], base_rule: str = "bp") -> dict[str, list[str]]:
+    """['dw_min=1e-4,1e-3', 'alpha=0,0.5'] -> {'dw_min': ['1e-4', '1e-3'], 'alpha': ['0', '0.5']}.
+    Rule options are those of the built-in rules, of `base_rule` and of the grid's rules."""
     grid: dict[str, list[str]] = {}
-    for key, text in parse_items("--grid", items, expected="KEY=V1,V2,...").items():
+    items = parse_items("--grid", items, expected="KEY=V1,V2,...")
+    rules = [base_rule, *[v.strip() for v in items.get("rule", "").split(",") if v.strip()]]
+    allowed = [*PARAMS, *rule_keys(rules), *TRAIN_KEYS, *DATA_KEYS]
+    for key, text in items.items():
         values = [v.strip() for v in text.split(",") if v.strip()]
         if not values:
             raise HiltError(f"--grid {key + '=' + text!r}: expected KEY=V1,V2,...")
@@ -74,9 +85,12 @@ class Point:
         return ",".join(f"{k}={v}" for k, v in self.values).replace("/", "_") + f",seed={self.seed}"
 
 
-def _typed(key: str, text: str):
-    kind = (PARAMS[key].kind if key in PARAMS else DATA_KEYS[key] if key in DATA_KEYS else RULE_KEYS.get(key)
-            or {f.name: f.type for f in fields(TrainConfig)}.get(key))
+def _typed(key: str, text: str, rules: dict):
+    """A grid value as the type of its key (`rules`: the sweep's rule options, from rule_keys)."""
+    if key in rules and key not in PARAMS and key not in DATA_KEYS:
+        return rules[key].parse(text, "--grid")
+    kind = (PARAMS[key].kind if key in PARAMS else DATA_KEYS[key] if key in DATA_KEYS
+            else {f.name: f.type for f in fields(TrainConfig)}.get(key))
     if kind in (bool, "bool"):
         if text.lower() not in ("true", "false"):
             raise HiltError(f"--grid {key}={text}: expected true or false")
@@ -93,15 +107,16 @@ def _typed(key: str, text: str):
 
 def point_config(base: TrainConfig, point: Point) -> TrainConfig:
     sets, data_set, rule_options, changes = list(base.sets), list(base.data_set), dict(base.rule_options), {}
+    rules = rule_keys([base.rule, dict(point.values).get("rule", base.rule)])
     for key, text in point.values:
         if key in PARAMS:
             sets = merged(sets, [f"{key}={text}"])
         elif key in DATA_KEYS:
             data_set = merged(data_set, [f"{key}={text}"])
-        elif key in RULE_KEYS:
-            rule_options[key] = _typed(key, text)
+        elif key in rules:
+            rule_options[key] = _typed(key, text, rules)
         else:
-            changes[key] = _typed(key, text)
+            changes[key] = _typed(key, text, rules)
     if "device" in changes:  # another device: the base's recorded definition is not its
         changes["device_definition"] = None
     return replace(base, sets=sets, data_set=data_set, rule_options=rule_options, seed=point.seed, **changes)
@@ -128,12 +143,20 @@ class Sweep:
 
     @property
     def settings(self) -> dict:
-        """What the sweep's points are made from (not where they are written)."""
-        return {"base": asdict(replace(self.base, out="")), "grid": self.grid, "seeds": self.seeds}
+        """What the sweep's points are made from (not where they are written), with the SHA-256 of
+        every plug-in rule's source (an edited rule is another sweep)."""
+        code = {spec: info.sha256() for spec in [self.base.rule, *self.grid.get("rule", [])]
+                if not (info := resolve(spec)).builtin}
+        return {"base": asdict(replace(self.base, out="")), "grid": self.grid, "seeds": self.seeds,
+                **({"rule_code": code} if code else {})}
 
     @property
     def settings_hash(self) -> str:
         return hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def rule_keys(self) -> dict:
+        return rule_keys([self.base.rule, *self.grid.get("rule", [])])
 
     @property
     def points(self) -> list[Point]:
@@ -161,7 +184,7 @@ def plan(base: TrainConfig, grid_items: list[str], seeds: int, out: Path, name: 
         raise HiltError(f"--out {str(out)!r}: give a folder for the sweep folders (default results/sweeps)")
     if name is not None:
         check_plain_name("--name", name)
-    grid = parse_grid(grid_items)
+    grid = parse_grid(grid_items, base.rule)
     sweep = Sweep(base, grid, list(range(base.seed, base.seed + seeds)), Path(out))
     for point in sweep.points:
         try:
@@ -173,13 +196,13 @@ def plan(base: TrainConfig, grid_items: list[str], seeds: int, out: Path, name: 
             where = ",".join(f"{k}={v}" for k, v in point.values)
             raise HiltError(f"--grid point {where}: {typed}") from None
     if name is None:
-        name = f"{base.dataset}-{base.device}-{base.rule}-{sweep.settings_hash[:8]}"
+        name = f"{base.dataset}-{base.device}-{base.rule_label}-{sweep.settings_hash[:8]}"
     sweep.root = Path(out) / name
     return sweep
 
 
 def _differences(old: dict, new: dict) -> list[str]:
-    keys = [k for k in ("grid", "seeds") if old.get(k) != new.get(k)]
+    keys = [k for k in ("grid", "seeds", "rule_code") if old.get(k) != new.get(k)]
     old_base, new_base = old.get("base", {}), new.get("base", {})
     return keys + sorted(k for k in set(old_base) | set(new_base) if old_base.get(k) != new_base.get(k) and k != "out")
 
@@ -306,12 +329,12 @@ def _run_on_ray(tasks, jobs: int, address: str | None, done) -> None:
 
 def table(sweep: Sweep, results: dict[Point, dict]) -> list[dict]:
     """One row per point and seed, in grid order: swept values (typed), seed, status, metrics."""
-    rows = []
+    rows, keys = [], sweep.rule_keys
     for point in sweep.points:
         summary = results.get(point) or RunFolder(sweep.folder(point)).summary()
         if not summary:
             continue
-        rows.append({**{k: _typed(k, v) for k, v in point.values}, "seed": point.seed, "status": summary["status"],
+        rows.append({**{k: _typed(k, v, keys) for k, v in point.values}, "seed": point.seed, "status": summary["status"],
                      **{m: summary.get(m) for m in METRICS}, "run_dir": str(sweep.folder(point))})
     return rows
 
@@ -341,7 +364,7 @@ def plot(sweep: Sweep, frame, metric: str = "test_accuracy") -> None:
     frame = frame.copy()
     text_keys = [k for k in keys if frame[k].dtype.kind not in "if"]
     for key in text_keys:
-        frame[key] = pd.Categorical(frame[key], categories=[_typed(key, v) for v in sweep.grid[key]], ordered=True)
+        frame[key] = pd.Categorical(frame[key], categories=[_typed(key, v, sweep.rule_keys) for v in sweep.grid[key]], ordered=True)
     fixed = {"rule": sweep.base.rule, "device": sweep.base.device, "dataset": sweep.base.dataset}
     title = ", ".join(f"{k} {v}" for k, v in fixed.items() if k not in keys)
     for key in keys:

@@ -34,12 +34,13 @@ from hilt.experiments import checkpoint
 from hilt.experiments.alignment import mean_alignment
 from hilt.experiments.config import TrainConfig, flag
 from hilt.experiments.cost import check_cost_table, estimate, load_cost_table, totals
-from hilt.experiments.probe import probe
 from hilt.experiments.results import versions
-from hilt.experiments.run_folder import CONFIG, RunFolder
+from hilt.experiments.run_folder import CONFIG, MemoryFolder, RunFolder
 from hilt.experiments.schedule import parse_schedule
-from hilt.rules import make_rule
+from hilt.rules import make_rule, resolve
 from hilt.rules.base import output_metrics
+from hilt.rules.losses import cross_entropy
+from hilt.rules.probe import probe
 from hilt.seeds import stream
 
 
@@ -71,9 +72,9 @@ def check_float32(flag: str, value) -> None:
 def _check(cfg: TrainConfig):
     """HiltError for settings that cannot run; the resolved DeviceSpec otherwise."""
     for key, value in [("lr", cfg.lr), ("momentum", cfg.momentum), ("weight_decay", cfg.weight_decay),
-                       *cfg.rule_options.items()]:
+                       *resolve(cfg.rule).typed(cfg.rule_options).items()]:
         check_float32(flag(key), value)
-    if not str(cfg.out).strip():
+    if cfg.out is not None and not str(cfg.out).strip():
         raise HiltError(f"--out {cfg.out!r}: give a folder for the run folders (default results/runs)")
     if cfg.seed < 0:
         raise HiltError(f"--seed must be >= 0 (got {cfg.seed})")
@@ -99,28 +100,21 @@ def _check(cfg: TrainConfig):
     return spec
 
 
-def evaluate(net: Network, x, y, loss, batch_size: int = EVAL_BATCH) -> tuple[float, float]:
-    """Mean loss and accuracy of the network's output on (x, y)."""
+def held_out_score(rule, net: Network, data, batch_size: int = EVAL_BATCH) -> dict:
+    """Test loss and accuracy of a network trained by `rule`, scored by the rule's own prediction
+    (`rule.fit_readout`, then `rule.predict` batch by batch): accuracy of the largest score; loss,
+    the rule's output loss of the scores (cross-entropy for a rule without one, such as a
+    self-supervised rule's linear probe)."""
+    rule.fit_readout(net, data)
+    loss = rule.loss or cross_entropy
+    xp = backend.xp()
     total, correct = 0.0, 0
-    for i in range(0, len(x), batch_size):
-        a, yb = net.forward(x[i : i + batch_size]), y[i : i + batch_size]
-        m = output_metrics(a, yb, loss(a, yb)[0])
+    for i in range(0, len(data.x_test), batch_size):
+        scores = rule.predict(net, backend.asarray(data.x_test[i : i + batch_size]))
+        m = output_metrics(scores, data.y_test[i : i + batch_size], loss(scores, xp.asarray(data.y_test[i : i + batch_size]))[0])
         total += m["loss_sum"]
         correct += m["correct"]
-    return total / len(x), correct / len(x)
-
-
-def held_out_score(rule, net: Network, data, per_layer: bool = False) -> dict:
-    """Test loss and accuracy of a network trained by `rule`: its output for a supervised rule, a
-    linear probe of its layers (experiments/probe.py) for a self-supervised one (with the
-    per-layer probe accuracies when asked)."""
-    if rule.self_supervised:
-        result = probe(net, rule.pools(net), data, per_layer)
-        return {"loss": result.loss, "accuracy": result.accuracy,
-                **({"probe_accuracy_per_layer": result.per_layer} if per_layer else {})}
-    xp = backend.xp()
-    loss, accuracy = evaluate(net, backend.asarray(data.x_test), xp.asarray(data.y_test), rule.loss)
-    return {"loss": loss, "accuracy": accuracy}
+    return {"loss": total / len(data.x_test), "accuracy": correct / len(data.x_test)}
 
 
 @dataclass
@@ -165,12 +159,14 @@ def _field_ok(value, default) -> bool:
     return isinstance(value, (int, float) if isinstance(default, float) else type(default))
 
 
-def resume_config(run_dir: Path, given: dict, what: str | None = None) -> TrainConfig:
-    """The TrainConfig of a run folder, to continue it. `given` holds the settings the user named
-    (TrainConfig fields, or rule options such as alpha): `epochs` sets the new target, any other
-    must equal the run's, else HiltError naming it. `what` names the folder as the user typed it
-    (default "--resume RUN_DIR")."""
-    folder = RunFolder(run_dir, what or f"--resume {run_dir}")
+def resume_config(run, given: dict, what: str | None = None, allow_rule_change: bool = False) -> TrainConfig:
+    """The TrainConfig of a run folder (a path, or a RunFolder / MemoryFolder), to continue it.
+    `given` holds the settings the user named (TrainConfig fields, or rule options such as alpha):
+    `epochs` sets the new target, any other must equal the run's, else HiltError naming it; a
+    plug-in rule may be named anew (`rule`: moved code), and its source must be the one the run
+    started with (its SHA-256) unless `allow_rule_change`. `what` names the folder as the user
+    typed it (default "--resume RUN_DIR")."""
+    folder = run if isinstance(run, (RunFolder, MemoryFolder)) else RunFolder(run, what or f"--resume {run}")
     config, summary = folder.config(), folder.summary()
     if summary.get("status") == "diverged":
         raise HiltError(f"{folder.what}: the run diverged ({summary.get('error')}); "
@@ -179,18 +175,40 @@ def resume_config(run_dir: Path, given: dict, what: str | None = None) -> TrainC
     for f in fields(TrainConfig):
         if f.name in config and not _field_ok(config[f.name], getattr(defaults, f.name)):
             raise HiltError(f"{folder.what}: {CONFIG} is damaged: {f.name} = {config[f.name]!r} is not a valid value")
-    if not isinstance(config.get("rule_params", {}), dict):
-        raise HiltError(f"{folder.what}: {CONFIG} is damaged: rule_params is not an object")
+    for key in ("rule_params", "rule_source"):
+        if not isinstance(config.get(key) or {}, dict):
+            raise HiltError(f"{folder.what}: {CONFIG} is damaged: {key} is not an object")
     config.setdefault("rule_params", {})
+    source = config.get("rule_source")
     cfg = TrainConfig(**{f.name: config[f.name] for f in fields(TrainConfig) if f.name in config})
     for key, value in given.items():
-        if key == "epochs":
+        if key == "epochs" or (key == "rule" and source):
             continue
         stored = config["rule_params"][key] if key in config["rule_params"] else getattr(cfg, key, None)
         if value != stored:
             raise HiltError(f"--resume: {flag(key)} {value} differs from the run's {stored}; a resumed run "
                             "keeps its settings (only --epochs may change)")
+    if source:
+        cfg = replace(cfg, rule=_plugin_rule(folder, source, given.get("rule"), allow_rule_change))
     return replace(cfg, epochs=given.get("epochs", summary.get("epochs_target", cfg.epochs)))
+
+
+def _plugin_rule(folder, source: dict, given: str | None, allow_change: bool) -> str:
+    """The spec to import a run's plug-in rule from: the one the user gives, else the file the run
+    recorded (its absolute path), else the spec as the run was started. HiltError when its source
+    differs from the recorded SHA-256 (unless `allow_change`)."""
+    recorded = source.get("path") if str(source.get("source", "")).startswith("file") else None
+    spec = given or (f"{recorded}:{source.get('class')}" if recorded else source.get("spec"))
+    try:
+        info = resolve(spec)
+    except HiltError as err:
+        raise HiltError(f"{folder.what}: the run's rule cannot be imported ({err}); "
+                        "name where it is now with --rule PATH.py:Class or module:Class") from None
+    if info.sha256() != source.get("sha256") and not allow_change:
+        raise HiltError(f"{folder.what}: rule {spec} is not the code the run started with (its source "
+                        f"{info.file} has SHA-256 {str(info.sha256())[:12]}..., the run recorded "
+                        f"{str(source.get('sha256'))[:12]}...); pass --allow-rule-change to continue with it")
+    return spec
 
 
 @dataclass
@@ -202,22 +220,27 @@ class Run:
     resumes: list[dict] = field(default_factory=list)
 
     @property
-    def run_dir(self) -> Path:
+    def run_dir(self) -> Path | None:
         return self.folder.path
 
 
-def open_run(setup: Setup, resume: Path | None = None, run_dir: Path | None = None) -> Run:
-    """Make a new run folder with config.json (named by time under cfg.out, or exactly `run_dir`),
-    or open `resume` (its config from `resume_config`) and check that its checkpoint can continue
-    to setup.cfg.epochs (HiltError otherwise). A run killed in its final evaluation (checkpoint
-    at the target, status not finished) opens too: training it only closes it."""
+def open_run(setup: Setup, resume=None, run_dir: Path | None = None) -> Run:
+    """Make a new run folder with config.json (named by time under cfg.out, or exactly `run_dir`;
+    in memory when cfg.out is None), or open `resume` (a path or a folder; its config from
+    `resume_config`) and check that its checkpoint can continue to setup.cfg.epochs (HiltError
+    otherwise). A run killed in its final evaluation (checkpoint at the target, status not
+    finished) opens too: training it only closes it."""
     cfg = setup.cfg
     if resume is None:
-        folder = (RunFolder.create(Path(cfg.out), f"{cfg.dataset}-{cfg.device_label}-{cfg.rule}-s{cfg.seed}")
-                  if run_dir is None else RunFolder.at(run_dir))
+        if run_dir is not None:
+            folder = RunFolder.at(run_dir)
+        elif cfg.out is None:
+            folder = MemoryFolder()
+        else:
+            folder = RunFolder.create(Path(cfg.out), f"{cfg.dataset}-{cfg.device_label}-{cfg.rule_label}-s{cfg.seed}")
         folder.write_config(_config_record(setup))
         return Run(folder)
-    folder = RunFolder(resume, f"--resume {resume}")
+    folder = resume if isinstance(resume, (RunFolder, MemoryFolder)) else RunFolder(resume, f"--resume {resume}")
     ckpt, summary = folder.checkpoint(), folder.summary()
     closing = ckpt.epoch == cfg.epochs and summary.get("status") != "finished"
     if ckpt.epoch >= cfg.epochs and not closing:
@@ -272,7 +295,7 @@ class Trainer:
         self.wall_before = ckpt.wall_time_s if ckpt else 0.0
         self.start = time.perf_counter()
         self.selection = selection_metric(self.data)
-        self.summary = {"status": "running", "run_dir": str(self.folder.path), "dataset": self.cfg.dataset,
+        self.summary = {"status": "running", "run_dir": self.folder.path and str(self.folder.path), "dataset": self.cfg.dataset,
                         "model": self.net.spec, "device": self.cfg.device, "update": setup.spec.update,
                         "rule": self.cfg.rule, "seed": self.cfg.seed, "epochs": self.done,
                         "epochs_target": self.cfg.epochs}
@@ -389,7 +412,7 @@ class Trainer:
         test = self.rows[-1]
         extra = {}
         if self.rule.self_supervised:
-            per_layer = held_out_score(self.rule, self.net, self.data, per_layer=True)["probe_accuracy_per_layer"]
+            per_layer = probe(self.net, self.rule.pools(self.net), self.data, per_layer=True).per_layer
             extra["probe_accuracy_per_layer"] = per_layer
         return {"train_loss": train_row["loss"], "train_accuracy": train_row["accuracy"], "test_loss": test["loss"],
                 "test_accuracy": test["accuracy"], "test_accuracy_exact_readout": test["accuracy_exact_readout"], **extra}
@@ -432,6 +455,7 @@ def _config_record(setup: Setup) -> dict:
         **asdict(cfg),
         "model": net.spec,
         "rule_params": rule.params(),
+        "rule_source": resolve(cfg.rule).record(),  # a plug-in's file and SHA-256 (None: built-in)
         "device_params": spec.describe(),
         "array_backend": backend.xp().__name__,
         "versions": versions(),

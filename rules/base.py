@@ -11,16 +11,29 @@ overrides `step` as well.
 A rule that needs matrices of its own (CLAPP's B^l, DFA's feedback) makes them in `attach` as
 auxiliary crossbars of the network (same factory, saved with it). A self-supervised rule trains an
 encoder (a network without readout) on positive pairs (data/pairs.py) instead of (x, y), has no
-output loss (loss None), and is evaluated by a linear probe.
+output loss (loss None), and is evaluated by a linear probe (rules/probe.py).
+
+How a rule predicts is the rule's too: `predict(net, x)` gives class scores (batch x classes), the
+network's output read by default; `fit_readout(net, data)` first fits whatever the prediction
+needs beyond the network (a self-supervised rule's probe). Evaluation, compare and robustness score
+every rule through these two.
+
+A rule's options are its constructor's parameters, each with a type, a default and a one-line doc
+as `Annotated` metadata (`alpha: Annotated[float, "nudging asymmetry in [0, 1]"] = 0.5`); the
+command line, sweeps, recipes, `hilt rules` and config.json read them from there
+(rules/registry.py), for built-in and plug-in rules alike.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 from hilt.analog import backend
 from hilt.errors import DivergenceError, HiltError
 from hilt.rules.losses import LOSSES
+
+
+LossOption = Annotated[str | None, f"output loss: {' | '.join(LOSSES)}"]
 
 
 def check_finite(a, what: str, layer: int):
@@ -39,7 +52,7 @@ class Rule:
     name = "rule"
     self_supervised = False
 
-    def __init__(self, loss: str | None = "ce"):
+    def __init__(self, loss: LossOption = "ce"):
         """loss None: a self-supervised rule, scored by a probe, not by an output loss."""
         if loss is not None and loss not in LOSSES:
             raise HiltError(f"unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
@@ -67,6 +80,15 @@ class Rule:
 
     def params(self) -> dict:
         return {"loss": self.loss_name}
+
+    def fit_readout(self, net, data) -> None:
+        """Fit what `predict` needs beyond the network's weights, from data's training set (nothing
+        by default). Called before every evaluation of `net`."""
+
+    def predict(self, net, x):
+        """Class scores (batch x n_classes, the largest wins) for the inputs x: by default the
+        network's output, one forward read per block."""
+        return net.forward(x)
 
 
 def output_metrics(a, y, loss: float) -> dict:

@@ -36,6 +36,8 @@ def backpropagate(net, trace, g_s) -> list[tuple]:
 
 
 class Backprop(Rule):
+    """Backprop: transposed reads carry the error, pulsed updates with d = dL/da / B."""
+
     name = "bp"
 
     def signals(self, net, x, y):

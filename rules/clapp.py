@@ -33,6 +33,8 @@ from hilt.rules.contrastive import BPClappPP, ContrastiveRule, contrast
 
 
 class ClappPP(ContrastiveRule):
+    """Self-supervised: CLAPP++, lateral context on pooled features (2-D spatial dependence)."""
+
     name = "clapp_pp"
     context = "lateral"  # "top" (DFB) or "both"
     retrodiction = False
@@ -68,20 +70,28 @@ class ClappPP(ContrastiveRule):
 
 
 class ClappPPNoSpatial(ClappPP):
+    """Self-supervised: CLAPP++ on globally averaged features (ablation)."""
+
     name = "clapp_pp_nospatial"
     spatial = False
 
 
 class ClappPPDFB(ClappPP):
+    """Self-supervised: CLAPP++DFB, context from the top layer."""
+
     name = "clapp_pp_dfb"
     context = "top"
 
 
 class ClappPPBoth(ClappPP):
+    """Self-supervised: CLAPP++both, lateral and top-layer losses."""
+
     name = "clapp_pp_both"
     context = "both"
 
 
 class Clapp(ClappPP):
+    """Self-supervised: CLAPP-s, layer-local contrastive hinge loss with retrodiction."""
+
     name = "clapp"
     retrodiction = True

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
@@ -39,6 +40,11 @@ from hilt.analog.periphery import AvgPool2d
 from hilt.errors import HiltError
 from hilt.rules.base import Rule, Signals
 from hilt.rules.bp import backpropagate, forward_trace
+from hilt.rules.probe import ProbeReadout
+
+# The options the contrastive rules share (their types and one-line docs).
+ContrastOption = Annotated[str, "f of the score: hinge | softplus | linear"]
+PoolOption = Annotated[str | None, "feature pooling per layer: auto | global | kernels such as 2-2-1 (default: the rule's)"]
 
 
 def _hinge(x):
@@ -197,14 +203,14 @@ def infonce(P, p, partner, tau: float) -> Contrast:
     return Contrast(loss, P.backward(grad_h, clipped), p, grad_h, accuracy)
 
 
-class ContrastiveRule(Rule):
-    """Shared by the rules of this module: options, pools, pairs -> stacked rows, metrics."""
+class ContrastiveRule(ProbeReadout, Rule):
+    """Shared by the rules of this module: options, pools, pairs -> stacked rows, metrics; they
+    predict through a linear probe (ProbeReadout)."""
 
-    self_supervised = True
     spatial = True
     default_pool = "auto"
 
-    def __init__(self, contrast: str = "hinge", pool: str | None = None):
+    def __init__(self, contrast: ContrastOption = "hinge", pool: PoolOption = None):
         if contrast not in CONTRAST_F:
             raise HiltError(f"unknown --contrast {contrast!r}; allowed: {', '.join(CONTRAST_F)}")
         pool = pool or self.default_pool
@@ -244,6 +250,8 @@ class ContrastiveRule(Rule):
 
 
 class BPClappPP(ContrastiveRule):
+    """Self-supervised baseline: CLAPP++ loss at the top layer, backpropagated."""
+
     name = "bp_clapp_pp"
     default_pool = "global"
 
@@ -274,10 +282,12 @@ class BPClappPP(ContrastiveRule):
 
 
 class BPInfoNCE(BPClappPP):
+    """Self-supervised baseline: InfoNCE on a projection head at the top layer, backpropagated."""
+
     name = "bp_infonce"
     temperature = 0.1
 
-    def __init__(self, pool: str | None = None):
+    def __init__(self, pool: PoolOption = None):
         super().__init__(pool=pool)
 
     def params(self) -> dict:

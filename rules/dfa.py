@@ -38,6 +38,8 @@ def direct_feedback(net, trace, error, top_g_s) -> list[tuple]:
 
 
 class DFA(Rule):
+    """Direct feedback alignment: fixed random feedback crossbars carry the output error."""
+
     name = "dfa"
 
     def attach(self, net, make_crossbar, rng):
@@ -52,6 +54,8 @@ class DFA(Rule):
 
 
 class ClappDFA(BPClappPP):
+    """Self-supervised: naive CLAPP DFA, top-layer CLAPP++ loss sent down by fixed random crossbars."""
+
     name = "clapp_dfa"
     default_pool = "auto"
 

@@ -26,12 +26,13 @@ the gradient of J = -(1/(beta B)) sum_k sum_batch delta_k^T (W_{k-1} s̄_{k-1} +
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import numpy as np
 
 from hilt.analog import backend
 from hilt.errors import HiltError
-from hilt.rules.base import Rule, Signals, check_finite, output_metrics
+from hilt.rules.base import LossOption, Rule, Signals, check_finite, output_metrics
 
 SCHEDULES = ("fwbw", "fw")
 # Each pass reads every layer twice and DP settles in a few passes (SPECS 5.5: K = 1 for fwbw);
@@ -76,11 +77,17 @@ def spectral_norm(block, input_shape, iterations: int = 20, seed: int = 0) -> fl
 
 
 class DualPropagation(Rule):
+    """Dual propagation (Hoier et al. 2023): dyadic states, stable for alpha = 1/2."""
+
     name = "dp"
     adjoint = False
 
-    def __init__(self, alpha: float = 0.5, beta: float = 0.1, schedule: str = "fwbw", passes: int | None = None,
-                 damping: bool = False, loss: str = "ce"):
+    def __init__(self, alpha: Annotated[float, "asymmetric nudging in [0, 1]"] = 0.5,
+                 beta: Annotated[float, "nudging strength > 0"] = 0.1,
+                 schedule: Annotated[str, "inference schedule: fwbw | fw (or fwbwK, fwK)"] = "fwbw",
+                 passes: Annotated[int | None, f"passes K of the schedule, 1-{MAX_PASSES} (default 1)"] = None,
+                 damping: Annotated[bool, "stabilised (proximal) iteration"] = False,
+                 loss: LossOption = "ce"):
         super().__init__(loss)
         if not 0.0 <= alpha <= 1.0:
             raise HiltError(f"--alpha must be in [0, 1] (got {alpha})")
@@ -164,6 +171,8 @@ class DualPropagation(Rule):
 
 
 class DualPropagationAdjoint(DualPropagation):
+    """Adjoint dual propagation DP-transpose (Hoier & Zach 2024): stable for any alpha."""
+
     name = "dp_adjoint"
     adjoint = True
 

@@ -20,19 +20,26 @@ down the energy, then, incrementally, the weights along the new errors:
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from hilt.analog import backend
 from hilt.errors import HiltError
-from hilt.rules.base import Rule, Signals, check_finite, output_metrics
+from hilt.rules.base import LossOption, Rule, Signals, check_finite, output_metrics
 from hilt.rules.bp import forward_trace
-from hilt.rules.contrastive import BPClappPP
+from hilt.rules.contrastive import BPClappPP, ContrastOption, PoolOption
+from hilt.rules.probe import ProbeReadout
 
 MAX_STEPS = 1000
+InferenceSteps = Annotated[int, f"value-node inference steps T per batch, 1-{MAX_STEPS}"]
+EtaH = Annotated[float, "value-node step size in (0, 1]"]
 
 
 class PredictiveCoding(Rule):
+    """Incremental predictive coding (iPC): value nodes relax, weights follow local errors."""
+
     name = "pc"
 
-    def __init__(self, inference_steps: int = 8, eta_h: float = 0.1, loss: str | None = "ce"):
+    def __init__(self, inference_steps: InferenceSteps = 8, eta_h: EtaH = 0.1, loss: LossOption = "ce"):
         super().__init__(loss)
         if not 1 <= inference_steps <= MAX_STEPS:
             raise HiltError(f"--inference-steps must be in [1, {MAX_STEPS}] (got {inference_steps})")
@@ -95,15 +102,17 @@ class PredictiveCoding(Rule):
         return self.infer(net, *self.targets(x, y), lr).metrics
 
 
-class ClappPC(PredictiveCoding):
-    """Naive CLAPP PC (SPECS 2.10): the output term is bp_clapp_pp's loss on the top value nodes,
+class ClappPC(ProbeReadout, PredictiveCoding):
+    """Self-supervised: naive CLAPP PC, iPC with the top-layer CLAPP++ loss as its output term.
+
+    Naive CLAPP PC (SPECS 2.10): the output term is bp_clapp_pp's loss on the top value nodes,
     l = n L^L(pool(rho(x_L))) (summed over the n context rows like the energy); its B^L is
     updated with the weights at every inference step."""
 
     name = "clapp_pc"
-    self_supervised = True
 
-    def __init__(self, inference_steps: int = 8, eta_h: float = 0.1, contrast: str = "hinge", pool: str | None = None):
+    def __init__(self, inference_steps: InferenceSteps = 8, eta_h: EtaH = 0.1, contrast: ContrastOption = "hinge",
+                 pool: PoolOption = None):
         super().__init__(inference_steps, eta_h, loss=None)
         self.objective = BPClappPP(contrast, pool)
 

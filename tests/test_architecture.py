@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOORS = [{"errors"}, {"seeds", "keyvalue"}, {"devices"}, {"analog"}, {"rules", "data"}, {"experiments"}, {"cli"}]
+FLOORS = [{"errors"}, {"seeds", "keyvalue"}, {"devices"}, {"analog"}, {"rules", "data"}, {"experiments"}, {"api"}, {"cli"}]
 FLOOR = {name: level for level, names in enumerate(FLOORS) for name in names}
 
 

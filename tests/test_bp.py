@@ -52,7 +52,7 @@ def test_a_rule_is_one_method_and_a_rule_without_it_fails_plainly():
     """Rule.step applies signals(); a subclass without signals() raises, it does not recurse."""
     import pytest
 
-    from hilt.rules import RULES
+    from hilt.rules import BUILTIN
     from hilt.rules.base import Rule
 
     class Nothing(Rule):
@@ -60,5 +60,5 @@ def test_a_rule_is_one_method_and_a_rule_without_it_fails_plainly():
 
     with pytest.raises(NotImplementedError, match="rule nothing defines no signals"):
         Nothing().step(None, np.zeros((1, 2), np.float32), None, 0.1)
-    for name, (cls, _) in RULES.items():
+    for name, cls in BUILTIN.items():
         assert "updates" not in vars(cls), name  # one protocol: signals (and pc's own step)

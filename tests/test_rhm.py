@@ -9,7 +9,7 @@ from hilt.cli import app
 from hilt.data import load_dataset
 from hilt.data.rhm import RHMParams, expand, index_to_digits, make_rules, one_hot
 from hilt.errors import HiltError
-from hilt.experiments.probe import raw_input_accuracy
+from hilt.rules.probe import raw_input_accuracy
 from hilt.experiments.rhm_study import geometric_sizes, p_star
 from hilt.experiments.train import TrainConfig, build, train
 from tests.helpers import SMALL_RHM, runner

@@ -87,17 +87,19 @@ def test_bad_sweeps_are_one_line(tmp_path, args, message):
 
 
 def test_every_rule_option_is_a_flag_a_grid_key_and_documented():
-    """Rule options are declared once (the rules' signatures + OPTION_DOCS): train's flags and
-    sweep's grid keys follow, damping (a bool) included."""
+    """Rule options are declared once (the rule classes' constructors, with a one-line doc each):
+    train's flags and sweep's grid keys follow, damping (a bool) included."""
     from hilt.cli import _train_config
-    from hilt.experiments.sweep import RULE_KEYS, Point, point_config
+    from hilt.experiments.sweep import Point, point_config, rule_keys
     from hilt.experiments.train import TrainConfig
-    from hilt.rules import OPTION_DOCS, RULES, option_types, rule_options
+    from hilt.rules import BUILTIN
+    from hilt.rules.registry import declared_options
 
-    declared = {name for rule in RULES for name in rule_options(rule)}
-    assert set(option_types()) == declared == set(OPTION_DOCS) == set(RULE_KEYS)
+    options = {o.name: o for name, cls in BUILTIN.items() for o in declared_options(cls, name).values()}
+    assert all(o.doc.strip() for o in options.values()), [o.name for o in options.values() if not o.doc.strip()]
+    assert set(options) == set(rule_keys([]))
     flags = set(inspect.signature(_train_config).parameters)
-    assert declared <= flags
+    assert set(options) <= flags
     cfg = point_config(TrainConfig(rule="dp"), Point((("damping", "true"),), 0))
     assert cfg.rule_options["damping"] is True
 

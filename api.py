@@ -116,8 +116,9 @@ def _cost_table(cost) -> dict | None:
 def configure(given: dict, base: TrainConfig | None = None, resume=None, recipe: str | None = None,
               allow_rule_change: bool = False) -> TrainConfig:
     """The settings of a run: a resumed run's own (`given` may only change epochs, or name its
-    plug-in rule anew), a recipe's with `given` on top, or `base` with `given` on top. `given`
-    holds what the user named: TrainConfig fields and rule options."""
+    plug-in rule anew), a recipe's with `given` on top, `base` (the command line's settings, all of
+    them) or TrainConfig's defaults with `given` on top. `given` holds what the user named:
+    TrainConfig fields and rule options."""
     from hilt.experiments.recipes import apply_recipe
     from hilt.experiments.train import resume_config
 
@@ -128,7 +129,7 @@ def configure(given: dict, base: TrainConfig | None = None, resume=None, recipe:
                              allow_rule_change=allow_rule_change)
     if recipe:
         return apply_recipe(recipe, given)
-    return settings_to_config(given, base)
+    return base if base is not None else settings_to_config(given)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -191,8 +191,15 @@ def declared_options(cls: type, spec: str) -> dict[str, Option]:
     return options
 
 
+_ENTRY_POINTS: dict[tuple, dict] = {}
+
+
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    """The installed plug-ins by name (looked up once per sys.path: a look-up takes ~5 ms)."""
+    key = tuple(sys.path)
+    if key not in _ENTRY_POINTS:
+        _ENTRY_POINTS[key] = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return _ENTRY_POINTS[key]
 
 
 def _import_failed(spec: str, what: str) -> HiltError:
@@ -256,6 +263,8 @@ def resolve(spec: str) -> RuleInfo:
     if not isinstance(spec, str) or not spec.strip():
         raise HiltError(f"rule {spec!r}: give {SPEC_FORMS}")
     if spec in BUILTIN:
+        if spec in _entry_points():  # an installed plug-in claims a built-in's name: which one is meant?
+            _from_entry_point(_entry_points()[spec])
         return RuleInfo(spec, BUILTIN[spec], "built-in", None)
     where, colon, class_name = spec.rpartition(":")
     if colon and where and class_name.isidentifier():

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from hilt.errors import HiltError
-from hilt.experiments.config import TrainConfig
+from hilt.experiments.run.config import TrainConfig
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
 SWEEP_OUT = "results/sweeps"
@@ -104,7 +104,7 @@ def settings_to_config(settings: dict, base: TrainConfig | None = None) -> Train
 
 
 def _cost_table(cost) -> dict | None:
-    from hilt.experiments.cost import check_cost_table, load_cost_table
+    from hilt.experiments.measure.cost import check_cost_table, load_cost_table
 
     if cost is None:
         return None
@@ -119,8 +119,8 @@ def configure(given: dict, base: TrainConfig | None = None, resume=None, recipe:
     plug-in rule anew), a recipe's with `given` on top, `base` (the command line's settings, all of
     them) or TrainConfig's defaults with `given` on top. `given` holds what the user named:
     TrainConfig fields and rule options."""
-    from hilt.experiments.recipes import apply_recipe
-    from hilt.experiments.train import resume_config
+    from hilt.experiments.run.recipes import apply_recipe
+    from hilt.experiments.run.resume import resume_config
 
     if resume is not None and recipe:
         raise HiltError("--resume continues a run with its own settings; leave out --recipe")
@@ -230,8 +230,9 @@ class Run:
 
 def run_config(cfg: TrainConfig, resume=None, on_step=None, on_epoch=None) -> Run:
     """Build and train the run `cfg` (a new run, or `resume`: a run folder's path or a Run)."""
-    from hilt.experiments.train import build, open_run
-    from hilt.experiments.train import train as train_setup
+    from hilt.experiments.run.setup import build
+    from hilt.experiments.run.resume import open_run
+    from hilt.experiments.run.trainer import train as train_setup
 
     setup = build(cfg)
     folder = resume._folder if isinstance(resume, Run) else None if resume is None else Path(resume)
@@ -261,9 +262,10 @@ def train(rule: str | None = None, device=None, dataset: str | None = None, mode
 def load_run(run_dir) -> Run:
     """A run folder, opened with its network at its last checkpoint (to predict, read weights,
     look at metrics, or resume)."""
-    from hilt.experiments import checkpoint
-    from hilt.experiments.run_folder import RunFolder
-    from hilt.experiments.train import build, resume_config
+    from hilt.experiments.run import checkpoint
+    from hilt.experiments.run.run_folder import RunFolder
+    from hilt.experiments.run.setup import build
+    from hilt.experiments.run.resume import resume_config
 
     folder = RunFolder(Path(run_dir), f"load_run({str(run_dir)!r})")
     setup = build(resume_config(folder, {}))
@@ -297,7 +299,7 @@ def compare(every: int = 50, on_run: Callable[[str], dict] | None = None, **sett
 def compare_config(cfg: TrainConfig, every: int = 50, on_run=None) -> Comparison:
     import pandas as pd
 
-    from hilt.experiments.compare import compare as run_compare
+    from hilt.experiments.studies.compare import compare as run_compare
 
     if cfg.out is None:
         raise HiltError("compare writes a comparison folder: give out=PATH")
@@ -319,7 +321,7 @@ def sweep(grid, seeds: int = 1, jobs: int = 1, ray_address: str | None = None, n
 
 
 def plan_sweep(cfg: TrainConfig, grid, seeds: int = 1, name: str | None = None):
-    from hilt.experiments import sweep as sweeps
+    from hilt.experiments.studies import sweep as sweeps
 
     if isinstance(grid, dict):
         grid = [f"{k}={','.join(map(str, v if isinstance(v, (list, tuple)) else [v]))}" for k, v in grid.items()]
@@ -330,7 +332,7 @@ def plan_sweep(cfg: TrainConfig, grid, seeds: int = 1, name: str | None = None):
 
 def run_sweep(plan, jobs: int = 1, ray_address: str | None = None, force_new: bool = False, on_point=None) -> list[dict]:
     """Run a planned sweep (plan_sweep); one row per point and seed."""
-    from hilt.experiments import sweep as sweeps
+    from hilt.experiments.studies import sweep as sweeps
 
     if jobs < 1:
         raise HiltError(f"--jobs must be >= 1 (got {jobs})")
@@ -342,7 +344,7 @@ def robustness(run_dir, draws: int = 5, on_point=None):
     stuck devices (RUN_DIR/robustness/); a DataFrame of (family, value, draw, accuracy)."""
     import pandas as pd
 
-    from hilt.experiments.robustness import robustness as run_robustness
+    from hilt.experiments.studies.robustness import robustness as run_robustness
 
     return pd.DataFrame(run_robustness(Path(run_dir), draws, on_point=on_point))
 
@@ -361,7 +363,7 @@ def report(*paths, group_by: list[str] | str | None = None, metrics: list[str] |
            energy_to: float | None = None, plot=None) -> Report:
     """Finished runs under `paths` (run folders or folders holding them), grouped by every setting
     that differs (or `group_by`), with n and mean ± std of each metric."""
-    from hilt.experiments.report import collect, energy_column, markdown, notes, plot_accuracy_vs_energy, summarize
+    from hilt.experiments.studies.report import collect, energy_column, markdown, notes, plot_accuracy_vs_energy, summarize
 
     if len(paths) == 1 and isinstance(paths[0], (list, tuple)):
         paths = tuple(paths[0])
@@ -430,7 +432,7 @@ class Device:
     def save(self, path, force: bool = False) -> Path:
         """Write it as a device file (`--device PATH` on the command line); refuses to overwrite
         an existing file unless `force`."""
-        from hilt.experiments.results import write_json
+        from hilt.experiments.run.files import write_json
 
         path = Path(path)
         if path.suffix != ".json":
@@ -501,7 +503,7 @@ def list_rules():
 
 def list_recipes() -> dict:
     """The papers' recipes: name -> settings (train(recipe=NAME, ...))."""
-    from hilt.experiments.recipes import recipes as all_recipes
+    from hilt.experiments.run.recipes import recipes as all_recipes
 
     return all_recipes()
 

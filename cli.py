@@ -27,7 +27,7 @@ from rich.text import Text
 
 from hilt import api
 from hilt.errors import HiltError
-from hilt.experiments.config import TrainConfig
+from hilt.experiments.run.config import TrainConfig
 from hilt.rules.registry import builtin_options
 
 app = typer.Typer(
@@ -133,7 +133,7 @@ def _run_options(
     activation: str = typer.Option(_D.activation, help="hidden activation: relu | tanh | sigmoid | hardtanh | identity"),
     keep_best: bool = typer.Option(_D.keep_best, "--keep-best", help="also keep checkpoint-best.npz (best validation accuracy, else test)"),
     eval_every: int = typer.Option(_D.eval_every, help="evaluate on the test set every N epochs (and after the last)"),
-    cost: Optional[str] = typer.Option(None, "--cost", help="cost table JSON for the energy/latency estimates (default: experiments/cost_table.json, with sources)"),
+    cost: Optional[str] = typer.Option(None, "--cost", help="cost table JSON for the energy/latency estimates (default: experiments/measure/cost_table.json, with sources)"),
     out: str = typer.Option(_D.out, help="where run directories go"),
 ):
     """The options of a run that are TrainConfig fields (the rule's options are added below)."""
@@ -167,7 +167,7 @@ def _train_config(**options):
     sets, data_set = options.pop("set_") or [], options.pop("data_set") or []
     cost = options.pop("cost")
     if cost is not None:
-        from hilt.experiments.cost import load_cost_table
+        from hilt.experiments.measure.cost import load_cost_table
 
         options["cost_table"] = load_cost_table(cost)
     return TrainConfig(**options, sets=sets, data_set=data_set, rule_options=rule_options)
@@ -238,7 +238,7 @@ def _progress(cfg):
 def _print_costs(columns: dict[str, dict], table: str) -> None:
     """What the crossbars did (counts) and the energy and time it is estimated to take, side by side."""
     from hilt.analog.costs import COUNT_KEYS
-    from hilt.experiments.cost import ESTIMATES
+    from hilt.experiments.measure.cost import ESTIMATES
 
     shown = [k for k in COUNT_KEYS if any(c.get(k) for c in columns.values())]
     rows = [(k, *[f"{c.get(k, 0):.4g}" for c in columns.values()]) for k in shown]
@@ -340,7 +340,7 @@ def sweep(
 
     from collections import Counter
 
-    from hilt.experiments.report import markdown, summarize
+    from hilt.experiments.studies.report import markdown, summarize
 
     if jobs < 1:
         raise HiltError(f"--jobs must be >= 1 (got {jobs})")
@@ -395,8 +395,8 @@ def rhm_pstar(
     pstar.png); rerunning the same command resumes it."""
     from dataclasses import replace
 
-    from hilt.experiments import rhm_study
-    from hilt.experiments import sweep as sweeps
+    from hilt.experiments.studies import rhm_study
+    from hilt.experiments.studies import sweep as sweeps
 
     if jobs < 1:
         raise HiltError(f"--jobs must be >= 1 (got {jobs})")
@@ -438,7 +438,7 @@ def align(
 ):
     """Linear-network theory of local contrastive learning (SPECS 2.12): per-layer cosine of the local
     update with BP-SSL at the optimal B* (Newton in the span of the data, or closed form for linear f)."""
-    from hilt.experiments.theory import run_check
+    from hilt.experiments.studies.theory import run_check
 
     result = run_check(check, batches=batches, seed=seed, width=width, epochs=epochs)
     if as_json:
@@ -585,7 +585,7 @@ def bench(
     """Time per training step: hilt vs aihwkit-native (analog) and vs bare NumPy matmuls (exact);
     with --vgg, an exact-path conv net vs the same network in torch."""
     from hilt.devices import parse_device
-    from hilt.experiments.bench import bench_analog, bench_conv, bench_exact, bench_rule_vs_bp, check_options
+    from hilt.experiments.reference.timing import bench_analog, bench_conv, bench_exact, bench_rule_vs_bp, check_options
 
     if vgg:
         check_options(steps=steps, lr=lr, models={}, batch_size=batch_size, image_size=image_size)
@@ -630,7 +630,7 @@ def robustness(
 ):
     """Test accuracy of a finished run on aihwkit inference tiles: programming noise, drift (1 s to
     1 year, compensated or not), read noise, DAC/ADC bits, stuck devices. Writes RUN_DIR/robustness/."""
-    from hilt.experiments.robustness import CONDITIONS, summary_table
+    from hilt.experiments.studies.robustness import CONDITIONS, summary_table
 
     progress = _stderr_progress(TextColumn("[bold]robustness"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with progress:
@@ -658,7 +658,7 @@ def report(
 ):
     """Markdown table of finished runs: n and mean ± std over seeds per group (every setting that
     differs, unless --group-by says otherwise); says what it leaves out or pools."""
-    from hilt.experiments.results import write_text
+    from hilt.experiments.run.files import write_text
 
     if out is not None and not out.strip():
         raise HiltError("report --out '': give a file name for the Markdown table")
@@ -674,7 +674,7 @@ def report(
 @user_errors
 def recipes(name: Optional[str] = typer.Argument(None, help="show this recipe's settings")):
     """List the papers' training recipes (`train --recipe NAME`), or one recipe's settings."""
-    from hilt.experiments.recipes import recipe, recipes as all_recipes
+    from hilt.experiments.run.recipes import recipe, recipes as all_recipes
 
     if name is None:
         print_table("recipes (train --recipe NAME; typed flags override)",

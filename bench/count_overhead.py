@@ -18,7 +18,8 @@ import time
 
 from hilt.analog.analog_crossbar import AnalogCrossbar
 from hilt.analog.crossbar import Crossbar
-from hilt.experiments.train import TrainConfig, build
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build
 
 CASES = [("digits", "mlp:64-512-10", "rram", "bp", 10), ("digits", "mlp:64-512-10", "rram", "dp_adjoint", 10),
          ("mnist5k", "cnn:8-16", "rram", "bp", 20), ("digits", "mlp:64-512-10", "exact", "bp", 10),

@@ -18,7 +18,7 @@ from aihwkit.simulator.configs.devices import SoftBoundsDevice
 from hilt.devices.device_file import build_device
 from hilt.devices.fitting import synthetic_measurements
 from hilt.devices.neurosim import NEUROSIM_DEVICES, neurosim_definition
-from hilt.experiments.results import write_csv
+from hilt.experiments.run.files import write_csv
 
 G_MIN, G_MAX = 1e-6, 10e-6
 # an asymmetric soft-bounds device with 20 % cycle-to-cycle and 10 % device-to-device spread

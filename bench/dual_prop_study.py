@@ -3,7 +3,7 @@
     python bench/dual_prop_study.py devices   --seeds 0,1,2   # dp_adjoint vs bp per device
     python bench/dual_prop_study.py alignment --seeds 0,1,2   # final alignment + accuracy, beta x alpha
 
-Runs go through `experiments.train` (the same code as `hilt train`), `--workers` at a time, each
+Runs go through `experiments.run.trainer` (the same code as `hilt train`), `--workers` at a time, each
 worker on one thread. Prints mean and std per setting and writes results/dual_prop_<study>.csv.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 
-from hilt.experiments.results import write_csv
+from hilt.experiments.run.files import write_csv
 
 NUDGES = [(beta, alpha) for beta in (0.01, 0.1, 1.0) for alpha in (0.0, 0.5, 1.0)]
 
@@ -29,7 +29,9 @@ def _one_thread() -> None:
 
 
 def _run(job: dict) -> dict:
-    from hilt.experiments.train import TrainConfig, build, train
+    from hilt.experiments.run.config import TrainConfig
+    from hilt.experiments.run.setup import build
+    from hilt.experiments.run.trainer import train
 
     cfg = TrainConfig(out="results/runs/dual_prop_study", **job)
     summary = train(build(cfg))

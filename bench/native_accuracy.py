@@ -22,9 +22,11 @@ import pandas as pd
 
 
 from hilt.devices import parse_device
-from hilt.experiments.native import train_native
-from hilt.experiments.results import write_csv
-from hilt.experiments.train import TrainConfig, build, train
+from hilt.experiments.reference.native import train_native
+from hilt.experiments.run.files import write_csv
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build
+from hilt.experiments.run.trainer import train
 
 
 def main() -> None:

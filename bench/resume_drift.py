@@ -29,9 +29,12 @@ import numpy as np
 
 
 from hilt.analog.analog_crossbar import AnalogCrossbar
-from hilt.experiments import checkpoint
-from hilt.experiments.results import write_csv
-from hilt.experiments.train import TrainConfig, build, evaluate, train
+from hilt.experiments.run import checkpoint
+from hilt.experiments.run.files import write_csv
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build
+from hilt.experiments.run.scoring import held_out_score
+from hilt.experiments.run.trainer import train
 
 ANALOG = "ideal,rram,rram-sb,pcm,ecram,ecram-mo,capacitor,idealized,rram-mp,rram-ttv2"
 
@@ -75,7 +78,7 @@ def measure(device: str, seed: int, epochs: int) -> list[dict]:
         summary = train(setup)
         ckpt = checkpoint.load(Path(summary["run_dir"]))
     data, rule = setup.data, setup.rule
-    exact_acc = lambda net: evaluate(net.exact_copy(), data.x_test, data.y_test, rule.loss)[1]  # noqa: E731
+    exact_acc = lambda net: held_out_score(rule, net.exact_copy(), data)["accuracy"]  # noqa: E731
     saved_acc = summary["test_accuracy_exact_readout"]
     rows = []
     for loader in ("aihwkit", "hilt"):
@@ -91,7 +94,7 @@ def measure(device: str, seed: int, epochs: int) -> list[dict]:
 
 
 def resumed_vs_whole(device: str, seed: int, epochs: int) -> dict:
-    from hilt.experiments.train import open_run
+    from hilt.experiments.run.resume import open_run
 
     row = {"device": device, "seed": seed, "epochs": epochs, "resumed_at": epochs // 2}
     with tempfile.TemporaryDirectory() as out:

@@ -13,8 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 
-from hilt.experiments.results import write_csv
-from hilt.experiments.train import TrainConfig, build, held_out_score, open_run, train
+from hilt.experiments.run.files import write_csv
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build
+from hilt.experiments.run.scoring import held_out_score
+from hilt.experiments.run.resume import open_run
+from hilt.experiments.run.trainer import train
 
 
 def main() -> None:

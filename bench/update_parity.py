@@ -18,8 +18,8 @@ import pandas as pd
 
 from hilt.devices import parse_device
 from hilt.devices.presets import PRESETS
-from hilt.experiments.native import PARITY_LR, PARITY_UPDATES, parity_case, parity_stats, update_parity
-from hilt.experiments.results import write_csv
+from hilt.experiments.reference.native import PARITY_LR, PARITY_UPDATES, parity_case, parity_stats, update_parity
+from hilt.experiments.run.files import write_csv
 
 
 def main() -> None:

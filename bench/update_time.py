@@ -25,8 +25,11 @@ import pandas as pd
 
 from hilt.analog.analog_crossbar import AnalogCrossbar
 from hilt.analog.network import crossbar_factory
-from hilt.experiments.results import write_csv
-from hilt.experiments.train import TrainConfig, build, open_run, train
+from hilt.experiments.run.files import write_csv
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build
+from hilt.experiments.run.resume import open_run
+from hilt.experiments.run.trainer import train
 
 PHASES = {"_forward": "read_s", "_backward": "transposed_read_s", "update": "update_s",
           "update_groups": "update_s"}

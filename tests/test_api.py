@@ -12,7 +12,7 @@ import pytest
 import hilt
 from hilt.cli import app
 from hilt.errors import HiltError
-from hilt.experiments.run_folder import RunFolder
+from hilt.experiments.run.run_folder import RunFolder
 from tests.helpers import runner
 
 ROOT = Path(__file__).resolve().parents[1]

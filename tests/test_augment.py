@@ -66,7 +66,9 @@ def test_augment_and_views_options_are_checked_against_the_data(tmp_path, rng):
 
 @pytest.mark.parametrize("rule,option", [("bp", "augment=crop-flip"), ("clapp_pp", "views=simclr")])
 def test_train_with_augmentation_on_image_files(tmp_path, rng, rule, option):
-    from hilt.experiments.train import TrainConfig, build, train
+    from hilt.experiments.run.config import TrainConfig
+    from hilt.experiments.run.setup import build
+    from hilt.experiments.run.trainer import train
 
     make_fake("cifar10", tmp_path / "data", rng)
     cfg = TrainConfig(dataset="cifar10", data_set=[option], data_dir=str(tmp_path / "data"), model="cnn:4",

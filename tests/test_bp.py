@@ -8,8 +8,10 @@ import torch.nn.functional as F
 from hilt.analog.network import build_network, crossbar_factory
 
 from hilt.devices import parse_device
-from hilt.experiments.torch_twin import torch_twin
-from hilt.experiments.train import TrainConfig, build, train
+from hilt.experiments.reference.torch_twin import torch_twin
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build
+from hilt.experiments.run.trainer import train
 from hilt.rules import make_rule
 
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from hilt.cli import app
-from hilt.experiments.compare import compare
-from hilt.experiments.train import TrainConfig
+from hilt.experiments.studies.compare import compare
+from hilt.experiments.run.config import TrainConfig
 from tests.helpers import runner
 
 

@@ -10,7 +10,7 @@ from hilt.analog.analog_crossbar import AnalogCrossbar
 from hilt.analog.costs import COUNT_KEYS, expected_pulses
 from hilt.data.pairs import Pairs, next_row
 from hilt.devices import parse_device
-from hilt.experiments.cost import energy_to_accuracy, estimate, load_cost_table
+from hilt.experiments.measure.cost import energy_to_accuracy, estimate, load_cost_table
 from hilt.rules import make_rule
 from hilt.rules.dual_prop import schedule_order
 from helpers import network, runner

@@ -119,7 +119,9 @@ def test_on_disk_dataset_reads_its_real_format(tmp_path, rng, name):
 
 
 def test_stl10_unlabeled_split_is_what_ssl_rules_train_on(tmp_path, rng):
-    from hilt.experiments.train import TrainConfig, build, train
+    from hilt.experiments.run.config import TrainConfig
+    from hilt.experiments.run.setup import build
+    from hilt.experiments.run.trainer import train
 
     *_, unlabeled = make_fake("stl10", tmp_path, rng)
     ds = load_dataset("stl10", ["ssl=unlabeled"], data_dir=str(tmp_path))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hilt.analog import backend
 from hilt.analog.network import build_network, crossbar_factory
 from hilt.devices import HiltError, parse_device
-from hilt.experiments.alignment import alignment
+from hilt.experiments.measure.alignment import alignment
 from hilt.rules import make_rule
 from hilt.errors import DivergenceError
 from hilt.rules.bp import Backprop

@@ -4,8 +4,9 @@ import numpy as np
 import torch
 
 from hilt.devices import parse_device
-from hilt.experiments.native import native_model
-from hilt.experiments.train import TrainConfig, build
+from hilt.experiments.reference.native import native_model
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build
 
 
 def bp_steps_both_ways(sets, input_scale, steps=3):

@@ -1,7 +1,7 @@
 """Per-update parity: "analog" in hilt means aihwkit's physics.
 
 For every preset, the same weights, the same x and the same d go through one pulsed update in
-hilt's AnalogCrossbar and in aihwkit's own AnalogLinear + AnalogSGD (experiments.native.update_parity),
+hilt's AnalogCrossbar and in aihwkit's own AnalogLinear + AnalogSGD (experiments.reference.native.update_parity),
 5 updates per draw, 24 draws. Per weight, the mean and the spread of the change must agree within
 the noise of that many draws, and hilt's update must not be slower (`parity_stats`).
 
@@ -23,9 +23,9 @@ import pytest
 
 from hilt.devices import parse_device
 from hilt.devices.presets import PRESETS
-from hilt.experiments.native import PARITY_LR as LR
-from hilt.experiments.native import PARITY_UPDATES as UPDATES
-from hilt.experiments.native import parity_case, parity_stats, update_parity
+from hilt.experiments.reference.native import PARITY_LR as LR
+from hilt.experiments.reference.native import PARITY_UPDATES as UPDATES
+from hilt.experiments.reference.native import parity_case, parity_stats, update_parity
 
 DRAWS = 24
 

@@ -205,7 +205,7 @@ def test_resume_refuses_a_changed_rule_source_unless_allowed(tmp_path):
 
 
 def test_a_rule_is_scored_by_its_own_predict_in_evaluation_and_robustness(tmp_path):
-    from hilt.experiments.robustness import robustness
+    from hilt.experiments.studies.robustness import robustness
 
     (tmp_path / "mine.py").write_text(PLUGIN)
     result, summary = train("--rule", f"{tmp_path / 'mine.py'}:Reversed", "--epochs", "3", out=tmp_path / "runs")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from hilt.experiments.recipes import apply_recipe, recipes
-from hilt.experiments.train import validate
+from hilt.experiments.run.recipes import apply_recipe, recipes
+from hilt.experiments.run.setup import validate
 from tests.helpers import runner
 from tests.test_data import make_fake
 

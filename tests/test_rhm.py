@@ -10,8 +10,10 @@ from hilt.data import load_dataset
 from hilt.data.rhm import RHMParams, expand, index_to_digits, make_rules, one_hot
 from hilt.errors import HiltError
 from hilt.rules.probe import raw_input_accuracy
-from hilt.experiments.rhm_study import geometric_sizes, p_star
-from hilt.experiments.train import TrainConfig, build, train
+from hilt.experiments.studies.rhm_study import geometric_sizes, p_star
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build
+from hilt.experiments.run.trainer import train
 from tests.helpers import SMALL_RHM, runner
 
 
@@ -103,7 +105,7 @@ def test_rhm_smoke_clapp_pp_probe_beats_the_raw_input():
     cfg = TrainConfig(dataset="rhm", data_set=SMALL_RHM, model="rhm-cnn:64", device="exact", rule="clapp_pp",
                       optimizer="adam", lr=1e-3, batch_size=16, epochs=30, eval_every=30, out="unused")
     setup = build(cfg)
-    from hilt.experiments.train import open_run
+    from hilt.experiments.run.resume import open_run
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

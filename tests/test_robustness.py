@@ -14,7 +14,7 @@ from hilt.analog import backend
 from hilt.analog.inference_crossbar import InferenceCrossbar
 from hilt.cli import app
 from hilt.devices.inference import inference_rpu_config
-from hilt.experiments.robustness import CONDITIONS, YEAR, robustness, summary_table
+from hilt.experiments.studies.robustness import CONDITIONS, YEAR, robustness, summary_table
 from tests.helpers import runner
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from hilt.cli import app
-from hilt.experiments.results import read_tree, write_tree
+from hilt.experiments.run.files import read_tree, write_tree
 from tests.helpers import runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_checkpoint_trees_keep_arrays_and_plain_data_exactly(tmp_path):
 def test_a_second_writer_of_a_run_folder_gets_the_holders_pid(tmp_path):
     run_dir = exact_run(tmp_path / "runs")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from experiments.results import one_writer\n"
+        [sys.executable, "-c", "import sys, time; from experiments.run.files import one_writer\n"
          f"with one_writer({str(run_dir)!r}, 'x'):\n    print('held', flush=True); time.sleep(60)"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:

@@ -18,7 +18,7 @@ from hilt.analog.crossbar import ExactCrossbar
 from hilt.analog.optim import make_optimizer
 from hilt.cli import app
 from hilt.devices import parse_device
-from hilt.experiments.results import read_tree, write_tree
+from hilt.experiments.run.files import read_tree, write_tree
 from tests.helpers import runner
 
 CLI = Path(__file__).resolve().parents[1] / "cli.py"

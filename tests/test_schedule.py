@@ -5,7 +5,7 @@ import math
 import pytest
 
 from hilt.errors import HiltError
-from hilt.experiments.schedule import Constant, parse_schedule
+from hilt.experiments.run.schedule import Constant, parse_schedule
 
 
 def optax_warmup_cosine(step, init, peak, warmup_steps, decay_steps, end):
@@ -34,7 +34,9 @@ def test_bad_schedule_is_one_clear_error(text):
 
 
 def test_train_follows_the_schedule(tmp_path):
-    from hilt.experiments.train import TrainConfig, build, train
+    from hilt.experiments.run.config import TrainConfig
+    from hilt.experiments.run.setup import build
+    from hilt.experiments.run.trainer import train
 
     seen = []
     setup = build(TrainConfig(device="exact", epochs=2, batch_size=500, lr=0.5,

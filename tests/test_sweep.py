@@ -90,8 +90,8 @@ def test_every_rule_option_is_a_flag_a_grid_key_and_documented():
     """Rule options are declared once (the rule classes' constructors, with a one-line doc each):
     train's flags and sweep's grid keys follow, damping (a bool) included."""
     from hilt.cli import _train_config
-    from hilt.experiments.sweep import Point, point_config, rule_keys
-    from hilt.experiments.train import TrainConfig
+    from hilt.experiments.studies.sweep import Point, point_config, rule_keys
+    from hilt.experiments.run.config import TrainConfig
     from hilt.rules import BUILTIN
     from hilt.rules.registry import declared_options
 

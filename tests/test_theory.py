@@ -1,4 +1,4 @@
-"""The linear-network theory checks of local contrastive learning (SPECS 2.12; experiments/theory.py)."""
+"""The linear-network theory checks of local contrastive learning (SPECS 2.12; experiments/studies/theory.py)."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hilt.cli import app
-from hilt.experiments.theory import linear_cnn, relu_mlp, thm31, thm33
+from hilt.experiments.studies.theory import linear_cnn, relu_mlp, thm31, thm33
 from tests.helpers import runner
 
 
@@ -43,7 +43,7 @@ def test_definition_34_optimum_fits_B_to_the_bp_activity_gradient():
     at the fitted B aligns with BP's (a fixed batch; layers below the top)."""
     import torch
 
-    from hilt.experiments.theory import (batches_of, bp_activity_grads, bp_grads, cosine, crops, dense_net,
+    from hilt.experiments.studies.theory import (batches_of, bp_activity_grads, bp_grads, cosine, crops, dense_net,
                                     feature_grads, local_grads, optimum_B_grads, uniform_init, weights)
 
     rng = np.random.default_rng(0)

@@ -13,7 +13,10 @@ from hilt.analog.network import build_network, crossbar_factory
 from hilt.devices import parse_device
 from hilt.devices.params import leaf_devices
 from hilt.devices.updates import COMPOUNDS, TUNED_DEVICE, tuned_preset
-from hilt.experiments.train import TrainConfig, build, open_run, resume_config, train
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build
+from hilt.experiments.run.resume import open_run, resume_config
+from hilt.experiments.run.trainer import train
 from hilt.rules.bp import Backprop
 
 

@@ -1,4 +1,4 @@
-"""The papers' recipes (experiments/recipes.toml): named TrainConfig settings that `train --recipe`
+"""The papers' recipes (experiments/run/recipes.toml): named TrainConfig settings that `train --recipe`
 starts from; whatever the user typed overrides them."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from hilt.errors import HiltError
-from hilt.experiments.config import TrainConfig
+from hilt.experiments.run.config import TrainConfig
 from hilt.keyvalue import merged
 
 RECIPES_FILE = Path(__file__).with_name("recipes.toml")

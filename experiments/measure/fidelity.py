@@ -23,7 +23,7 @@ import numpy as np
 
 from hilt.analog import backend
 from hilt.analog.optim import gradient_matrix
-from hilt.experiments.alignment import cosine
+from hilt.experiments.measure.alignment import cosine
 
 
 def _requested(crossbar, x, d, lr):

@@ -3,7 +3,7 @@
 Both runs are built from one TrainConfig and its seed, so they start from the same intended
 matrices (the device then programs them with its own write noise and bounds) and see the same
 data order. Each is an ordinary run folder inside the comparison's folder, with alignment logged
-every epoch and update fidelity sampled every `every` steps (experiments/fidelity.py), on the
+every epoch and update fidelity sampled every `every` steps (experiments/measure/fidelity.py), on the
 visible weights and on the weights the device keeps: on write-noise devices the visible change
 includes the write noise redrawn on every pulsed device, which can dwarf the requested change,
 and the kept (persistent) weights do not. The comparison folder gets `compare.csv` (tidy: path, epoch, layer, metric, value), `fidelity.csv`
@@ -20,10 +20,13 @@ from typing import Callable
 import pandas as pd
 
 from hilt.errors import HiltError
-from hilt.experiments.fidelity import FidelityProbe
-from hilt.experiments.results import new_run_dir, write_csv, write_json
-from hilt.experiments.run_folder import SUMMARY, RunFolder
-from hilt.experiments.train import TrainConfig, build, open_run, train
+from hilt.experiments.measure.fidelity import FidelityProbe
+from hilt.experiments.run.files import new_run_dir, write_csv, write_json
+from hilt.experiments.run.run_folder import SUMMARY, RunFolder
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build
+from hilt.experiments.run.resume import open_run
+from hilt.experiments.run.trainer import train
 
 PER_EPOCH = ("loss", "accuracy", "accuracy_exact_readout")
 FIDELITY = ("cosine", "norm_ratio", "not_made", "below_one_pulse", "at_bounds", "cosine_kept", "norm_ratio_kept")

@@ -29,7 +29,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int | None = None  # None: the dataset's
     lr: float = 0.05
-    lr_schedule: str = "constant"  # experiments/schedule.py; the peak is lr
+    lr_schedule: str = "constant"  # experiments/run/schedule.py; the peak is lr
     seed: int = 0
     optimizer: str = "sgd"
     momentum: float = 0.0
@@ -38,7 +38,7 @@ class TrainConfig:
     log_alignment: bool = False
     keep_best: bool = False  # also keep checkpoint-best.npz, by selection_metric(data)
     eval_every: int = 1  # test evaluation every N epochs (and after the last)
-    cost_table: dict | None = None  # energy/latency costs per operation (experiments/cost.py); None: the default, recorded by build()
+    cost_table: dict | None = None  # energy/latency costs per operation (experiments/measure/cost.py); None: the default, recorded by build()
     out: str | None = "results/runs"  # None: the run is kept in memory, nothing is written (Python API)
 
     @property

@@ -1,7 +1,7 @@
 """Sample efficiency on the Random Hierarchy Model: P* per rule (SPECS 3.3, C4-C6).
 
 For every rule and every training-set size P of a geometric grid (times seeds), one ordinary run
-on `rhm` with `train_size=P`; the points run through the sweep machinery (experiments/sweep.py),
+on `rhm` with `train_size=P`; the points run through the sweep machinery (experiments/studies/sweep.py),
 so `--jobs` and Ray work and a killed study resumes. The test set has the same size for every P,
 min(P_max - max P, 20000) unless given (C5).
 
@@ -21,9 +21,9 @@ import numpy as np
 from hilt.data.rhm import RHMParams
 from hilt.errors import HiltError
 from hilt.keyvalue import parse_items
-from hilt.experiments import sweep as sweeps
-from hilt.experiments.results import write_csv
-from hilt.experiments.run_folder import RunFolder
+from hilt.experiments.studies import sweep as sweeps
+from hilt.experiments.run.files import write_csv
+from hilt.experiments.run.run_folder import RunFolder
 from hilt.rules import BUILTIN, resolve
 
 

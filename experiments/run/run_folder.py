@@ -5,9 +5,9 @@ rhm-pstar.
     config.json      every setting of the run (written once, when it is made)
     metrics.csv      one row per epoch and split (rewritten every epoch)
     summary.json     status and final metrics (rewritten every epoch and at the end)
-    checkpoint.npz   what a resume needs (experiments/checkpoint.py); checkpoint-best.npz with --keep-best
+    checkpoint.npz   what a resume needs (experiments/run/checkpoint.py); checkpoint-best.npz with --keep-best
     error.log        the traceback of a crashed run
-    .lock, .writer.json   the one-writer lock (experiments/results.one_writer)
+    .lock, .writer.json   the one-writer lock (experiments/run/files.py: one_writer)
 
 Statuses: running, finished, interrupted, diverged, crashed.
 """
@@ -20,8 +20,8 @@ import csv
 from pathlib import Path
 
 from hilt.errors import HiltError
-from hilt.experiments import checkpoint
-from hilt.experiments.results import new_run_dir, one_writer, read_json, write_csv, write_json, write_text
+from hilt.experiments.run import checkpoint
+from hilt.experiments.run.files import new_run_dir, one_writer, read_json, write_csv, write_json, write_text
 
 CONFIG, SUMMARY, METRICS, ERROR_LOG = "config.json", "summary.json", "metrics.csv", "error.log"
 STATUSES = ("running", "finished", "interrupted", "diverged", "crashed")

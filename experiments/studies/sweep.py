@@ -5,7 +5,7 @@ so a sweep is resumable: rerunning the same command skips finished points and re
 ones from their checkpoints. The sweep folder's name comes from the base settings, the grid and
 the seeds, so the same command finds the same folder. sweep.json records those settings and their
 hash: a folder refuses a sweep of other settings (another --name, or `force_new` to move the old
-folder aside and start over), and one process at a time runs a sweep folder (results.one_writer).
+folder aside and start over), and one process at a time runs a sweep folder (files.one_writer).
 
 Points run one after the other, or in parallel as Ray tasks (`jobs` > 1 on this machine, or an
 existing cluster at `ray_address`). aihwkit tiles are built inside the task: tiles made before a
@@ -29,12 +29,15 @@ from typing import Callable
 
 from hilt.data.rhm import RHMParams
 from hilt.devices import PARAMS, HiltError
-from hilt.experiments import report
-from hilt.experiments.run_folder import RunFolder
+from hilt.experiments.studies import report
+from hilt.experiments.run.run_folder import RunFolder
 from hilt.keyvalue import merged, parse_items
-from hilt.experiments.results import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
-from hilt.experiments.config import flag
-from hilt.experiments.train import TrainConfig, build, open_run, train, validate
+from hilt.experiments.run.files import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
+from hilt.experiments.run.config import flag
+from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.setup import build, validate
+from hilt.experiments.run.resume import open_run
+from hilt.experiments.run.trainer import train
 from hilt.rules import resolve
 from hilt.rules.registry import builtin_options
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from hilt.errors import HiltError
-from hilt.experiments.cost import energy_curve, energy_to_accuracy
-from hilt.experiments.run_folder import RunFolder, run_folders
+from hilt.experiments.measure.cost import energy_curve, energy_to_accuracy
+from hilt.experiments.run.run_folder import RunFolder, run_folders
 
 METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "wall_time_s",
            "train_energy_j", "train_latency_s", "train_expected_pulses", "train_reads")  # energy, latency: estimates

@@ -20,10 +20,12 @@ from hilt.analog.inference_crossbar import inference_factory
 from hilt.analog.network import build_network
 from hilt.errors import HiltError
 from hilt.devices.inference import inference_rpu_config
-from hilt.experiments import checkpoint
-from hilt.experiments.results import write_csv
-from hilt.experiments.run_folder import RunFolder
-from hilt.experiments.train import build, held_out_score, resume_config
+from hilt.experiments.run import checkpoint
+from hilt.experiments.run.files import write_csv
+from hilt.experiments.run.run_folder import RunFolder
+from hilt.experiments.run.setup import build
+from hilt.experiments.run.scoring import held_out_score
+from hilt.experiments.run.resume import resume_config
 
 HOUR, DAY, YEAR = 3600.0, 86400.0, 365.25 * 86400.0
 DRIFT_TIMES = {"1 s": 1.0, "1 h": HOUR, "1 day": DAY, "1 year": YEAR}

@@ -8,7 +8,7 @@ rebuilt from config.json's device spec), the data-order RNG state, the epoch, th
 far (exact floats, so a resumed run rewrites metrics.csv bit for bit), the training wall time so
 far, the best epoch and the first step's loss (the divergence check's reference).
 
-The file holds arrays and plain data only and is read without unpickling (results.read_tree), so
+The file holds arrays and plain data only and is read without unpickling (files.read_tree), so
 a checkpoint from someone else cannot run code. Checkpoints of hilt before this format were
 pickles (`checkpoint.pkl`); they are refused, never opened.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from hilt.errors import HiltError
-from hilt.experiments.results import read_tree, write_tree
+from hilt.experiments.run.files import read_tree, write_tree
 
 FORMAT = 2
 LAST, BEST = "checkpoint.npz", "checkpoint-best.npz"

@@ -30,7 +30,7 @@ from hilt.analog import backend
 from hilt.analog.network import build_network, crossbar_factory
 from hilt.data.pairs import Pairs, next_row
 from hilt.devices import HiltError, parse_device
-from hilt.experiments.torch_twin import torch_twin
+from hilt.experiments.reference.torch_twin import torch_twin
 from hilt.rules import make_rule
 
 
@@ -102,7 +102,7 @@ def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, see
     import torch
     from aihwkit.optim import AnalogSGD
 
-    from hilt.experiments.native import native_model
+    from hilt.experiments.reference.native import native_model
 
     backend.use("numpy")
     spec = parse_device(device, seed=seed)

@@ -32,7 +32,6 @@ from hilt.errors import HiltError
 from hilt.experiments.run.config import TrainConfig
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
-SWEEP_OUT = "results/sweeps"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,11 +310,13 @@ def compare_config(cfg: TrainConfig, every: int = 50, on_run=None) -> Comparison
 def sweep(grid, seeds: int = 1, jobs: int = 1, ray_address: str | None = None, name: str | None = None,
           force_new: bool = False, on_point=None, **settings):
     """Train every point of `grid` ({"alpha": [0, 0.5], "dw_min": [...]} or ["alpha=0,0.5", ...]) times
-    `seeds`, each in its own run folder under out (default results/sweeps)/NAME; rerunning it
+    `seeds`, each in its own run folder under out (COMMAND_DEFAULTS["sweep"])/NAME; rerunning it
     resumes. Returns the sweep's table (sweep.csv) as a pandas DataFrame."""
     import pandas as pd
 
-    settings.setdefault("out", SWEEP_OUT)
+    from hilt.experiments.run.config import COMMAND_DEFAULTS
+
+    settings = {**COMMAND_DEFAULTS["sweep"], **settings}
     plan = plan_sweep(settings_to_config(settings), grid, seeds, name)
     return pd.DataFrame(run_sweep(plan, jobs, ray_address, force_new, on_point))
 
@@ -334,8 +335,6 @@ def run_sweep(plan, jobs: int = 1, ray_address: str | None = None, force_new: bo
     """Run a planned sweep (plan_sweep); one row per point and seed."""
     from hilt.experiments.studies import sweep as sweeps
 
-    if jobs < 1:
-        raise HiltError(f"--jobs must be >= 1 (got {jobs})")
     return sweeps.run(plan, jobs=jobs, ray_address=ray_address, force_new=force_new, on_point=on_point)
 
 

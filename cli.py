@@ -8,8 +8,8 @@ folder's error.log); 128 + N stopped by signal N (Ctrl-C, SIGTERM).
 
 from __future__ import annotations
 
+import copy
 import functools
-from dataclasses import replace
 import inspect
 import json
 import shlex
@@ -27,7 +27,8 @@ from rich.text import Text
 
 from hilt import api
 from hilt.errors import HiltError
-from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.config import COMMAND_DEFAULTS, TrainConfig
+from hilt.experiments.run.run_folder import RunStatus
 from hilt.rules.registry import builtin_options
 
 app = typer.Typer(
@@ -181,9 +182,18 @@ _train_config.__signature__ = inspect.Signature(
 _TRAIN_OPTIONS = inspect.signature(_train_config, eval_str=True).parameters
 
 
-def with_train_options(command):
-    """Typer sees every option of `_train_config`, then the command's own; the command gets the
-    former as `cfg`, a TrainConfig (one option list for every command that trains)."""
+def _with_default(param: inspect.Parameter, value) -> inspect.Parameter:
+    option = copy.copy(param.default)
+    option.default = value
+    return param.replace(default=option)
+
+
+def with_train_options(command=None, *, defaults: dict | None = None):
+    """Typer sees every option of `_train_config` (with the command's own `defaults`, from
+    COMMAND_DEFAULTS, where they differ from a run's), then the command's own options; the command
+    gets the former as `cfg`, a TrainConfig (one option list for every command that trains)."""
+    if command is None:
+        return functools.partial(with_train_options, defaults=defaults)
 
     @functools.wraps(command)
     def wrapper(**kwargs):
@@ -192,7 +202,8 @@ def with_train_options(command):
 
     own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "cfg"]
     context = [p for p in own if p.name == "ctx"]
-    wrapper.__signature__ = inspect.Signature(context + list(_TRAIN_OPTIONS.values()) + own[len(context):])
+    options = [_with_default(p, defaults[p.name]) if p.name in (defaults or {}) else p for p in _TRAIN_OPTIONS.values()]
+    wrapper.__signature__ = inspect.Signature(context + options + own[len(context):])
     del wrapper.__wrapped__
     return wrapper
 
@@ -250,13 +261,13 @@ def _report_end(summary: dict, target_epochs: int) -> None:
     """A diverged or crashed run prints one line and exits with its code; an interrupted one prints
     its --resume line and exits."""
     run_dir = summary["run_dir"]
-    if summary["status"] == "diverged":
+    if summary["status"] == RunStatus.DIVERGED:
         say("diverged:", "bold red", f"training diverged at {summary['error']}; results so far kept in {run_dir}")
         raise typer.Exit(EXIT_DIVERGED)
-    if summary["status"] == "crashed":
+    if summary["status"] == RunStatus.CRASHED:
         say("crashed:", "bold red", f"{summary['error']}; results so far kept in {run_dir} (traceback in error.log)")
         raise typer.Exit(EXIT_CRASHED)
-    if summary["status"] == "interrupted":
+    if summary["status"] == RunStatus.INTERRUPTED:
         say("interrupted:", "bold yellow", f"{summary['epochs']} of {target_epochs} epochs kept in {run_dir}; "
             f"continue with: {_prog()} train --resume {shlex.quote(run_dir)}")
         raise typer.Exit(128 + _received_signal[0])
@@ -321,9 +332,8 @@ def compare(
 
 @app.command()
 @user_errors
-@with_train_options
+@with_train_options(defaults=COMMAND_DEFAULTS["sweep"])
 def sweep(
-    ctx: typer.Context,
     cfg=None,
     grid: Optional[List[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,...: a --set device key, a rule option, a train option or an rhm --data-set key (repeat for more axes)"),
     seeds: int = typer.Option(1, help="seeds per point: --seed, --seed+1, ..."),
@@ -335,17 +345,14 @@ def sweep(
 ):
     """Train every point of a grid (times seeds), each in its own run folder; resumable: rerunning the
     same command skips finished points and resumes killed ones. Writes sweep.csv/.parquet and plots
-    under results/sweeps/<name>/ (or under --out)."""
+    under --out/<name>/."""
     from rich.progress import TimeRemainingColumn
 
     from collections import Counter
 
     from hilt.experiments.studies.report import markdown, summarize
 
-    if jobs < 1:
-        raise HiltError(f"--jobs must be >= 1 (got {jobs})")
-    out = cfg.out if ctx.get_parameter_source("out").name == "COMMANDLINE" else api.SWEEP_OUT
-    plan = api.plan_sweep(replace(cfg, out=out), grid or [], seeds, name)
+    plan = api.plan_sweep(cfg, grid or [], seeds, name)
     progress = _stderr_progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                 TimeRemainingColumn(), transient=False)
     with progress:
@@ -362,22 +369,21 @@ def sweep(
     if as_json:
         print(json.dumps(rows))
         return
-    finished = [r for r in rows if r["status"] == "finished"]
+    finished = [r for r in rows if r["status"] == RunStatus.FINISHED]
     if finished:
         import pandas as pd
 
         table, _ = summarize(pd.DataFrame(finished), list(plan.grid), ["test_accuracy", "test_accuracy_exact_readout", "train_energy_j"])
         print(markdown(table), end="")
-    others = Counter(r["status"] for r in rows if r["status"] != "finished")
+    others = Counter(r["status"] for r in rows if r["status"] != RunStatus.FINISHED)
     left_out = "".join(f", {n} {status}" for status, n in sorted(others.items()))
     print(f"sweep folder: {plan.root} ({len(finished)} of {len(plan.points)} points finished{left_out})")
 
 
 @app.command("rhm-pstar")
 @user_errors
-@with_train_options
+@with_train_options(defaults=COMMAND_DEFAULTS["rhm-pstar"])
 def rhm_pstar(
-    ctx: typer.Context,
     cfg=None,
     rules: str = typer.Option("clapp_pp,bp,dfa", help="comma-separated rules to compare"),
     p_min: int = typer.Option(32, help="smallest training-set size P"),
@@ -391,18 +397,11 @@ def rhm_pstar(
 ):
     """Sample complexity on the RHM: test error against training-set size P per rule (linear probe of
     the last layer for self-supervised rules, the output for supervised ones) and P*, the smallest P
-    with error <= 10 % of chance. Writes results/rhm-pstar/<name>/ (runs, errors.csv, pstar.csv,
+    with error <= 10 % of chance. Writes --out/<name>/ (runs, errors.csv, pstar.csv,
     pstar.png); rerunning the same command resumes it."""
-    from dataclasses import replace
-
     from hilt.experiments.studies import rhm_study
     from hilt.experiments.studies import sweep as sweeps
 
-    if jobs < 1:
-        raise HiltError(f"--jobs must be >= 1 (got {jobs})")
-    typed = lambda option: ctx.get_parameter_source(option).name == "COMMANDLINE"  # noqa: E731
-    cfg = replace(cfg, dataset=cfg.dataset if typed("dataset") else "rhm",
-                  model=cfg.model or "rhm-cnn:256", out=cfg.out if typed("out") else "results/rhm-pstar")
     sizes = rhm_study.geometric_sizes(p_min, p_max, per_decade)
     study = rhm_study.plan(cfg, [r.strip() for r in rules.split(",") if r.strip()], sizes, seeds, Path(cfg.out), name)
     progress = _stderr_progress(TextColumn("[bold]rhm-pstar"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -42,7 +42,7 @@ from hilt.analog.costs import PulseModel
 from hilt.analog.crossbar import Crossbar, RowTally, check_lr
 from hilt.analog.optim import gradient_matrix
 from hilt.devices.presets import DeviceSpec, leaf_devices
-from hilt.devices.updates import COMPOUNDS, TRANSFERS
+from hilt.devices.updates import UPDATES
 
 
 def tile_state(tile) -> dict:
@@ -126,38 +126,16 @@ class AnalogCrossbar(Crossbar):
         self.summed = spec.summed
         self.scale: float | None = None
         self._lr: float | None = None
-        self._pulse_model = self._pulse_parameters(first.rpu_config, spec.update)
-        kw = self._pulse_model.get("pulse_model")
+        self._pulse_model = UPDATES[spec.update].counting(first.rpu_config)
+        kw = self._pulse_model["pulse_model"]
         self._pulse_models = [[PulseModel(**kw) for _ in row] for row in self.tiles] if kw else None
-
-    @staticmethod
-    def _pulse_parameters(cfg, update: str) -> dict:
-        """What counting an update needs from the tile's config (analog/costs.py). The rows are
-        pulse trains on the device for every update but mp (whose device is written from its
-        digital accumulator, not modelled); for the Tiki-Taka family, on its fast device, whose
-        pulses are modelled for tt, ttv2 and c-ttv2 (measured with transfers on), not for agad
-        (its transfers move the fast device too, so the device could not confirm a model)."""
-        model = {"update": update, "row_trains": update != "mp"}
-        if update in COMPOUNDS:
-            device = cfg.device
-            model["per_rows"] = update != "mp" and not getattr(device, "units_in_mbatch", True)
-            model["transfer_every"] = float(getattr(device, "transfer_every", 1) or 1)
-            model["reads_per_transfer"] = int(getattr(device, "n_reads_per_transfer", 0) or 0) if update in TRANSFERS else 0
-        if cfg.update.pulse_type.name != "NONE" and update not in ("mp", "agad"):
-            up, device = cfg.update, cfg.device
-            fast_lr = float(getattr(device, "fast_lr", 0.0)) if update in TRANSFERS else 0.0
-            auto = getattr(device, "auto_scale", False) and fast_lr > 0
-            model["pulse_model"] = dict(dw_min=leaf_devices(device)[0].dw_min, desired_bl=up.desired_bl,
-                                        management=up.update_management, bl_management=up.update_bl_management,
-                                        fast_lr=fast_lr, auto_momentum=float(device.auto_momentum) if auto else None)
-        return model
 
     def _complete_counts(self, counts):
         forward, transposed = counts["forward_reads"], counts["transposed_reads"]
         inputs, outputs = self.in_size + self.bias, self.out_size
         n_row_tiles, n_col_tiles = len(self.row_splits), len(self.col_splits)
         n_tiles, model = n_row_tiles * n_col_tiles, self._pulse_model
-        if model["update"] in COMPOUNDS:  # every tile transfers on its own
+        if model["compound"]:  # every tile transfers on its own
             periods = counts["update_rows"] if model["per_rows"] else counts["update_calls"]
             counts["transfers"] += n_tiles * periods / model["transfer_every"]
             # a transfer reads columns of the fast device: one-hot inputs in, the column's outputs out
@@ -167,7 +145,7 @@ class AnalogCrossbar(Crossbar):
         counts["cell_reads"] += (forward + transposed) * outputs * inputs + per_tile * outputs * n_col_tiles
         counts["dac_conversions"] += (forward + per_tile) * inputs * n_row_tiles + transposed * outputs * n_col_tiles
         counts["adc_conversions"] += (forward + per_tile) * outputs * n_col_tiles + transposed * inputs * n_row_tiles
-        if self.summed or model["update"] == "mp":  # the digital accumulator: G += d^T x, chi += x d^T
+        if model["accumulator"]:  # the digital accumulator: G += d^T x (summed), chi += x d^T (mp)
             counts["digital_macs"] += counts["update_rows"] * self.out_size * (self.in_size + self.bias)
 
     def _count_pulses(self, i: int, j: int, x, d, lr, bias_input: bool = False) -> None:
@@ -237,7 +215,7 @@ class AnalogCrossbar(Crossbar):
         if self.scale != 1.0:  # aihwkit's pre_update; lr / scale differs where the device rescales by max|d| (TTv2)
             d = d / self.scale
         self._set_lr(lr)
-        row_trains = self._pulse_model["row_trains"]
+        row_trains = self._pulse_model["rows_pulse_device"]
         for i, j, rows, cols, tile in self._tiles():
             x_tile, d_tile = np.ascontiguousarray(x[:, cols]), np.ascontiguousarray(d[:, rows])  # for both
             tile.update(self._torch(x_tile), self._torch(d_tile))

@@ -19,32 +19,69 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from hilt.errors import DeviceError
 from hilt.devices.params import Param, leaf_devices
 
 
-class Update(NamedTuple):
+@dataclass(frozen=True)
+class Update:
+    """One update algorithm and the facts the rest of hilt asks it (the crossbar's counters too)."""
+
+    name: str
     aihwkit: str | None  # build_config's algorithm name; None: not an aihwkit compound
     tuned_prefix: str | None  # prefix of aihwkit's tuned presets, e.g. TTv2 in TTv2ReRamESPreset
     doc: str
+    accumulator: bool = False  # a digital out x in accumulator beside every tile (its MACs are counted)
+    fast_device: bool = False  # Tiki-Taka family: rows pulse a fast device A, transfers read its columns
+    rows_pulse_device: bool = True  # a step's rows reach a device as pulse trains (mp: its accumulator instead)
+    pulses_modelled: bool = True  # the expected pulses of those trains are modelled (analog/costs.py)
+
+    @property
+    def compound(self) -> bool:
+        """An aihwkit compound: every tile transfers between its devices on its own."""
+        return self.aihwkit is not None
+
+    def counting(self, cfg) -> dict:
+        """What counting an update needs from a tile's rpu config `cfg` (analog/costs.py, analog_crossbar):
+        the transfer period and columns read per transfer of a compound, and the expected-pulse model's
+        parameters (None where the pulses are not modelled: mp, whose device is written from its
+        digital accumulator, and agad, whose transfers move its fast device too, so the device could
+        not confirm a model)."""
+        device, up = cfg.device, cfg.update
+        model = {"compound": self.compound, "accumulator": self.accumulator, "rows_pulse_device": self.rows_pulse_device}
+        if self.compound:
+            model["per_rows"] = self.rows_pulse_device and not getattr(device, "units_in_mbatch", True)
+            model["transfer_every"] = float(getattr(device, "transfer_every", 1) or 1)
+            model["reads_per_transfer"] = int(getattr(device, "n_reads_per_transfer", 0) or 0) if self.fast_device else 0
+        model["pulse_model"] = None
+        if up.pulse_type.name != "NONE" and self.pulses_modelled:
+            fast_lr = float(getattr(device, "fast_lr", 0.0)) if self.fast_device else 0.0
+            auto = getattr(device, "auto_scale", False) and fast_lr > 0
+            model["pulse_model"] = dict(dw_min=leaf_devices(device)[0].dw_min, desired_bl=up.desired_bl,
+                                        management=up.update_management, bl_management=up.update_bl_management,
+                                        fast_lr=fast_lr, auto_momentum=float(device.auto_momentum) if auto else None)
+        return model
 
 
-UPDATES: dict[str, Update] = {
-    "sgd": Update(None, None, "the preset's own per-row stochastic pulse trains (aihwkit default)"),
-    "summed": Update(None, None, "hilt: the step's gradient summed digitally (out x in buffer per tile), "
-                                 "pulsed once per step, by columns or by outputs"),
-    "mp": Update("mp", "MixedPrecision", "aihwkit mixed precision: digital accumulator, device pulsed above a "
-                                         "threshold (Nandakumar 2020)"),
-    "tt": Update("tt", "TikiTaka", "aihwkit Tiki-Taka v1: fast device A, slow device C, transfers (Gokmen 2020)"),
-    "ttv2": Update("ttv2", "TTv2", "aihwkit Tiki-Taka v2: A, a digital buffer H, then C (Gokmen 2021)"),
-    "c-ttv2": Update("c-ttv2", "ChoppedTTv2", "aihwkit chopped TTv2 (Rasch 2023)"),
-    "agad": Update("agad", "AGAD", "aihwkit AGAD: chopped TTv2 with a dynamic reference (Rasch 2023)"),
-}
+UPDATES: dict[str, Update] = {u.name: u for u in [
+    Update("sgd", None, None, "the preset's own per-row stochastic pulse trains (aihwkit default)"),
+    Update("summed", None, None, "hilt: the step's gradient summed digitally (out x in buffer per tile), "
+                                 "pulsed once per step, by columns or by outputs", accumulator=True),
+    Update("mp", "mp", "MixedPrecision", "aihwkit mixed precision: digital accumulator, device pulsed above a "
+                                         "threshold (Nandakumar 2020)",
+           accumulator=True, rows_pulse_device=False, pulses_modelled=False),
+    Update("tt", "tt", "TikiTaka", "aihwkit Tiki-Taka v1: fast device A, slow device C, transfers (Gokmen 2020)",
+           fast_device=True),
+    Update("ttv2", "ttv2", "TTv2", "aihwkit Tiki-Taka v2: A, a digital buffer H, then C (Gokmen 2021)", fast_device=True),
+    Update("c-ttv2", "c-ttv2", "ChoppedTTv2", "aihwkit chopped TTv2 (Rasch 2023)", fast_device=True),
+    Update("agad", "agad", "AGAD", "aihwkit AGAD: chopped TTv2 with a dynamic reference (Rasch 2023)",
+           fast_device=True, pulses_modelled=False),
+]}
 DEFAULT_UPDATE = "sgd"
-COMPOUNDS = tuple(name for name, u in UPDATES.items() if u.aihwkit)
-TRANSFERS = ("tt", "ttv2", "c-ttv2", "agad")
+COMPOUNDS = tuple(name for name, u in UPDATES.items() if u.compound)
+TRANSFERS = tuple(name for name, u in UPDATES.items() if u.fast_device)
 
 # hilt preset -> the device name of aihwkit's tuned compound presets
 TUNED_DEVICE = {"rram": "ReRamES", "rram-sb": "ReRamSB", "ecram": "EcRam", "ecram-mo": "EcRamMO",

@@ -16,6 +16,8 @@ def flag(key: str) -> str:
 
 @dataclass
 class TrainConfig:
+    """Every setting of a training run (see the fields' comments; `hilt train --help` for each)."""
+
     dataset: str = "digits"
     data_set: list[str] = field(default_factory=list)
     data_dir: str | None = None  # where the on-disk datasets are (data/disk.py)
@@ -61,3 +63,10 @@ class TrainConfig:
         from hilt.devices import parse_device
 
         return parse_device(self.device, self.sets, seed=self.seed, update=self.update, definition=self.device_definition)
+
+
+# Where a command's defaults differ from a single run's (the CLI's and the API's defaults both come from here).
+COMMAND_DEFAULTS: dict[str, dict] = {
+    "sweep": {"out": "results/sweeps"},
+    "rhm-pstar": {"dataset": "rhm", "model": "rhm-cnn:256", "out": "results/rhm-pstar"},
+}

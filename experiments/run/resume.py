@@ -12,7 +12,7 @@ from hilt.errors import HiltError
 from hilt.experiments.run import checkpoint
 from hilt.experiments.run.config import TrainConfig, flag
 from hilt.experiments.run.files import versions
-from hilt.experiments.run.run_folder import CONFIG, MemoryFolder, RunFolder
+from hilt.experiments.run.run_folder import CONFIG, MemoryFolder, RunFolder, RunStatus
 from hilt.experiments.run.setup import Setup
 from hilt.rules import resolve
 
@@ -35,7 +35,7 @@ def resume_config(run, given: dict, what: str | None = None, allow_rule_change: 
     typed it (default "--resume RUN_DIR")."""
     folder = run if isinstance(run, (RunFolder, MemoryFolder)) else RunFolder(run, what or f"--resume {run}")
     config, summary = folder.config(), folder.summary()
-    if summary.get("status") == "diverged":
+    if summary.get("status") == RunStatus.DIVERGED:
         raise HiltError(f"{folder.what}: the run diverged ({summary.get('error')}); "
                         "start a new run with other settings")
     defaults = TrainConfig()
@@ -109,7 +109,7 @@ def open_run(setup: Setup, resume=None, run_dir: Path | None = None) -> Run:
         return Run(folder)
     folder = resume if isinstance(resume, (RunFolder, MemoryFolder)) else RunFolder(resume, f"--resume {resume}")
     ckpt, summary = folder.checkpoint(), folder.summary()
-    closing = ckpt.epoch == cfg.epochs and summary.get("status") != "finished"
+    closing = ckpt.epoch == cfg.epochs and summary.get("status") != RunStatus.FINISHED
     if ckpt.epoch >= cfg.epochs and not closing:
         raise HiltError(f"{folder.what}: the run already has {ckpt.epoch} epochs; "
                         f"pass --epochs N with N > {ckpt.epoch} to continue it")

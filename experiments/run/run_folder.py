@@ -9,7 +9,7 @@ rhm-pstar.
     error.log        the traceback of a crashed run
     .lock, .writer.json   the one-writer lock (experiments/run/files.py: one_writer)
 
-Statuses: running, finished, interrupted, diverged, crashed.
+Statuses: RunStatus (running, finished, interrupted, diverged, crashed).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+from enum import StrEnum
 from pathlib import Path
 
 from hilt.errors import HiltError
@@ -24,7 +25,14 @@ from hilt.experiments.run import checkpoint
 from hilt.experiments.run.files import new_run_dir, one_writer, read_json, write_csv, write_json, write_text
 
 CONFIG, SUMMARY, METRICS, ERROR_LOG = "config.json", "summary.json", "metrics.csv", "error.log"
-STATUSES = ("running", "finished", "interrupted", "diverged", "crashed")
+class RunStatus(StrEnum):
+    """How a run stands (summary.json's status; equal to its text, so JSON reads back as it)."""
+
+    RUNNING = "running"  # training, or killed while training (resume it)
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: resume it
+    DIVERGED = "diverged"  # a loss or weight not finite, or the loss kept growing: not resumable
+    CRASHED = "crashed"  # any other error: its line in summary.json, the traceback in error.log
 
 
 def _number(text: str):

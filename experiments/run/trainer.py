@@ -29,6 +29,7 @@ from hilt.experiments.measure.alignment import mean_alignment
 from hilt.experiments.measure.cost import estimate, totals
 from hilt.experiments.run import checkpoint
 from hilt.experiments.run.resume import Run, open_run
+from hilt.experiments.run.run_folder import RunStatus
 from hilt.experiments.run.schedule import parse_schedule
 from hilt.experiments.run.scoring import held_out_score, selection_metric
 from hilt.experiments.run.setup import Setup
@@ -83,7 +84,7 @@ class Trainer:
         self.wall_before = ckpt.wall_time_s if ckpt else 0.0
         self.start = time.perf_counter()
         self.selection = selection_metric(self.data)
-        self.summary = {"status": "running", "run_dir": self.folder.path and str(self.folder.path), "dataset": self.cfg.dataset,
+        self.summary = {"status": RunStatus.RUNNING, "run_dir": self.folder.path and str(self.folder.path), "dataset": self.cfg.dataset,
                         "model": self.net.spec, "device": self.cfg.device, "update": setup.spec.update,
                         "rule": self.cfg.rule, "seed": self.cfg.seed, "epochs": self.done,
                         "epochs_target": self.cfg.epochs}
@@ -223,13 +224,13 @@ class Trainer:
                         self.on_epoch(train_row, next(r for r in reversed(self.rows) if r["split"] == "test"))
                 final = self.final_metrics()
             except DivergenceError as err:
-                return self.finish("diverged", error=str(err))
+                return self.finish(RunStatus.DIVERGED, error=str(err))
             except KeyboardInterrupt:
-                return self.finish("interrupted")
+                return self.finish(RunStatus.INTERRUPTED)
             except HiltError as err:
-                self.finish("crashed", error=str(err))
+                self.finish(RunStatus.CRASHED, error=str(err))
                 raise
             except Exception as err:  # a bug or the environment (disk, memory): one line, the traceback kept
                 self.folder.write_error(traceback.format_exc())
-                return self.finish("crashed", error=f"{type(err).__name__}: {err}".splitlines()[0])
-        return self.finish("finished", **final)
+                return self.finish(RunStatus.CRASHED, error=f"{type(err).__name__}: {err}".splitlines()[0])
+        return self.finish(RunStatus.FINISHED, **final)

@@ -22,7 +22,7 @@ import pandas as pd
 from hilt.errors import HiltError
 from hilt.experiments.measure.fidelity import FidelityProbe
 from hilt.experiments.run.files import new_run_dir, write_csv, write_json
-from hilt.experiments.run.run_folder import SUMMARY, RunFolder
+from hilt.experiments.run.run_folder import SUMMARY, RunFolder, RunStatus
 from hilt.experiments.run.config import TrainConfig
 from hilt.experiments.run.setup import build
 from hilt.experiments.run.resume import open_run
@@ -72,12 +72,12 @@ def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | N
         setup = replace(setup, rule=probe, cfg=replace(setup.cfg, out=str(root)))
         summary = train(setup, run=open_run(setup), **(on_run(path) if on_run else {}))
         summaries[path] = summary
-        if summary["status"] != "finished":
+        if summary["status"] != RunStatus.FINISHED:
             break
         tidy += _tidy(path, RunFolder(Path(summary["run_dir"])).metrics(), probe.rows)
         samples += [{"path": path, **row} for row in probe.rows]
-    stopped = next((s for s in summaries.values() if s["status"] != "finished"), None)
-    result = {"status": stopped["status"] if stopped else "finished", "run_dir": str(root), "device": label,
+    stopped = next((s for s in summaries.values() if s["status"] != RunStatus.FINISHED), None)
+    result = {"status": stopped["status"] if stopped else RunStatus.FINISHED, "run_dir": str(root), "device": label,
               "rule": cfg.rule, "dataset": cfg.dataset, "seed": cfg.seed, "every": every,
               "runs": {path: s["run_dir"] for path, s in summaries.items()},
               "costs": {path: s.get("costs", {}).get("train", {}) for path, s in summaries.items()},

@@ -22,7 +22,7 @@ import pandas as pd
 
 from hilt.errors import HiltError
 from hilt.experiments.measure.cost import energy_curve, energy_to_accuracy
-from hilt.experiments.run.run_folder import RunFolder, run_folders
+from hilt.experiments.run.run_folder import RunFolder, RunStatus, run_folders
 
 METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "wall_time_s",
            "train_energy_j", "train_latency_s", "train_expected_pulses", "train_reads")  # energy, latency: estimates
@@ -63,7 +63,7 @@ def collect(paths: list[Path], energy_to: float | None = None) -> Collected:
             except OSError as err:  # a file without read permission, a vanished folder
                 unreadable.append(f"{err.filename or folder.path}: cannot be read ({err.strerror or err})")
                 continue
-            if summary.get("status") != "finished":
+            if summary.get("status") != RunStatus.FINISHED:
                 left_out[str(summary.get("status", "unknown"))] += 1
                 continue
             rule_params = config.get("rule_params") if isinstance(config.get("rule_params"), dict) else {}

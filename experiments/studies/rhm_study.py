@@ -23,7 +23,7 @@ from hilt.errors import HiltError
 from hilt.keyvalue import parse_items
 from hilt.experiments.studies import sweep as sweeps
 from hilt.experiments.run.files import write_csv
-from hilt.experiments.run.run_folder import RunFolder
+from hilt.experiments.run.run_folder import RunFolder, RunStatus
 from hilt.rules import BUILTIN, resolve
 
 
@@ -64,7 +64,7 @@ def plan(base, rules: list[str], sizes: list[int], seeds: int, out: Path, name: 
 
 def error_of(summary: dict) -> float | None:
     """Test error as C4/C6 define it for this run (None unless finished)."""
-    if summary.get("status") != "finished":
+    if summary.get("status") != RunStatus.FINISHED:
         return None
     if resolve(summary["rule"]).cls.self_supervised:
         return 1.0 - summary["probe_accuracy_per_layer"][-1]

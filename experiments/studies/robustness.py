@@ -22,7 +22,7 @@ from hilt.errors import HiltError
 from hilt.devices.inference import inference_rpu_config
 from hilt.experiments.run import checkpoint
 from hilt.experiments.run.files import write_csv
-from hilt.experiments.run.run_folder import RunFolder
+from hilt.experiments.run.run_folder import RunFolder, RunStatus
 from hilt.experiments.run.setup import build
 from hilt.experiments.run.scoring import held_out_score
 from hilt.experiments.run.resume import resume_config
@@ -47,7 +47,7 @@ def robustness(run_dir: Path, draws: int = 5, on_point: Callable[[], None] | Non
     if draws < 1:
         raise HiltError(f"--draws must be >= 1 (got {draws})")
     folder = RunFolder(run_dir, f"robustness {run_dir}")
-    if folder.status != "finished":
+    if folder.status != RunStatus.FINISHED:
         raise HiltError(f"{folder.what}: not a finished run folder (summary.json with status finished)")
     setup = build(resume_config(run_dir, {}, what=folder.what))
     with folder.lock():

@@ -30,10 +30,10 @@ from typing import Callable
 from hilt.data.rhm import RHMParams
 from hilt.devices import PARAMS, HiltError
 from hilt.experiments.studies import report
-from hilt.experiments.run.run_folder import RunFolder
+from hilt.experiments.run.run_folder import RunFolder, RunStatus
 from hilt.keyvalue import merged, parse_items
 from hilt.experiments.run.files import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
-from hilt.experiments.run.config import flag
+from hilt.experiments.run.config import COMMAND_DEFAULTS, flag
 from hilt.experiments.run.config import TrainConfig
 from hilt.experiments.run.setup import build, validate
 from hilt.experiments.run.resume import open_run
@@ -130,7 +130,7 @@ def run_point(cfg: dict, run_dir: str) -> dict:
     only closed, when it was killed in its final evaluation)."""
     folder = RunFolder(run_dir)
     summary = folder.summary()
-    if summary.get("status") in ("finished", "diverged"):
+    if summary.get("status") in (RunStatus.FINISHED, RunStatus.DIVERGED):
         return summary
     setup = build(TrainConfig(**cfg))
     resume = folder.path if folder.has_checkpoint() else None
@@ -184,7 +184,7 @@ def plan(base: TrainConfig, grid_items: list[str], seeds: int, out: Path, name: 
     if seeds < 1:
         raise HiltError(f"--seeds must be >= 1 (got {seeds})")
     if not str(out).strip():
-        raise HiltError(f"--out {str(out)!r}: give a folder for the sweep folders (default results/sweeps)")
+        raise HiltError(f"--out {str(out)!r}: give a folder for the sweep folders (default {COMMAND_DEFAULTS['sweep']['out']})")
     if name is not None:
         check_plain_name("--name", name)
     grid = parse_grid(grid_items, base.rule)
@@ -238,6 +238,8 @@ def run(sweep: Sweep, jobs: int = 1, ray_address: str | None = None,
         on_point: Callable[[Point, dict], None] | None = None, force_new: bool = False) -> list[dict]:
     """Run the sweep's points not yet finished; returns one row per point (also sweep.csv/.parquet).
     A point that ends interrupted stops the sweep (KeyboardInterrupt is re-raised after saving)."""
+    if jobs < 1:
+        raise HiltError(f"--jobs must be >= 1 (got {jobs})")
     if ray_address:
         check_ray_address(ray_address)
     while True:
@@ -266,7 +268,7 @@ def _run(sweep: Sweep, jobs: int, ray_address: str | None, on_point) -> list[dic
             for point, cfg, folder in tasks:
                 summary = run_point(cfg, folder)
                 done(point, summary)
-                if summary["status"] == "interrupted":
+                if summary["status"] == RunStatus.INTERRUPTED:
                     raise KeyboardInterrupt
         else:
             _run_on_ray(tasks, jobs, ray_address, done)
@@ -349,7 +351,7 @@ def write_tables(sweep: Sweep, rows: list[dict]) -> None:
     write_csv(sweep.root / "sweep.csv", frame)
     frame.to_parquet(sweep.root / ".sweep.parquet.tmp", index=False)
     os.replace(sweep.root / ".sweep.parquet.tmp", sweep.root / "sweep.parquet")
-    plot(sweep, frame[frame.status == "finished"])
+    plot(sweep, frame[frame.status == RunStatus.FINISHED])
 
 
 def plot(sweep: Sweep, frame, metric: str = "test_accuracy") -> None:

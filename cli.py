@@ -109,29 +109,53 @@ def _prog() -> str:
 _D = TrainConfig()  # the defaults of a run live in TrainConfig only
 
 
+def _choices(names) -> str:
+    return " | ".join(names)
+
+
+def _help_lists() -> dict[str, str]:
+    """The choices the run options name, from their registries (one home for each list)."""
+    from dataclasses import fields as dataclass_fields
+
+    from hilt.analog.optim import OPTIMIZERS
+    from hilt.analog.periphery import ACTIVATIONS
+    from hilt.data.registry import EMBEDDED, ON_DISK
+    from hilt.data.rhm import RHMParams
+    from hilt.devices.device_file import MODELS
+    from hilt.devices.updates import DEFAULT_UPDATE, UPDATES
+
+    return {"datasets": f"embedded: {_choices(EMBEDDED)}; from --data-dir: {_choices(ON_DISK)}",
+            "rhm_keys": ", ".join(f.name for f in dataclass_fields(RHMParams)),
+            "updates": f"{_choices(UPDATES)} (default: {DEFAULT_UPDATE}, or the preset's own)",
+            "optimizers": _choices(OPTIMIZERS), "activations": _choices(ACTIVATIONS), "fit_models": _choices(MODELS)}
+
+
+_H = _help_lists()
+
+
 def _run_options(
-    dataset: str = typer.Option(_D.dataset, help="embedded: digits | rhm | mnist5k | mnist1d; from --data-dir: mnist | fashion-mnist | cifar10 | cifar100 | stl10 | tiny-imagenet (rhm-pstar: rhm)"),
-    data_set: Optional[List[str]] = typer.Option(None, "--data-set", help="dataset option KEY=VALUE (rhm: v, n_c, m, s, L, train_size, test_size; on-disk data: train_size, test_size, cifar10 norm=dp|simclr)"),
+    dataset: str = typer.Option(_D.dataset, help=_H["datasets"]),
+    data_set: Optional[List[str]] = typer.Option(None, "--data-set", help=f"dataset option KEY=VALUE (all: augment, views, validation; rhm: {_H['rhm_keys']}; on-disk data: train_size, test_size, norm)"),
     data_dir: Optional[str] = typer.Option(_D.data_dir, help="folder holding the on-disk datasets in their standard layouts (see README)"),
-    model: Optional[str] = typer.Option(_D.model, help="mlp:IN-H-...-OUT, cnn:C1-C2, cnn1d:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's MLP (digits 64-512-10; mnist1d 40-100-100-10; self-supervised rules: 64-512-512, no readout)"),
+    model: Optional[str] = typer.Option(_D.model, help="mlp:IN-H-...-OUT, cnn:C1-C2, cnn1d:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's own (self-supervised rules: its encoder, no readout)"),
     device: str = typer.Option(_D.device, help="device preset, NeuroSim device, FILE.json from `hilt devices fit`, or neurosim:KEY=V,... (see `hilt devices`)"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
-    update: Optional[str] = typer.Option(_D.update, help="analog update algorithm: sgd (default) | summed | mp | tt | ttv2 | c-ttv2 | agad (see `hilt devices NAME --update ALGO`)"),
+    sets: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),
+    update: Optional[str] = typer.Option(_D.update, help=f"analog update algorithm: {_H['updates']} (see `hilt devices NAME --update ALGO`)"),
     rule: str = typer.Option(_D.rule, help="learning rule: a built-in or installed one (see `hilt rules`), "
                              "path/to/file.py:Class or package.module:Class"),
     rule_opt: Optional[List[str]] = typer.Option(None, "--rule-opt", help="rule option KEY=VALUE, for any rule "
                                                  "(the built-in rules' options also have flags of their own)"),
     log_alignment: bool = typer.Option(_D.log_alignment, "--log-alignment", help="record per-layer cosine with the BP gradient each epoch"),
     epochs: int = typer.Option(_D.epochs, help="training epochs (with --resume: the new total)"),
-    batch_size: Optional[int] = typer.Option(_D.batch_size, help="mini-batch size; default: the dataset's (digits 10, rhm 20)"),
+    batch_size: Optional[int] = typer.Option(_D.batch_size, help="mini-batch size; default: the dataset's own"),
     lr: float = typer.Option(_D.lr, help="learning rate (> 0); the peak of --lr-schedule"),
     lr_schedule: str = typer.Option(_D.lr_schedule, help="constant | warmup-cosine:WARMUP_EPOCHS,DECAY_EPOCHS,INIT_LR,FINAL_LR (per step)"),
     seed: int = typer.Option(_D.seed, help="seeds init, data order, exact path, device-to-device spread (>= 0); not aihwkit's "
                              "read and pulse noise, which it seeds from the clock (analog runs repeat in distribution only)"),
-    optimizer: str = typer.Option(_D.optimizer, help="exact device only: sgd | adam | adamw"),
+    optimizer: str = typer.Option(_D.optimizer, help=f"exact device only: {_H['optimizers']}"),
     momentum: float = typer.Option(_D.momentum, help="exact device only: SGD momentum"),
     weight_decay: float = typer.Option(_D.weight_decay, help="exact device only: weight decay"),
-    activation: str = typer.Option(_D.activation, help="hidden activation: relu | tanh | sigmoid | hardtanh | identity"),
+    activation: str = typer.Option(_D.activation, help=f"hidden activation: {_H['activations']}"),
     keep_best: bool = typer.Option(_D.keep_best, "--keep-best", help="also keep checkpoint-best.npz (best validation accuracy, else test)"),
     eval_every: int = typer.Option(_D.eval_every, help="evaluate on the test set every N epochs (and after the last)"),
     cost: Optional[str] = typer.Option(None, "--cost", help="cost table JSON for the energy/latency estimates (default: experiments/measure/cost_table.json, with sources)"),
@@ -165,7 +189,7 @@ def _train_config(**options):
         if rule_options.get(key) is not None:
             raise HiltError(f"--rule-opt {key}: also given as {'--' + key.replace('_', '-')}; give it once")
         rule_options[key] = text
-    sets, data_set = options.pop("set_") or [], options.pop("data_set") or []
+    sets, data_set = options.pop("sets") or [], options.pop("data_set") or []
     cost = options.pop("cost")
     if cost is not None:
         from hilt.experiments.measure.cost import load_cost_table
@@ -208,18 +232,14 @@ def with_train_options(command=None, *, defaults: dict | None = None):
     return wrapper
 
 
-# CLI option -> TrainConfig field, where they differ (for `--resume`'s check of what was typed).
-_CONFIG_FIELD = {"set_": "sets", "cost": None, "as_json": None, "resume": None, "recipe": None, "ctx": None,
-                 "rule_opt": None, "allow_rule_change": None}
+# train's parameters that are not settings of the run (every other one is a TrainConfig field or a rule option)
+_NOT_SETTINGS = ("cost", "as_json", "resume", "recipe", "ctx", "rule_opt", "allow_rule_change")
 
 
 def _typed_settings(ctx: typer.Context) -> dict:
     """The settings the user typed on the command line: TrainConfig fields and rule options."""
-    given = {}
-    for name, value in ctx.params.items():
-        field = _CONFIG_FIELD.get(name, name)
-        if field and ctx.get_parameter_source(name).name == "COMMANDLINE":
-            given[field] = value
+    given = {name: value for name, value in ctx.params.items()
+             if name not in _NOT_SETTINGS and ctx.get_parameter_source(name).name == "COMMANDLINE"}
     if ctx.get_parameter_source("rule_opt").name == "COMMANDLINE":
         given.update(_rule_opts(ctx.params["rule_opt"]))
     return given
@@ -504,7 +524,7 @@ def devices(ctx: typer.Context):
 @user_errors
 def devices_show(
     name: Optional[str] = typer.Argument(None, help="a preset, a NeuroSim device, FILE.json or neurosim:KEY=V,..."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="apply overrides KEY=VALUE first"),
+    sets: Optional[List[str]] = typer.Option(None, "--set", help="apply overrides KEY=VALUE first"),
     update: Optional[str] = typer.Option(None, help="with an update algorithm (and its parameters)"),
 ):
     """One device's effective parameters (after --set and --update), as JSON."""
@@ -512,14 +532,14 @@ def devices_show(
 
     if not name:
         raise HiltError("devices --set/--update needs a device name, e.g. `hilt devices rram --update mp --set transfer_every=2`")
-    Console().print_json(json.dumps(parse_device(name, set_ or [], update=update).describe(), default=str))
+    Console().print_json(json.dumps(parse_device(name, sets or [], update=update).describe(), default=str))
 
 
 @devices_app.command("fit")
 @user_errors
 def devices_fit(
     data: Path = typer.Argument(..., help="CSV: pulse (+1, -1 or a signed count), conductance; optional trace, device"),
-    model: str = typer.Option("softbounds", help="constant | linear | softbounds | exp | pow | piecewise"),
+    model: str = typer.Option("softbounds", help=_H["fit_models"]),
     out: Optional[Path] = typer.Option(None, help="device file to write (default: DATA-MODEL.json beside DATA); "
                                                   "its plot goes beside it as .png"),
     g_min: Optional[float] = typer.Option(None, help="conductance that maps to --w-min (default: the data's minimum)"),

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from hilt.data.dataset import Dataset
+from hilt.data.disk import FORMATS
 from hilt.errors import HiltError
 from hilt.keyvalue import parse_items
 from hilt.seeds import stream
@@ -37,7 +38,7 @@ EMBEDDED: dict[str, Callable[[dict[str, str], int], Dataset]] = {
     "mnist5k": _without_options("mnist5k", "hilt.data.mnist5k", "load_mnist5k"),
     "mnist1d": _without_options("mnist1d", "hilt.data.mnist1d", "load_mnist1d"),
 }
-ON_DISK = ("mnist", "fashion-mnist", "cifar10", "cifar100", "stl10", "tiny-imagenet")  # data/disk.py
+ON_DISK = tuple(FORMATS)  # read from --data-dir
 DATASETS = (*EMBEDDED, *ON_DISK)
 
 

@@ -41,7 +41,6 @@ from hilt.devices.device_file import FORMAT, MODELS, NO_SPREAD, device_class
 SEGMENT = 20  # pulses per simulated segment (short: c2c noise does not accumulate in it)
 PIECEWISE_NODES = 11
 ONE_STEP_MAX = 16  # rows of at most this many pulses estimate dw_min_std
-COLUMNS = ("pulse", "conductance", "trace", "device")
 
 
 @dataclass

@@ -26,6 +26,7 @@ command line, sweeps, recipes, `hilt rules` and config.json read them from there
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, NamedTuple
 
 from hilt.analog import backend
@@ -79,7 +80,11 @@ class Rule:
         return signals.metrics
 
     def params(self) -> dict:
-        return {"loss": self.loss_name}
+        """The options as the rule uses them (config.json records them; a resumed run rebuilds the
+        rule from them): by default each constructor parameter's attribute of the same name (loss:
+        loss_name). A rule that keeps an option under another name overrides this."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        return {n: self.loss_name if n == "loss" else getattr(self, n) for n in names if n == "loss" or hasattr(self, n)}
 
     def fit_readout(self, net, data) -> None:
         """Fit what `predict` needs beyond the network's weights, from data's training set (nothing

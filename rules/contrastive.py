@@ -47,19 +47,18 @@ ContrastOption = Annotated[str, "f of the score: hinge | softplus | linear"]
 PoolOption = Annotated[str | None, "feature pooling per layer: auto | global | kernels such as 2-2-1 (default: the rule's)"]
 
 
+# NumPy's functions on purpose: they dispatch to CuPy for CuPy arrays (__array_ufunc__,
+# __array_function__) and keep the input's dtype (float32 in the rules, float64 in the theory checks).
 def _hinge(x):
-    xp = backend.xp()
-    return xp.maximum(0, 1 - x), -(x < 1).astype(x.dtype)
+    return np.maximum(0, 1 - x), -(x < 1).astype(x.dtype)
 
 
 def _softplus(x):
-    xp = backend.xp()
-    return xp.logaddexp(0, -x), -0.5 * (1 - xp.tanh(0.5 * x))  # d/dx log(1 + e^-x) = -sigmoid(-x)
+    return np.logaddexp(0, -x), -0.5 * (1 - np.tanh(0.5 * x))  # d/dx log(1 + e^-x) = -sigmoid(-x)
 
 
 def _linear(x):
-    xp = backend.xp()
-    return -x, -xp.ones_like(x)
+    return -x, -np.ones_like(x)
 
 
 # f(x) and f'(x) of the decreasing function of the score

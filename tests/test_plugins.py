@@ -95,7 +95,7 @@ def test_feedback_alignment_from_its_file_trains_on_both_paths(tmp_path, device)
     assert summary["status"] == "finished" and summary["test_accuracy"] > 0.4
     assert summary["costs"]["train"]["transposed_reads"] == 0  # the error goes down by forward reads of B
     config = json.loads((Path(summary["run_dir"]) / "config.json").read_text())
-    assert config["rule_params"] == {"feedback_scale": 0.8, "loss": "ce"}
+    assert config["rule_options"] == {"feedback_scale": 0.8, "loss": "ce"}
     assert config["rule_source"]["sha256"] and Path(config["rule_source"]["path"]) == ROOT / "examples" / "feedback_alignment.py"
     assert Path(summary["run_dir"]).name.endswith(f"-{device}-FeedbackAlignment-s0")
 
@@ -117,7 +117,7 @@ def test_a_plugin_from_a_module_and_its_options_everywhere(tmp_path, monkeypatch
     monkeypatch.syspath_prepend(str(tmp_path))
     result, summary = train("--rule", "my_rules:Scaled", "--rule-opt", "factor=0.5", out=tmp_path / "runs")
     assert result.exit_code == 0, result.output
-    assert json.loads((Path(summary["run_dir"]) / "config.json").read_text())["rule_params"]["factor"] == 0.5
+    assert json.loads((Path(summary["run_dir"]) / "config.json").read_text())["rule_options"]["factor"] == 0.5
     shown = runner.invoke(app, ["rules", "my_rules:Scaled"])
     assert shown.exit_code == 0 and "factor" in shown.stdout and "error scale" in shown.stdout
     result = runner.invoke(app, ["sweep", "--device", "exact", "--rule", "my_rules:Scaled", "--grid", "factor=0.5,2",
@@ -215,3 +215,16 @@ def test_a_rule_is_scored_by_its_own_predict_in_evaluation_and_robustness(tmp_pa
     rows = robustness(summary["run_dir"], draws=1)
     assert rows[0]["accuracy"] == summary["test_accuracy"]
     assert max(r["accuracy"] for r in rows) < 0.25
+
+
+def test_every_rule_records_its_options_as_it_uses_them_and_is_rebuilt_from_them():
+    """config.json keeps one record of a rule's options, rule.params(): the declared options, with
+    their defaults resolved, from which the same rule is made again on resume."""
+    from hilt.rules import BUILTIN, resolve
+
+    for spec in [*BUILTIN, FA]:
+        info = resolve(spec)
+        params = info.make().params()
+        assert set(params) == set(info.options), spec
+        assert info.make(**params).params() == params, spec
+    assert resolve("dp").make(schedule="fw3").params()["passes"] == 3

@@ -42,16 +42,17 @@ def resume_config(run, given: dict, what: str | None = None, allow_rule_change: 
     for f in fields(TrainConfig):
         if f.name in config and not _field_ok(config[f.name], getattr(defaults, f.name)):
             raise HiltError(f"{folder.what}: {CONFIG} is damaged: {f.name} = {config[f.name]!r} is not a valid value")
-    for key in ("rule_params", "rule_source"):
+    for key in ("rule_options", "rule_params", "rule_source"):
         if not isinstance(config.get(key) or {}, dict):
             raise HiltError(f"{folder.what}: {CONFIG} is damaged: {key} is not an object")
-    config.setdefault("rule_params", {})
+    # the rule's options as it used them (run folders before 13/18 kept them apart, in rule_params)
+    options = config.get("rule_params") or config.get("rule_options") or {}
     source = config.get("rule_source")
     cfg = TrainConfig(**{f.name: config[f.name] for f in fields(TrainConfig) if f.name in config})
     for key, value in given.items():
         if key == "epochs" or (key == "rule" and source):
             continue
-        stored = config["rule_params"][key] if key in config["rule_params"] else getattr(cfg, key, None)
+        stored = options[key] if key in options else getattr(cfg, key, None)
         if value != stored:
             raise HiltError(f"--resume: {flag(key)} {value} differs from the run's {stored}; a resumed run "
                             "keeps its settings (only --epochs may change)")
@@ -124,7 +125,6 @@ def _config_record(setup: Setup) -> dict:
     record = {
         **asdict(cfg),
         "model": net.spec,
-        "rule_params": rule.params(),
         "rule_source": resolve(cfg.rule).record(),  # a plug-in's file and SHA-256 (None: built-in)
         "device_params": spec.describe(),
         "array_backend": backend.xp().__name__,

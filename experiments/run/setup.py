@@ -84,6 +84,8 @@ def build(cfg: TrainConfig) -> Setup:
     cfg = replace(cfg, device_definition=spec.definition,
                   cost_table=check_cost_table(cfg.cost_table, "cost_table") if cfg.cost_table else load_cost_table())
     rule = make_rule(cfg.rule, **cfg.rule_options)
+    # config.json records the options as the rule uses them (defaults resolved), once
+    cfg = replace(cfg, rule_options={**resolve(cfg.rule).typed(cfg.rule_options), **rule.params()})
     backend.select(analog=not spec.is_exact)
     data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir)
     default_model = data.default_encoder if rule.self_supervised else data.default_model

@@ -66,7 +66,8 @@ def collect(paths: list[Path], energy_to: float | None = None) -> Collected:
             if summary.get("status") != RunStatus.FINISHED:
                 left_out[str(summary.get("status", "unknown"))] += 1
                 continue
-            rule_params = config.get("rule_params") if isinstance(config.get("rule_params"), dict) else {}
+            # the rule's options as it used them (rule_params in run folders before 13/18)
+            rule_params = next((v for v in (config.get("rule_params"), config.get("rule_options")) if isinstance(v, dict)), {})
             settings += [k for k in rule_params if k not in settings]
             rows.append({
                 **{k: _plain(config.get(k)) for k in CONFIG_SETTINGS},

@@ -174,7 +174,7 @@ def _as_typed(message: str, point: Point) -> str:
     """A settings error of one grid point, in the words of the command line that made it: the
     flag a grid key stands for (--set KEY, --data-set KEY, --lr, ...) becomes --grid KEY."""
     for key, _ in point.values:
-        typed = f"--set {key}" if key in PARAMS else f"--data-set {key}" if key in DATA_KEYS else flag(key)
+        typed = f"{flag('sets')} {key}" if key in PARAMS else f"{flag('data_set')} {key}" if key in DATA_KEYS else flag(key)
         message = message.replace(typed, f"--grid {key}")
     return message
 

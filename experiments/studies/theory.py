@@ -33,21 +33,14 @@ import numpy as np
 
 from hilt.analog.periphery import unwindows, windows
 from hilt.errors import HiltError
-from hilt.rules.contrastive import FeaturePool
+from hilt.experiments.measure.alignment import cosine
+from hilt.rules.contrastive import CONTRAST_F, FeaturePool
 
 CHECKS = ("thm31", "thm33", "relu-mlp", "linear-cnn")
 NEWTON_STEPS = 100
 
 
-def _softplus(x):
-    return np.logaddexp(0, -x), -0.5 * (1 - np.tanh(0.5 * x))  # f, f'
-
-
-def _linear(x):
-    return -x, -np.ones_like(x)
-
-
-F = {"softplus": _softplus, "linear": _linear}
+F = {f: CONTRAST_F[f] for f in ("softplus", "linear")}  # f and f' of the rules' contrastive loss
 
 
 def crops_of(images, rng: np.random.Generator, size: int = 6, upsample: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +83,12 @@ def uniform_init(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(-bound, bound, size=(rows, cols))
 
 
-class Dense:
-    """z -> W z (no bias)."""
+# The theory's layers are float64 maps of their own, not the crossbar layers (analog/layers.py, float32):
+# the theorems claim cosines of exactly 1 (checked to 1e-6) and B* comes from Newton's method in the
+# span of the data, both of which float32 rounding would blur. Their arithmetic is the layers' (the
+# convolution's windows are periphery.windows / unwindows).
+class LinearMap:
+    """z -> W z (no bias), float64."""
 
     def __init__(self, W):
         self.W = W
@@ -106,8 +103,8 @@ class Dense:
         return g @ self.W
 
 
-class Conv2:
-    """Convolution with kernel = stride = 2, no padding, no bias; W: (out, C * 2 * 2)."""
+class PatchConv:
+    """Convolution with kernel = stride = 2, no padding, no bias; W: (out, C * 2 * 2), float64."""
 
     def __init__(self, W):
         self.W = W
@@ -161,7 +158,7 @@ class TheoryNet:
 
 
 def dense_net(Ws, relu: bool = False) -> TheoryNet:
-    return TheoryNet([Dense(W) for W in Ws], [FeaturePool((W.shape[0],), None) for W in Ws], relu)
+    return TheoryNet([LinearMap(W) for W in Ws], [FeaturePool((W.shape[0],), None) for W in Ws], relu)
 
 
 def loss_and_grad_B(B, zp, zn, c, lam, f):
@@ -272,10 +269,6 @@ def layer_grads(net: TheoryNet, pos, neg, ctx, Bs, f) -> tuple[list, list]:
     return local_grads(net, pos, neg, ctx, Bs, f), bp_grads(net, pos, neg, ctx, Bs[-1], f)
 
 
-def cosine(a, b) -> float:
-    return float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 @dataclass
 class Condition:
     name: str
@@ -372,7 +365,7 @@ def linear_cnn(batches: int = 32, batch_size: int = 32, channels: int = 32, lam:
     xa, xb = crops(batches * batch_size, rng, size=16, upsample=3)
     wrng = np.random.default_rng(seed + 1)
     sizes = [1, *[channels] * 4]
-    layers = [Conv2(uniform_init(o, 4 * i, wrng)) for i, o in zip(sizes[:-1], sizes[1:])]
+    layers = [PatchConv(uniform_init(o, 4 * i, wrng)) for i, o in zip(sizes[:-1], sizes[1:])]
     shapes = [(channels, 16 >> l, 16 >> l) for l in range(1, 5)]
     cos = {}
     for name, (spatial, dfb) in LINEAR_CNN_CONDITIONS.items():

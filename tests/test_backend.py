@@ -41,6 +41,23 @@ def test_without_a_gpu_auto_is_numpy_and_cupy_is_one_clear_error(monkeypatch):
         backend.use("numpy")
 
 
-def test_cupy_probe_is_none_on_this_machine_or_finds_a_device():
+@pytest.mark.parametrize("devices,expected", [(2, True), (0, False), (RuntimeError("no driver"), False), (None, False)])
+def test_cupy_probe_needs_cupy_and_a_device(monkeypatch, devices, expected):
+    """The probe returns CuPy only when it imports and counts a device (a stand-in CuPy here: the
+    real one is checked on a GPU machine by bench/gpu_check.sh); None without CuPy, device or driver."""
+    import sys
+    import types
+
+    if devices is None:
+        monkeypatch.setitem(sys.modules, "cupy", None)  # not installed: import raises ImportError
+    else:
+        def count():
+            if isinstance(devices, Exception):
+                raise devices
+            return devices
+
+        fake = types.ModuleType("cupy")
+        fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=count))
+        monkeypatch.setitem(sys.modules, "cupy", fake)
     found = backend._cupy_with_gpu()
-    assert found is None or found.cuda.runtime.getDeviceCount() > 0
+    assert (found is sys.modules["cupy"]) if expected else found is None

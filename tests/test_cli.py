@@ -72,13 +72,35 @@ def test_same_seed_twice_on_exact_gives_identical_metrics(tmp_path):
 
 
 def test_devices_and_rules_listings():
-    result = run("devices")
-    assert result.exit_code == 0 and "rram-ttv2" in result.stdout and "adc_bits" in result.stdout
+    """`devices` lists every preset and NeuroSim device with its description, every update algorithm
+    with its meaning and every --set key; `rules` every rule with its description and options."""
+    from hilt.devices.neurosim import NEUROSIM_DEVICES
+    from hilt.devices.presets import PARAMS, PRESETS
+    from hilt.devices.updates import UPDATES
+    from hilt.rules import BUILTIN, resolve
+
+    wide = {"COLUMNS": "2000"}  # one table row per line
+    result = runner.invoke(app, ["devices"], env=wide)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+
+    def row(name, text):
+        return any(f" {name} " in line and text in line for line in lines)
+
+    missing = [n for n, (_, d) in {**PRESETS, **NEUROSIM_DEVICES}.items() if not row(n, d)]
+    missing += [n for n, u in UPDATES.items() if not row(n, u.doc)]
+    missing += [k for k, p in PARAMS.items() if not row(k, p.doc)]
+    assert missing == []
     one = run("devices", "rram", "--set", "adc_bits=6")
     assert one.exit_code == 0 and json.loads(one.stdout)["forward_io"]["adc_bits"] == 6
     assert run("devices", "nope").exit_code == 2
-    rules = run("rules")
-    assert rules.exit_code == 0 and "bp" in rules.stdout
+    rules = runner.invoke(app, ["rules"], env=wide)
+    assert rules.exit_code == 0
+    lines = rules.stdout.splitlines()
+    for name in BUILTIN:
+        info = resolve(name)
+        options = ", ".join(f"{k}={o.default}" for k, o in info.options.items())
+        assert row(name, info.description) and row(name, options), name
 
 
 def test_divergence_is_reported_and_files_are_kept(tmp_path):

@@ -207,6 +207,7 @@ class Run:
 
     @property
     def status(self) -> str | None:
+        """summary.json's status: running, finished, interrupted, diverged or crashed."""
         return self.summary.get("status")
 
     @property
@@ -219,6 +220,7 @@ class Run:
 
     @property
     def run_dir(self) -> Path | None:
+        """The run folder (None for a run kept in memory, out=None)."""
         return self._folder.path
 
     def resume(self, epochs: int, allow_rule_change: bool = False, on_epoch=None, on_step=None) -> "Run":
@@ -286,6 +288,7 @@ class Comparison:
 
     @property
     def run_dir(self) -> Path:
+        """The comparison's folder (both runs, compare.csv, fidelity.csv, compare.png)."""
         return Path(self.summary["run_dir"])
 
 
@@ -296,6 +299,7 @@ def compare(every: int = 50, on_run: Callable[[str], dict] | None = None, **sett
 
 
 def compare_config(cfg: TrainConfig, every: int = 50, on_run=None) -> Comparison:
+    """compare() for a TrainConfig already made (the CLI's path)."""
     import pandas as pd
 
     from hilt.experiments.studies.compare import compare as run_compare
@@ -322,6 +326,8 @@ def sweep(grid, seeds: int = 1, jobs: int = 1, ray_address: str | None = None, n
 
 
 def plan_sweep(cfg: TrainConfig, grid, seeds: int = 1, name: str | None = None):
+    """A sweep's plan for a TrainConfig: every point's settings checked, the sweep folder named
+    (HiltError on bad input)."""
     from hilt.experiments.studies import sweep as sweeps
 
     if isinstance(grid, dict):
@@ -408,12 +414,14 @@ class Device:
 
     @classmethod
     def load(cls, path) -> "Device":
+        """A device file (`hilt devices fit` writes them) as a Device."""
         from hilt.devices.device_file import read_device_file
 
         return cls(read_device_file(str(path)))
 
     @property
     def name(self) -> str:
+        """The device's name (runs are named after it)."""
         return self.definition.get("name") or "device"
 
     @property
@@ -423,6 +431,7 @@ class Device:
 
     @property
     def params(self) -> dict:
+        """The aihwkit device class's parameters, in weight units (dw_min, w_min, w_max, ...)."""
         return dict(self.definition["device"]["params"])
 
     def __repr__(self) -> str:

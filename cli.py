@@ -455,7 +455,7 @@ def align(
     seed: int = typer.Option(0, help="seeds crops and weights"),
     as_json: bool = typer.Option(False, "--json", help='print {"check": ..., "layers": [{"layer": k, "cos": ...}, ...]}'),
 ):
-    """Linear-network theory of local contrastive learning (SPECS 2.12): per-layer cosine of the local
+    """Linear-network theory of local contrastive learning (Wu et al. 2026, §3): per-layer cosine of the local
     update with BP-SSL at the optimal B* (Newton in the span of the data, or closed form for linear f)."""
     from hilt.experiments.studies.theory import run_check
 

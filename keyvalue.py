@@ -21,6 +21,7 @@ def parse_items(flag: str, items: list[str], expected: str = "KEY=VALUE") -> dic
 
 
 def key_of(item: str) -> str:
+    """The KEY of a 'KEY=VALUE' item."""
     return item.partition("=")[0].strip()
 
 

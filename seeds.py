@@ -22,4 +22,6 @@ STREAMS = {
 
 
 def stream(seed: int, name: str) -> np.random.Generator:
+    """The random generator of one named stream of a seed (the same (seed, name) always gives the
+    same draws)."""
     return np.random.default_rng(STREAMS[name](seed))

@@ -247,7 +247,7 @@ class AnalogCrossbar(Crossbar):
                 unit[np.arange(len(live)), live] = 1
                 lines = np.ascontiguousarray(values[live], dtype=backend.DTYPE)
                 x, d = (lines, unit) if by_rows else (unit, lines)
-                # positional arguments (AIHWKIT_NOTES P5); bias=False: x carries the bias input itself
+                # positional arguments (aihwkit 1.1 reads them so); bias=False: x carries the bias input itself
                 tile.tile.update(self._torch(x), self._torch(d), False, False, False, False)
                 self._count_pulses(i, j, x, d, lr)
             tile.post_update_step()

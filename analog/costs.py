@@ -36,6 +36,7 @@ COUNT_KEYS = ("forward_reads", "transposed_reads", "array_reads", "cell_reads", 
 
 
 def zero_counts() -> dict[str, float]:
+    """Every count of COUNT_KEYS at 0.0."""
     return dict.fromkeys(COUNT_KEYS, 0.0)
 
 
@@ -43,7 +44,7 @@ def expected_pulses(x, d, lr: float, dw_min: float, desired_bl: int, management:
                     bias_input: bool = False) -> tuple[float, float]:
     """(expected coincidences, pulse slots) of aihwkit's stochastic pulse trains for rows (x, d) at
     learning rate lr (`bias_input`: x has one more input fixed at 1, the tile's analog bias; x and d
-    are read in float32, as the tiles read them): a model of its PulsedRPUWeightUpdater (SPECS
+    are read in float32, as the tiles read them): a model of its PulsedRPUWeightUpdater (docs: hardware-cost.md,
     10.3), measured against it on a noise-free constant-step device (tests/test_costs.py).
 
     Per row: k = lr max|x| max|d| / dw_min; BL = min(desired_bl, ceil(k)) with BL management,

@@ -46,17 +46,23 @@ class RowTally:
         self.rows = 0
 
     def over(self, groups, convert):
+        """Yield each (x, d) of `groups` converted, counting its rows."""
         for x, d in groups:
             self.rows += len(x)
             yield convert(x), convert(d)
 
 
 def check_lr(lr) -> None:
+    """ValueError unless the learning rate is > 0 (a crossbar update always descends)."""
     if not lr > 0:
         raise ValueError(f"crossbar update needs lr > 0 (got {lr}); pass -d for an ascending update")
 
 
 class Crossbar:
+    """A matrix W (out_size x in_size, plus a bias column when `bias`) and the three primitives a
+    rule may use on it. Arrays are float32, batch-first: x is (rows x in_size), d is
+    (rows x out_size); the bias input is the crossbar's own, callers never append it."""
+
     def __init__(self, out_size: int, in_size: int, bias: bool = False):
         self.out_size, self.in_size, self.bias = int(out_size), int(in_size), bool(bias)
         self.observer = None
@@ -68,6 +74,7 @@ class Crossbar:
         return self.out_size, self.in_size + self.bias
 
     def forward(self, x):
+        """Forward read y = W x (+ b) for every row: x (rows x in_size) -> y (rows x out_size)."""
         return self.forward_clipped(x)[0]
 
     def forward_clipped(self, x):
@@ -77,11 +84,16 @@ class Crossbar:
         return self._forward(x)
 
     def backward(self, d, clipped=None):
+        """Transposed read z = W^T d (bias column excluded): d (rows x out_size) -> z (rows x
+        in_size); `clipped` (from the paired `forward_clipped`) masks the rows' outputs that
+        saturated there."""
         d = backend.asarray(d)
         self._count_read(d.shape[0], transposed=True)
         return self._backward(d, clipped)
 
     def update(self, x, d, lr: float) -> None:
+        """Pulsed outer-product update W <- W - lr sum_rows d x^T (and b <- b - lr sum_rows d):
+        x (rows x in_size), d (rows x out_size), lr > 0 in weight units per unit of d x^T."""
         check_lr(lr)
         x, d = backend.asarray(x), backend.asarray(d)
         if self.observer is not None:
@@ -90,6 +102,9 @@ class Crossbar:
         self._update(x, d, float(lr))
 
     def update_groups(self, groups, lr: float) -> None:
+        """The same update with the rows given as groups of (x, d) (a convolution's samples or
+        positions); the default joins them and updates once."""
+
         def joined(parts):
             return parts[0] if len(parts) == 1 else backend.xp().concatenate(parts)
 
@@ -97,6 +112,8 @@ class Crossbar:
         self.update(x, d, lr)
 
     def take_counts(self) -> dict[str, float]:
+        """What the primitives were asked since the last call (analog/costs.py COUNT_KEYS: reads,
+        conversions, update rows, pulses, MACs), and restart from zero."""
         counts, self.counts = self.counts, zero_counts()
         self._complete_counts(counts)
         return counts
@@ -112,6 +129,7 @@ class Crossbar:
         self.counts["update_rows"] += rows
 
     def weights(self):
+        """The matrix as read out (verify read): out_size x (in_size + bias)."""
         return self._weights()
 
     def kept_weights(self):
@@ -120,15 +138,18 @@ class Crossbar:
         return self._weights()
 
     def program(self, W) -> None:
+        """Write the matrix W (out_size x (in_size + bias)), as an initialisation or a transfer."""
         W = backend.asarray(W)
         if W.shape != self.shape:
             raise ValueError(f"program: expected a matrix of shape {self.shape}, got {W.shape}")
         self._program(W)
 
     def state_dict(self) -> dict:
+        """Everything needed to continue training (arrays and plain data, for checkpoints)."""
         raise NotImplementedError
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned."""
         raise NotImplementedError
 
     # Backend hooks. x, d come without the bias input; the backend drives its bias column itself.
@@ -137,6 +158,7 @@ class Crossbar:
         raise NotImplementedError
 
     def _backward(self, d, clipped):
+        """z for d, masked by `clipped`."""
         raise NotImplementedError
 
     def _update(self, x, d, lr: float) -> None:

@@ -60,7 +60,29 @@ class WeightLayer:
         """The batch-summed update this layer's crossbar would receive: g_rows^T rows (+ bias column)."""
         return gradient_matrix(self.row_groups(g, cache), self.crossbar.bias)
 
+    def input_cache(self, x) -> LayerCache:
+        """The layer's cache for input x (batch-first) without a read."""
+        raise NotImplementedError
+
+    def output_shape(self, in_shape) -> tuple:
+        """The per-sample output shape for a per-sample input shape."""
+        raise NotImplementedError
+
+    def forward(self, x):
+        """Forward read of input x (batch x input shape): (output, cache), output batch x output shape."""
+        raise NotImplementedError
+
+    def row_groups(self, g, cache):
+        """The update's (crossbar rows, output-gradient rows) groups for output gradient g."""
+        raise NotImplementedError
+
+    def backward(self, g, cache):
+        """Transposed read: the input gradient (batch x input shape) of output gradient g."""
+        raise NotImplementedError
+
     def update(self, g, cache, lr):
+        """Pulse the crossbar with the layer's update for output gradient g (rows x out, or a
+        convolution's map): W <- W - lr sum g_rows^T rows."""
         self.crossbar.update_groups(self.row_groups(g, cache), lr)
 
 
@@ -140,7 +162,7 @@ class Conv2d(WeightLayer):
 
 class Conv1d(Conv2d):
     """1-D convolution of (B, C, L) signals, (B, C, L) -> (B, out, Lo): a (B, C, 1, L) image with a
-    1 x k kernel. kernel = stride = s is the RHM's CNN (SPECS 3.2): each window of s positions of
+    1 x k kernel. kernel = stride = s is the RHM's CNN (Cagnetta et al. 2024): each window of s positions of
     all input channels is one crossbar row."""
 
     def __init__(self, crossbar: Crossbar, kernel: int, stride: int = 1, padding: int = 0):
@@ -164,11 +186,14 @@ class Conv1d(Conv2d):
 
 
 class Block:
+    """A weight layer, an optional max-pool and an activation: a = pool(W x), s = act(a)."""
+
     def __init__(self, layer: WeightLayer, act: Activation, pool: MaxPool2d | AvgPool2d | None = None):
         self.layer, self.act, self.pool = layer, act, pool
 
     @property
     def crossbar(self) -> Crossbar:
+        """The block's crossbar (its weight layer's)."""
         return self.layer.crossbar
 
     def forward(self, x):

@@ -1,9 +1,9 @@
 """Networks as ordered blocks, model specs, and the crossbar factory.
 
-Model specs (DESIGN.md): `mlp:64-256-10` (input, hidden..., output; input and output must match
+Model specs: `mlp:64-256-10` (input, hidden..., output; input and output must match
 the data), `cnn:8-16` (3x3 'same' conv + ReLU + 2x2 max-pool per listed channel count, then a
 dense readout to the classes), `cnn1d:25-25-25` (1-D signals: MNIST-1D's ConvBase, convolutions
-with kernel 5 then 3, stride 2, padding 1, ReLU, then a dense readout), `rhm-cnn:256` (SPECS 3.2: non-overlapping 1-D convolutions with
+with kernel 5 then 3, stride 2, padding 1, ReLU, then a dense readout), `rhm-cnn:256` (Cagnetta et al. 2024: non-overlapping 1-D convolutions with
 kernel = stride = 2, 256 channels, ReLU, until one position is left, then a dense readout;
 `rhm-cnn:256:3` for s = 3). A suffix `@0.25` multiplies every hidden width.
 
@@ -62,6 +62,9 @@ def crossbar_factory(spec: DeviceSpec, optimizer: Callable[[], Optimizer] | None
 
 
 class Network:
+    """The blocks of a model (weight layer, optional pool, activation) and the rules' auxiliary
+    crossbars (`aux`). Inputs are batch-first float32 arrays of `input_shape` per sample."""
+
     def __init__(self, blocks: list[Block], input_shape: tuple[int, ...], spec: str,
                  aux: dict[str, Crossbar] | None = None):
         self.blocks, self.input_shape, self.spec = blocks, tuple(input_shape), spec
@@ -92,6 +95,7 @@ class Network:
         return total
 
     def weights(self) -> list:
+        """Every block's matrix as read out, out x (in + bias), in order."""
         return [c.weights() for c in self.crossbars()]
 
     def shapes(self) -> list[tuple[int, ...]]:
@@ -108,6 +112,7 @@ class Network:
                 "aux": {name: c.state_dict() for name, c in self.aux.items()}}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict returned (ValueError for another model)."""
         aux = state.get("aux", {})
         if state["spec"] != self.spec or len(state["crossbars"]) != len(self.blocks) or set(aux) != set(self.aux):
             raise ValueError(f"load_state_dict: saved network {state['spec']!r} does not match {self.spec!r}")
@@ -146,9 +151,9 @@ MODEL_KINDS = ("mlp:IN-H1-...-OUT", "cnn:C1-C2-...", "cnn1d:C1-C2-...", "rhm-cnn
 CNN1D_KERNELS, CNN1D_STRIDE, CNN1D_PADDING = (5, 3), 2, 1
 # VGG nets as (3x3 'same' conv channels, max-pool 2x2 after it?) and hidden dense widths.
 VGG = {
-    # CLAPP++ Table A1 (SPECS 2.2)
+    # CLAPP++'s VGG (Wu et al. 2026, Table A1)
     "vgg6": ([(128, False), (256, True), (256, False), (512, True), (1024, True), (1024, True)], []),
-    # Two Tales VGG16 (SPECS 5.7)
+    # Two Tales' VGG16 (Høier & Zach 2024, §6.2)
     "vgg16": ([(64, False), (64, True), (128, False), (128, True), (256, False), (256, False), (256, True),
                (512, False), (512, False), (512, True), (512, False), (512, False), (512, True)], [4096, 4096]),
 }

@@ -47,10 +47,14 @@ def _map_arrays(obj, fn):
 
 
 class Optimizer:
+    """The digital optimizer of an exact crossbar: turns the batch gradient G (out x in [+1]) into
+    the step W <- W - lr * step."""
+
     name = "optimizer"
     state_keys: tuple[str, ...] = ()  # attributes that carry state from step to step (checkpoints)
 
     def step(self, W, b, gW, gb, lr: float) -> None:
+        """The change to subtract from W (after multiplying by lr) for gradient G, of W's shape."""
         raise NotImplementedError
 
     def state_dict(self) -> dict:
@@ -58,6 +62,7 @@ class Optimizer:
         return {key: _map_arrays(getattr(self, key), lambda a: backend.to_numpy(a).copy()) for key in self.state_keys}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict returned."""
         def restore(a):  # in the column-major layout of ExactCrossbar.W and of the gradients
             return backend.xp().asfortranarray(backend.asarray(a))
 
@@ -66,6 +71,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
+    """SGD with optional momentum and coupled L2 weight decay (added to the gradient), as torch's."""
+
     name = "sgd"
     state_keys = ("bufs",)
 
@@ -97,6 +104,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam (AdamW when decoupled), torch's defaults (betas 0.9, 0.999, eps 1e-8)."""
+
     name = "adam"
     decoupled = False
     state_keys = ("moments", "t")
@@ -145,6 +154,7 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
 def make_optimizer(name: str, momentum: float = 0.0, weight_decay: float = 0.0) -> Optimizer:
+    """A new optimizer by name (sgd, adam, adamw); ValueError for an unknown one."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
     if name == "sgd":

@@ -13,16 +13,22 @@ from hilt.analog import backend
 
 # ---------------------------------------------------------------- activations
 class Activation:
+    """The identity activation: act(a) = a; the others override __call__ and deriv (elementwise, any
+    shape)."""
+
     name = "identity"
 
     def __call__(self, a):
         return a
 
     def deriv(self, a):
+        """d act / d a at a, elementwise (the same shape as a)."""
         return backend.xp().ones_like(a)
 
 
 class ReLU(Activation):
+    """max(0, a)."""
+
     name = "relu"
 
     def __call__(self, a):
@@ -33,6 +39,8 @@ class ReLU(Activation):
 
 
 class Tanh(Activation):
+    """tanh(a)."""
+
     name = "tanh"
 
     def __call__(self, a):
@@ -43,6 +51,8 @@ class Tanh(Activation):
 
 
 class Sigmoid(Activation):
+    """1 / (1 + e^-a)."""
+
     name = "sigmoid"
 
     def __call__(self, a):
@@ -55,6 +65,8 @@ class Sigmoid(Activation):
 
 
 class HardTanh(Activation):
+    """a clipped to [-1, 1]."""
+
     name = "hardtanh"
 
     def __call__(self, a):
@@ -77,6 +89,8 @@ def windows(x, k):
 
 
 def unwindows(g, k, shape):
+    """The adjoint of windows: gradients of the k x k windows (n, C, H/k, W/k, k*k) back onto an
+    input of `shape` (n, C, H, W)."""
     B, C, H, W = shape
     Ho, Wo = H // k, W // k
     g = g.reshape(B, C, Ho, Wo, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(B, C, Ho * k, Wo * k)
@@ -94,11 +108,14 @@ class MaxPool2d:
         self.k = k
 
     def forward(self, x):
+        """k x k max-pool of (n, C, H, W) -> (n, C, H/k, W/k), and the switches (where each max
+        was)."""
         win = windows(x, self.k)
         switch = win.argmax(axis=-1)
         return backend.xp().take_along_axis(win, switch[..., None], -1)[..., 0], (switch, x.shape)
 
     def backward(self, g, cache):
+        """The gradient (n, C, H/k, W/k) routed back through the switches to (n, C, H, W)."""
         switch, shape = cache
         xp = backend.xp()
         onehot = (switch[..., None] == xp.arange(self.k * self.k)).astype(g.dtype)
@@ -106,13 +123,17 @@ class MaxPool2d:
 
 
 class AvgPool2d:
+    """k x k average pool of (n, C, H, W) -> (n, C, H/k, W/k), and its adjoint."""
+
     def __init__(self, k: int = 2):
         self.k = k
 
     def forward(self, x):
+        """The pooled map (n, C, H/k, W/k)."""
         return windows(x, self.k).mean(axis=-1), x.shape
 
     def backward(self, g, shape):
+        """The gradient spread evenly back over each window: (n, C, H, W)."""
         xp = backend.xp()
         win = xp.broadcast_to(g[..., None] / (self.k * self.k), g.shape + (self.k * self.k,))
         return unwindows(xp.ascontiguousarray(win), self.k, shape)
@@ -134,17 +155,21 @@ class ConvGeometry:
 
     @property
     def kernel_hw(self) -> tuple[int, int]:
+        """(kernel height, kernel width) in pixels."""
         return self._hw(self.kernel, 1)
 
     @property
     def stride_hw(self) -> tuple[int, int]:
+        """(stride along H, stride along W) in pixels."""
         return self._hw(self.stride, 1)
 
     @property
     def padding_hw(self) -> tuple[int, int]:
+        """(zero padding along H, along W) in pixels."""
         return self._hw(self.padding, 0)
 
     def out_hw(self, H: int, W: int) -> tuple[int, int]:
+        """The output map's (height, width) for an input of h x w pixels."""
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_hw, self.stride_hw, self.padding_hw
         return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 

@@ -1,7 +1,7 @@
 """Image augmentations with torchvision.transforms.v2, per image, on batches of `xp` arrays.
 
-- `crop-flip` (SPECS 5.7): zero-pad 4, random crop back to H x W, horizontal flip with p = 0.5.
-- SimCLR views (SPECS 2.8): RandomResizedCrop, flip, colour jitter (p 0.8), grayscale (p 0.2),
+- `crop-flip` (Høier & Zach 2024, §6.2): zero-pad 4, random crop back to H x W, horizontal flip with p = 0.5.
+- SimCLR views (as CLAPP++ uses them, Wu et al. 2026): RandomResizedCrop, flip, colour jitter (p 0.8), grayscale (p 0.2),
   Gaussian blur (p 0.5), applied to [0, 1] pixels: a normalised batch is un-normalised first and
   normalised again after.
 
@@ -29,7 +29,7 @@ class SimCLRSpec:
     blur_kernel: int
 
 
-# SPECS 2.8: crop size and scale, blur kernel int(0.1 * size) made odd
+# SimCLR's: crop size and scale, blur kernel int(0.1 * size) made odd
 SIMCLR = {32: SimCLRSpec(32, (0.25, 1.0), 3), 96: SimCLRSpec(96, (0.08, 1.0), 9), 64: SimCLRSpec(64, (0.08, 1.0), 7)}
 
 
@@ -50,6 +50,8 @@ def _per_image(x, transform, rng: np.random.Generator):
 
 
 def crop_flip(x, rng: np.random.Generator, padding: int = 4):
+    """Each image of (B, C, H, W) zero-padded by 4, randomly cropped back to H x W and flipped
+    horizontally with p = 0.5 (seeded by rng)."""
     from torchvision.transforms import v2
 
     H, W = x.shape[-2:]

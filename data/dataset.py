@@ -63,10 +63,13 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """The per-sample shape of x (C, H, W), (C, L) or (D,)."""
         return tuple(self.x_train.shape[1:])
 
     @property
     def default_model(self) -> str:
+        """The model a run uses when --model is not given: an MLP from the input size, the hidden
+        width and the classes."""
         if self.default_spec:
             return self.default_spec
         return f"mlp:{int(np.prod(self.input_shape))}-{self.default_hidden}-{self.n_classes}"

@@ -21,6 +21,8 @@ SPLIT = Path(__file__).with_name("digits_split.npz")
 
 
 def load_digits() -> Dataset:
+    """scikit-learn's 8 x 8 digits, split as shipped (digits_split.npz), scaled to [0, 1]: (N, 1, 8,
+    8) float32."""
     table = np.loadtxt(installed_file("sklearn", "datasets", "data", "digits.csv.gz"), delimiter=",")
     x = (table[:, :-1].reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)  # (1797, 1, 8, 8)
     y = table[:, -1].astype(np.int64)

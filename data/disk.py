@@ -16,8 +16,8 @@ CIFAR's "python version" batches are pickles, and a pickle can run code when it 
 only NumPy's array reconstruction; dicts, lists, bytes, str and numbers need no class at all. A
 batch that asks for anything else is refused with one line. Labels outside [0, classes) are too.
 Images become float32 (C, H, W), scaled to [0, 1] and normalised per channel as each paper does:
-MNIST and Fashion-MNIST raw (SPECS 5.8), CIFAR with Two Tales' statistics (SPECS 5.7; cifar10
-`norm=simclr` gives CLAPP++'s, SPECS 2.8), STL-10 and Tiny ImageNet with CLAPP++'s.
+MNIST and Fashion-MNIST raw (Høier & Zach 2024, App. A.1), CIFAR with Two Tales' statistics (§6.2; cifar10
+`norm=simclr` gives CLAPP++'s), STL-10 and Tiny ImageNet with CLAPP++'s.
 Options: `train_size=N`, `test_size=N` keep the first N images of a split (train_size also of the
 unlabeled one); stl10 `ssl=unlabeled` also reads unlabeled_X.bin (100 000 images), which
 self-supervised rules then train on (the probe still uses the labelled train split).
@@ -183,6 +183,8 @@ def _size(params: dict[str, str], key: str) -> int | None:
 
 
 def check_files(name: str, data_dir: str | None) -> Path:
+    """The dataset's folder under data_dir, or HiltError naming the files that are missing and
+    where."""
     fmt = FORMATS[name]
     if not data_dir:
         raise HiltError(f"dataset {name} is read from disk: pass --data-dir DIR with {fmt.what} in it "
@@ -208,6 +210,8 @@ def normalise(images: np.ndarray, norm: Norm) -> np.ndarray:
 
 
 def load_from_disk(name: str, params: dict[str, str], data_dir: str | None) -> Dataset:
+    """An on-disk dataset read from data_dir in its standard layout, normalised per FORMATS, with
+    its --data-set options."""
     fmt = FORMATS[name]
     allowed = ({"train_size", "test_size"} | ({"norm"} if len(fmt.norms) > 1 else set())
                | ({"ssl"} if fmt.unlabeled else set()))

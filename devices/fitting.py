@@ -1,4 +1,4 @@
-"""Fit an aihwkit pulsed device model to measured pulse-response data (`hilt devices fit`, SPECS 10.4).
+"""Fit an aihwkit pulsed device model to measured pulse-response data (`hilt devices fit`; docs: your-own-device.md).
 
 Data: a CSV with `pulse` (signed pulses applied before the read: +1 up, -1 down, or a count) and
 `conductance` (the value read after them), optionally `trace` (cycles) and `device` columns.
@@ -59,13 +59,16 @@ class Measurements:
 
     @property
     def rows(self) -> int:
+        """The number of reads, all traces together."""
         return sum(len(t.w) for t in self.traces)
 
     @property
     def devices(self) -> list[str]:
+        """The device names, in order of first appearance."""
         return list(dict.fromkeys(t.device for t in self.traces))
 
     def to_conductance(self, w):
+        """Weights (weight units) back to conductances (the data's units), by the linear map."""
         (g0, g1), (w0, w1) = self.g_range, self.w_range
         return g0 + (np.asarray(w) - w0) / (w1 - w0) * (g1 - g0)
 
@@ -128,6 +131,8 @@ class Layout:
 
 
 def layout(meas: Measurements, segment: int = SEGMENT) -> Layout:
+    """The measurements cut into simulated columns of at most `segment` single pulses each, started
+    from their first read."""
     columns = []  # (pulses, states with NaN where not read, device index, where)
     devices = meas.devices
     for index, trace in enumerate(meas.traces):
@@ -177,6 +182,8 @@ def fit_config(device):
 
 
 def simulate(cfg, lay: Layout, params=None) -> np.ndarray:
+    """The response of every column of the layout under rpu config cfg with lmfit `params` (columns
+    x pulses, weight units)."""
     from aihwkit.utils.fitting import model_response
     from lmfit import Parameters
 
@@ -221,10 +228,13 @@ class Fit:
 
     @property
     def states(self) -> float:
+        """The number of pulse steps across the weight range, (w_max - w_min) / dw_min."""
         return (self.params["w_max"] - self.params["w_min"]) / self.params["dw_min"]
 
 
 def fit(meas: Measurements, model: str) -> Fit:
+    """Fit `model` (a key of MODELS) to the measurements: parameters, their 1-sigma errors, RMSE in
+    weight units, spreads."""
     if model not in MODELS:
         raise DeviceError(f"devices fit --model {model}: unknown model; allowed: {', '.join(MODELS)}")
     started = time.perf_counter()
@@ -352,6 +362,7 @@ def preset_errors(lay: Layout) -> list[tuple[str, float]]:
 
 
 def definition(result: Fit, meas: Measurements, name: str) -> dict:
+    """The device definition (a device file's content) of a fit, named `name`."""
     span = meas.w_range[1] - meas.w_range[0]
     return {
         "format": FORMAT, "name": name,

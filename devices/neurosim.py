@@ -1,5 +1,5 @@
 """NeuroSim-style devices: the conductance-vs-pulse model that many device papers report their
-parameters in, as an aihwkit PiecewiseStepDevice (SPECS 10.4).
+parameters in, as an aihwkit PiecewiseStepDevice (docs: your-own-device.md).
 
 NeuroSim's model (MLP_NeuroSim V3.0, formula.cpp NonlinearWeight / Cell.cpp RealDevice::Write,
 github.com/neurosim/MLP_NeuroSim_V3.0):

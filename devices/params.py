@@ -24,6 +24,8 @@ class Param:
     updates: tuple[str, ...] = ()
 
     def parse(self, text: str):
+        """The value of --set KEY=text, checked against the parameter's type and range (DeviceError
+        otherwise)."""
         try:
             value = self.kind(text) if self.kind is float else int(text)
         except ValueError:

@@ -81,6 +81,7 @@ def _io(directions: tuple[str, ...], field_name: str, convert=lambda v: v):
 
 
 def bits_to_res(bits: int) -> float:
+    """aihwkit's resolution of a k-bit converter: 1 / (2^k - 2); 0 bits: -1 (no quantisation)."""
     return -1.0 if bits == 0 else 1.0 / (2**bits - 2)
 
 
@@ -124,6 +125,7 @@ class DeviceSpec:
 
     @property
     def is_exact(self) -> bool:
+        """Whether this is the exact float path (no aihwkit tiles)."""
         return self.name == "exact"
 
     @property
@@ -147,9 +149,12 @@ class DeviceSpec:
         return int(np.random.SeedSequence(self.seed).generate_state(1)[0]) or 1
 
     def crossbar_option(self, key: str):
+        """A crossbar-level option (weight scaling, tile size, ...), overridden or its default."""
         return self.overrides.get(key, CROSSBAR_DEFAULTS[key])
 
     def rpu_config(self):
+        """The aihwkit rpu config of this device: preset or definition, update algorithm, --set
+        overrides."""
         cfg = definition_rpu_config(self.definition) if self.definition else base_rpu_config(self.base)
         if self.update in COMPOUNDS:
             cfg = compound_config(self.update, self.base, cfg)
@@ -216,6 +221,7 @@ def _res_to_bits(res: float):
 
 
 def base_rpu_config(name: str):
+    """The aihwkit rpu config of a preset by name, before the update algorithm and overrides."""
     from aihwkit.simulator import presets
     from aihwkit.simulator.configs import SingleRPUConfig
     from aihwkit.simulator.configs.devices import IdealDevice

@@ -1,4 +1,4 @@
-"""Analog update algorithms (`--update`, SPECS 10.2): how a tile turns a rule's (x, d) rows into
+"""Analog update algorithms (`--update`; docs: devices.md): how a tile turns a rule's (x, d) rows into
 device changes. An axis of its own: any pulsed preset with any algorithm, for every rule.
 
 - `sgd`: the preset's own stochastic pulsed update (aihwkit's default). Every row of a step is its
@@ -121,6 +121,8 @@ UPDATE_PARAMS: list[Param] = [
 
 
 def check_update(update: str, preset: str, pulsed: bool) -> None:
+    """DeviceError unless `update` is an algorithm that preset `preset` can run (pulsed: whether it
+    updates by pulses)."""
     if update not in UPDATES:
         raise DeviceError(f"--update {update}: unknown update algorithm; allowed: {', '.join(UPDATES)}")
     if preset == "exact" and update != DEFAULT_UPDATE:

@@ -38,6 +38,7 @@ LossOption = Annotated[str | None, f"output loss: {' | '.join(LOSSES)}"]
 
 
 def check_finite(a, what: str, layer: int):
+    """a itself, or DivergenceError naming `what` and the layer where a is not finite."""
     if not bool(backend.xp().isfinite(a).all()):
         raise DivergenceError(f"{what} of layer {layer} are not finite")
     return a
@@ -50,6 +51,9 @@ class Signals(NamedTuple):
 
 
 class Rule:
+    """A learning rule (the protocol of this module's docstring): options in the constructor,
+    signals() for a batch, step() to apply them, predict() to classify."""
+
     name = "rule"
     self_supervised = False
 
@@ -72,6 +76,9 @@ class Rule:
         raise NotImplementedError(f"rule {self.name} defines no signals()")
 
     def step(self, net, x, y, lr: float) -> dict:
+        """One training step on a batch: the rule's signals, then every block's update (W <- W - lr
+        sum g_a x^T) and its own crossbars'. Returns the batch's metrics (loss_sum,
+        correct, count)."""
         signals = self.signals(net, x if self.self_supervised else backend.asarray(x), y)
         for block, (g_a, cache) in zip(net.blocks, signals.blocks):
             block.update(g_a, cache, lr)

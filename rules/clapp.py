@@ -1,4 +1,4 @@
-"""The CLAPP family (SPECS 1 and 2; seeds/002) and its backprop baseline, on crossbar primitives.
+"""The CLAPP family (Illing et al. 2021, NeurIPS; Wu et al. 2026, arXiv 2601.21683) and its backprop baseline, on crossbar primitives.
 
 Every layer l of an encoder learns from its own contrastive loss (rules/contrastive.py) on its
 pooled activity p^l, with a matrix B^l that is an auxiliary crossbar of the network:
@@ -7,10 +7,10 @@ pooled activity p^l, with a matrix B^l that is an auxiliary crossbar of the netw
     clapp_pp_nospatial  the same on globally averaged activity (no 2-D spatial dependence)
     clapp_pp_dfb        c = p^L, the top layer's features of the partner view, B^l: D_l x D_L
     clapp_pp_both       both losses, two matrices per layer (B^l and Bfb^l), gradients added
-    clapp               CLAPP-s (SPECS 1.3-1.4): one ordering (context = first view) and the
+    clapp               CLAPP-s (Illing et al. 2021): one ordering (context = first view) and the
                         context not detached, so layer l also gets the retrodiction term B^T d
 
-Contexts are detached in the CLAPP++ rules and both orderings of a pair are scored (SPECS 2.3).
+Contexts are detached in the CLAPP++ rules and both orderings of a pair are scored (Wu et al. 2026).
 Layer inputs are detached: the update of layer l is its loss's gradient through its own pooling
 and activation only, the three-factor rule gamma (B c) rho'(a) z^{l-1}:
 
@@ -65,7 +65,7 @@ class ClappPP(ContrastiveRule):
         return Signals(self.metrics(loss, top_accuracy, N // 2), signals, aux)
 
     def reference(self):
-        """bp_clapp_pp on this rule's top matrix B^L, same pooling and contrast (SPECS 2.11)."""
+        """bp_clapp_pp on this rule's top matrix B^L, same pooling and contrast (Wu et al. 2026, Fig. 4C)."""
         return BPClappPP(self.contrast, self.pool if self.spatial else "global")
 
 

@@ -1,4 +1,4 @@
-"""The contrastive local loss shared by the CLAPP family and its baselines (SPECS 2.1-2.6).
+"""The contrastive local loss shared by the CLAPP family and its baselines (Wu et al. 2026, §3 and Table 1).
 
 A layer's activity s^l is pooled into features p^l = flatten(AvgPool_k(s^l)) (`FeaturePool`;
 global average without spatial dependence). The rows of a batch are the stacked views
@@ -9,7 +9,7 @@ and against `negative[i]`:
     L = (1/n) sum_i  f(u_pos[i]) + f(-u_neg[i])                         (type 2, n context rows)
 
 with f = hinge max(0, 1 - x), softplus log(1 + e^-x) or linear -x. With s_pos = f'(u_pos)/n and
-s_neg = -f'(-u_neg)/n (SPECS 2.6):
+s_neg = -f'(-u_neg)/n:
 
     dL/dB          = sum_i d_i c_i^T,   d_i = s_pos[i] p[partner(i)] + s_neg[i] p[negative(i)]
     dL/dp[j]       = sum over the rows i that use p[j]: s_pos[i] (B c_i) or s_neg[i] (B c_i)
@@ -19,7 +19,7 @@ B c is one forward read of B, B^T d one transposed read (masked where that forwa
 saturated, as every transposed read), and dL/dB one pulsed update with d.
 
 Also here, as the self-supervised rules' shared floor: ContrastiveRule (options, feature pools,
-the stacked rows of a batch, metrics) and the backprop baselines. bp_clapp_pp (SPECS 2.10) puts
+the stacked rows of a batch, metrics) and the backprop baselines. bp_clapp_pp (Wu et al. 2026's BP baseline) puts
 the loss at the top layer only, globally pooled by default, and backpropagates it through all
 layers with transposed reads; bp_infonce does the same with the InfoNCE loss on a shared
 projection head P (a crossbar like B). Their top objective is what clapp_dfa and clapp_pc send
@@ -80,6 +80,7 @@ class FeaturePool:
 
     @property
     def dim(self) -> int:
+        """The number of features p per sample after pooling."""
         if len(self.shape) == 1:
             return self.shape[0]
         if self.kernel is None:
@@ -179,7 +180,7 @@ def contrast(B, p, c, rows, partner, negative, f: str, retrodiction: bool = Fals
 
 
 def infonce(P, p, partner, tau: float) -> Contrast:
-    """BP-InfoNCE's loss (SPECS 2.10, B10): a shared head h = P p, anchors the first view's rows
+    """BP-InfoNCE's loss (Wu et al. 2026's BP-InfoNCE baseline): a shared head h = P p, anchors the first view's rows
     i < n, candidates the second view's, S_ij = cos(h_i, h_partner(j)) / tau,
     L = (1/n) sum_i -log softmax_j S_ij at j = i (n - 1 in-batch negatives, one direction).
     b_input/b_delta give dL/dP = sum_r (dL/dh_r) p_r^T; grad_p = P^T dL/dh (transposed read)."""
@@ -270,6 +271,8 @@ class BPClappPP(ContrastiveRule):
         return Signals(self.metrics(r.loss, r.pair_accuracy, N // 2), signals, {name: (r.b_input, r.b_delta)})
 
     def top_loss(self, B, p, partner, negative):
+        """The top layer's contrastive loss of features p (rows x D) with matrix B; its gradients
+        and B's update."""
         return contrast(B, p, p, np.arange(len(p)), partner, negative, self.contrast)
 
     def send_down(self, net, trace, grad_p, grad_s):
@@ -296,4 +299,5 @@ class BPInfoNCE(BPClappPP):
         return [("P", L - 1, L - 1)]
 
     def top_loss(self, P, p, partner, negative):
+        """InfoNCE on the projection head P of features p (rows x D); its gradients and P's update."""
         return infonce(P, p, partner, self.temperature)

@@ -1,5 +1,5 @@
 """Direct feedback alignment (Nokland 2016) on crossbar primitives, supervised and as "naive
-CLAPP DFA" (SPECS 2.10, seeds/002 App. C).
+CLAPP DFA" (Wu et al. 2026, App. C).
 
 Every hidden layer k has a fixed random feedback crossbar F_k (never updated) that carries the
 output error straight to it with one forward read; there are no transposed reads:
@@ -23,6 +23,7 @@ from hilt.rules.contrastive import BPClappPP
 
 
 def attach_feedback(net, make_crossbar, rng, error_size: int) -> None:
+    """A fixed random feedback crossbar F_k (n_k x error_size) for every hidden block k, in net.aux."""
     for k, shape in enumerate(net.shapes()[:-1], 1):
         net.aux[f"F{k}"] = init_crossbar(make_crossbar, int(np.prod(shape)), error_size, rng)
 

@@ -1,12 +1,12 @@
 """Dual propagation (Hoier et al. 2023, `dp`) and its adjoint DP-transpose (Hoier & Zach 2024,
-`dp_adjoint`), SPECS.md section 5, on crossbar primitives.
+`dp_adjoint`), on crossbar primitives (docs: rules/dual-propagation.md).
 
 Every neuron is a dyad (s+, s-). With s_0 = x, for layers k = 1..L:
 
     s̄_k = alpha s+_k + (1 - alpha) s-_k            delta_k = s+_k - s-_k
     a_k = W_{k-1} s̄_{k-1}                           forward read
     e_k = W_k^T delta_{k+1}                         transposed read (through the max-pool
-                                                    switches of conv(s+_k), SPECS E4), masked
+                                                    switches of conv(s+_k), as the authors' code), masked
                                                     where layer k+1's latest forward read
                                                     saturated, as bp's (crossbar contract)
     dp          hidden  s+ = rho(a + alpha e)        s- = rho(a - (1-alpha) e)
@@ -15,12 +15,14 @@ Every neuron is a dyad (s+, s-). With s_0 = x, for layers k = 1..L:
                 output  s+ = a - (1-alpha) beta g    s- = a + alpha beta g,      g = grad l(â_L)
 
 â_L is the output of the initial feed-forward pass; the loss l is summed over the batch (each
-sample nudged by beta * grad, SPECS E5). Damping (SPECS 5.6) replaces a hidden update by
+sample nudged by beta * grad, as the authors' code). Damping (Høier & Zach 2024, App. F) replaces a hidden update by
 rho((a ± c e + L_k s_old) / (1 + L_k)), L_k = |1 - 2 alpha| max(0, gamma_k^2 - 1) / 2 with
 gamma_k = ||W_k||_2 from 20 power iterations on the read-out weights.
 
-After inference every layer gets one update with d = -delta_k / (beta B) against s̄_{k-1}:
-the gradient of J = -(1/(beta B)) sum_k sum_batch delta_k^T (W_{k-1} s̄_{k-1} + b_{k-1}).
+After inference every layer gets one update with d = -delta_k / (beta B) against s̄_{k-1}, the
+gradient of
+
+    J = -(1/(beta B)) sum_k sum_batch delta_k^T (W_{k-1} s̄_{k-1} + b_{k-1}).
 """
 
 from __future__ import annotations
@@ -35,13 +37,13 @@ from hilt.errors import HiltError
 from hilt.rules.base import LossOption, Rule, Signals, check_finite, output_metrics
 
 SCHEDULES = ("fwbw", "fw")
-# Each pass reads every layer twice and DP settles in a few passes (SPECS 5.5: K = 1 for fwbw);
+# Each pass reads every layer twice and DP settles in a few passes (K = 1 for fwbw in Høier et al. 2023);
 # beyond this a step only gets slower, and a typo such as 10000 would look like a hang.
 MAX_PASSES = 100
 
 
 def schedule_order(schedule: str, passes: int, L: int) -> list[int]:
-    """Layer indices 1..L in update order (L = the output layer), SPECS 5.5."""
+    """Layer indices 1..L in update order (L = the output layer): fwbwK and fwK of Høier & Zach 2024."""
     if schedule == "fwbw":
         return list(range(L, 1, -1)) + (list(range(1, L)) + list(range(L, 0, -1))) * (passes - 1) + [1]
     if schedule == "fw":
@@ -150,7 +152,7 @@ class DualPropagation(Rule):
         return a_hat, loss, mean, delta
 
     def damping_constants(self, net) -> list[float]:
-        """L_k for hidden layers k (index 1..L-1) from the outgoing weights W_k (SPECS E3)."""
+        """L_k for hidden layers k (index 1..L-1) from the outgoing weights W_k (Høier & Zach 2024, App. F)."""
         out = [0.0] * (len(net.blocks) + 1)
         scale = abs(1 - 2 * self.alpha)
         if scale == 0:

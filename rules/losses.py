@@ -6,11 +6,13 @@ from hilt.analog import backend
 
 
 def one_hot(y, n: int):
+    """(batch x n) float32 rows with a 1 at each label y."""
     xp = backend.xp()
     return (xp.asarray(y)[:, None] == xp.arange(n)[None, :]).astype(backend.DTYPE)
 
 
 def softmax(a):
+    """Row-wise softmax of a (batch x classes), shifted by the row's max."""
     xp = backend.xp()
     e = xp.exp(a - a.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)

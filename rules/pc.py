@@ -1,5 +1,5 @@
 """Incremental predictive coding (iPC; Salvatori et al. 2024, the pcx library's default) on
-crossbar primitives (SPECS 2.10).
+crossbar primitives (the PC baseline of Wu et al. 2026, App. C).
 
 Value nodes x_k live in pre-activation space; x_0 = the input (clamped). With s_k = rho(x_k):
 
@@ -105,7 +105,7 @@ class PredictiveCoding(Rule):
 class ClappPC(ProbeReadout, PredictiveCoding):
     """Self-supervised: naive CLAPP PC, iPC with the top-layer CLAPP++ loss as its output term.
 
-    Naive CLAPP PC (SPECS 2.10): the output term is bp_clapp_pp's loss on the top value nodes,
+    Naive CLAPP PC (Wu et al. 2026, App. C): the output term is bp_clapp_pp's loss on the top value nodes,
     l = n L^L(pool(rho(x_L))) (summed over the n context rows like the energy); its B^L is
     updated with the weights at every inference step."""
 
@@ -123,6 +123,7 @@ class ClappPC(ProbeReadout, PredictiveCoding):
         self.objective.attach(net, make_crossbar, rng)
 
     def pools(self, net):
+        """The FeaturePool of every layer (the probe and the top loss read them)."""
         return self.objective.pools(net)
 
     def reference(self):

@@ -71,10 +71,12 @@ class ProbeReadout:
     _readout: tuple | None = None  # (the network, its fitted probe, n_classes)
 
     def fit_readout(self, net, data) -> None:
+        """Fit the linear probe on the features of data's training set (read through net)."""
         f = np.concatenate(features(net, data.x_train, self.pools(net)), axis=1)
         self._readout = (net, LinearProbe(f, data.y_train), data.n_classes)
 
     def predict(self, net, x):
+        """The probe's class logits (batch x n_classes) of inputs x, read through net."""
         if self._readout is None or self._readout[0] is not net:
             raise RuntimeError("a self-supervised rule predicts through its probe: call fit_readout(net, data) first")
         _, readout, n_classes = self._readout

@@ -108,6 +108,7 @@ class RuleInfo:
 
     @property
     def builtin(self) -> bool:
+        """Whether it is one of hilt's own rules."""
         return self.source == "built-in"
 
     @property
@@ -117,14 +118,17 @@ class RuleInfo:
 
     @property
     def description(self) -> str:
+        """The first line of the class's docstring."""
         doc = inspect.getdoc(self.cls) or ""
         return doc.strip().splitlines()[0].rstrip(".") if doc.strip() else "(no docstring)"
 
     @property
     def options(self) -> dict[str, Option]:
+        """name -> Option, from the class's constructor (HiltError for a bad declaration)."""
         return declared_options(self.cls, self.spec)
 
     def sha256(self) -> str | None:
+        """The SHA-256 of a plug-in's source file (None for a built-in)."""
         return _sha256(self.file) if self.file else None
 
     def record(self) -> dict | None:

@@ -1,4 +1,4 @@
-"""The house (ARCHITECTURE.md): floors that import only the floors below them, no circles, and
+"""The house (docs/architecture.md): floors that import only the floors below them, no circles, and
 devices/ reached from analog/ only by the aihwkit crossbar and the factory that picks a crossbar.
 Inside experiments/, four rooms of one kind: studies/ on run/ on measure/, and reference/ apart."""
 

@@ -1,5 +1,5 @@
 """The CLAPP family, its BP baseline and naive CLAPP DFA: every hand-written update (W^l and B^l)
-equals torch autograd of the corresponding detached local loss (SPECS 2.5-2.6, 2.10)."""
+equals torch autograd of the corresponding detached local loss (Wu et al. 2026, §3)."""
 
 import numpy as np
 import pytest

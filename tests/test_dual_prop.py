@@ -1,4 +1,4 @@
-"""Dual propagation and its adjoint (SPECS.md section 5) against BP, autodiff of J, and each other."""
+"""Dual propagation and its adjoint (Høier et al. 2023; Høier & Zach 2024) against BP, autodiff of J, and each other."""
 
 import numpy as np
 import pytest
@@ -39,7 +39,7 @@ def test_dp_and_adjoint_coincide_at_half(rng, model, shape, schedule):
     a = make_rule("dp", alpha=0.5, beta=0.3, schedule=schedule).infer(net, x, y)
     b = make_rule("dp_adjoint", alpha=0.5, beta=0.3, schedule=schedule).infer(net, x, y)
     if schedule == "fw3":
-        # Only the output linearisation point differs (SPECS E2): current a_L for dp, the
+        # Only the output linearisation point differs: current a_L for dp, the
         # feed-forward output for dp_adjoint. It moves by O(e^2) at alpha = 1/2.
         for s, t in zip(a[3][1:], b[3][1:]):
             np.testing.assert_allclose(s, t, atol=5e-3)
@@ -115,7 +115,7 @@ def divergence_net(seed=0):
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_original_dp_diverges_with_asymmetric_nudging_and_adjoint_does_not(rng, alpha):
-    """SPECS 5.8 (Two Tales Table 2) scaled to digits: least squares, beta = 1/2, 30 iterations."""
+    """Two Tales Table 2 (Høier & Zach 2024) scaled to digits: least squares, beta = 1/2, 30 iterations."""
     net = divergence_net()
     x = backend.asarray(rng.uniform(0, 1, size=(50, 64)))
     y = rng.integers(0, 10, size=50)
@@ -125,7 +125,7 @@ def test_original_dp_diverges_with_asymmetric_nudging_and_adjoint_does_not(rng, 
         for rule, passes in [("dp_adjoint", 30), ("dp_adjoint", 1), ("dp", 1)]:
             _, _, mean, delta = make_rule(rule, alpha=alpha, beta=0.5, loss="mse", passes=passes).infer(net, x, y)
             assert all(np.isfinite(d).all() for d in delta[1:])
-        # The stabilised iteration of SPECS 5.6 keeps the original rule finite too.
+        # The stabilised iteration (Two Tales, App. F) keeps the original rule finite too.
         _, _, _, delta = make_rule("dp", alpha=alpha, beta=0.5, loss="mse", passes=30, damping=True).infer(net, x, y)
         assert all(np.isfinite(d).all() for d in delta[1:])
 

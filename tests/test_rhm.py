@@ -1,4 +1,4 @@
-"""Random Hierarchy Model generator: the checks of SPECS.md section 9.4."""
+"""Random Hierarchy Model generator: the properties the RHM's definition implies (Cagnetta et al. 2024)."""
 
 import json
 

@@ -1,6 +1,6 @@
 """robustness: a finished run's weights on aihwkit inference tiles under non-idealities.
 
-aihwkit's noise cannot be seeded (AIHWKIT_NOTES P2), and a digits MLP's accuracy moves by less
+aihwkit's noise cannot be seeded from Python (it is seeded from the clock), and a digits MLP's accuracy moves by less
 than its draw-to-draw spread under most of these conditions, so the effect of each knob is
 checked where it is large: on the outputs of one inference crossbar.
 """

@@ -1,4 +1,4 @@
-"""--lr-schedule: warmup-cosine equals optax's warmup_cosine_decay_schedule (SPECS E10), per step."""
+"""--lr-schedule: warmup-cosine equals optax's warmup_cosine_decay_schedule (Two Tales' schedule), per step."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""The linear-network theory checks of local contrastive learning (SPECS 2.12; experiments/studies/theory.py)."""
+"""The linear-network theory checks of local contrastive learning (Wu et al. 2026, §3; experiments/studies/theory.py)."""
 
 import json
 

@@ -29,7 +29,7 @@ def test_vgg16_is_the_two_tales_network():
 def test_vgg6_is_the_clapp_encoder():
     net = build_network("vgg6@0.0625", (3, 32, 32), 10, EXACT, readout=False)
     assert conv_channels_and_pools(net) == [(8, False), (16, True), (16, False), (32, True), (64, True), (64, True)]
-    assert net.shapes()[-1] == (64, 2, 2)  # SPECS 2.2: 2x2 maps after layer 6 on CIFAR
+    assert net.shapes()[-1] == (64, 2, 2)  # Wu et al. 2026, Table A1: 2x2 maps after layer 6 on CIFAR
 
 
 def test_vgg16_init_is_lecun_normal_with_zero_bias():
@@ -38,7 +38,7 @@ def test_vgg16_init_is_lecun_normal_with_zero_bias():
     assert np.all(W[:, -1] == 0)
     assert abs(W[:, :-1].std() * np.sqrt(144) - 1) < 0.05 and np.abs(W[:, :-1]).max() <= 2 / np.sqrt(144) / 0.8796 + 1e-6
     other = build_network("vgg6@0.25", (3, 16, 16), 10, EXACT, seed=2).blocks[1].crossbar.weights()
-    assert np.any(other[:, -1] != 0)  # vgg6 keeps torch's uniform init (SPECS 2.2)
+    assert np.any(other[:, -1] != 0)  # vgg6 keeps torch's uniform init (Wu et al. 2026, Table A1)
 
 
 def moved(before, net):

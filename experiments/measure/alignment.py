@@ -2,7 +2,7 @@
 
 The rule's signals are computed on the network as it is (analog reads included); the reference
 is the rule's reference (`rules.reference_of`: bp of the same loss; for the self-supervised rules bp_clapp_pp, the
-top layer's contrastive loss backpropagated, SPECS 2.11) run exactly on the read-out weights
+top layer's contrastive loss backpropagated, Wu et al. 2026 Fig. 4C) run exactly on the read-out weights
 (`Network.exact_copy`), same batch. Cosine of the batch-summed update matrices (bias column
 included).
 """

@@ -42,6 +42,8 @@ def load_cost_table(path: str | Path | None = None) -> dict:
 
 
 def check_cost_table(table, what: str) -> dict:
+    """A cost table, validated (HiltError naming `what` and the bad entry): every cost a finite
+    number >= 0."""
     if not isinstance(table, dict) or table.get("format") != FORMAT or not isinstance(table.get("costs"), dict):
         raise HiltError(f"{what}: not a hilt cost table (expected {{\"format\": \"{FORMAT}\", \"costs\": {{...}}}}, "
                         f"as {DEFAULT_TABLE.name})")

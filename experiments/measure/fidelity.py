@@ -32,6 +32,8 @@ def _requested(crossbar, x, d, lr):
 
 
 def layer_fidelity(crossbar, before, after, requested, kept_before, kept_after) -> dict:
+    """The fidelity metrics of one crossbar's step: the weights before and after (out x in [+1]),
+    the requested change, the kept weights."""
     actual, kept = after - before, kept_after - kept_before
     asked = requested != 0
     pulse = crossbar.pulse_size() if hasattr(crossbar, "pulse_size") else float("nan")
@@ -65,6 +67,7 @@ class FidelityProbe:
         return getattr(self.rule, name)
 
     def step(self, net, x, y, lr):
+        """The wrapped rule's step; every `every`-th step, also its fidelity per crossbar (rows)."""
         self.count += 1
         if (self.count - 1) % self.every:
             return self.rule.step(net, x, y, lr)

@@ -44,6 +44,7 @@ class BenchResult:
 
     @property
     def ratio(self) -> float:
+        """hilt's time / the reference's time (median ms per step)."""
         return self.hilt_ms / self.reference_ms
 
 
@@ -99,6 +100,8 @@ def _alternate(hilt_step, ref_step, xs, ys, steps: int) -> tuple[float, float]:
 
 
 def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
+    """hilt's analog bp step against aihwkit's AnalogSequential + AnalogSGD on the same rpu config
+    (ms per step)."""
     import torch
     from aihwkit.optim import AnalogSGD
 
@@ -128,6 +131,7 @@ def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, see
 
 
 def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
+    """hilt's exact bp step against the same matmuls in bare NumPy (ms per step)."""
     backend.use("numpy")
     net = _mlp(model, parse_device("exact"), seed)
     rule = make_rule("bp")
@@ -185,6 +189,8 @@ def _peak_bytes(step, x, y) -> int:
 
 def bench_conv(model: str, image_size: int, n_classes: int, batch: int, steps: int, lr: float,
                seed: int = 0, rule_name: str = "bp", **rule_options) -> BenchResult:
+    """An exact-path conv net's step (rule rule_name) against the same network in torch (ms per
+    step, peak memory)."""
     import torch
 
     xp = backend.use("auto")

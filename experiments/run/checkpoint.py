@@ -40,6 +40,7 @@ class Checkpoint:
 
 
 def save(run_dir: Path, ckpt: Checkpoint, best: bool = False) -> None:
+    """Write the checkpoint to run_dir atomically (and as the best one when `best`)."""
     state = ckpt.__dict__
     write_tree(Path(run_dir) / LAST, state)
     if best:
@@ -47,6 +48,7 @@ def save(run_dir: Path, ckpt: Checkpoint, best: bool = False) -> None:
 
 
 def exists(run_dir: Path) -> bool:
+    """Whether run_dir has a checkpoint.npz."""
     return (Path(run_dir) / LAST).is_file()
 
 

@@ -52,6 +52,7 @@ def _atomic_write(path: Path, write, binary: bool = False) -> None:
 
 
 def write_json(path: Path, obj) -> None:
+    """Write obj as JSON to path atomically."""
     _atomic_write(Path(path), lambda fh: json.dump(obj, fh, indent=2, default=_jsonable))
 
 
@@ -72,6 +73,7 @@ def write_csv(path: Path, table) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
+    """Write text to path atomically."""
     _atomic_write(Path(path), lambda fh: fh.write(text))
 
 
@@ -107,6 +109,8 @@ def _decode(tree, arrays):
 
 
 def write_tree(path: Path, tree) -> None:
+    """Write a tree of dicts, lists, numbers, strings and arrays as one .npz (arrays as members, the
+    rest as JSON), atomically."""
     arrays: dict[str, np.ndarray] = {}
     text = json.dumps(_encode(tree, arrays))
     _atomic_write(Path(path), lambda fh: np.savez(fh, tree=np.array(text), **arrays), binary=True)
@@ -219,6 +223,7 @@ def new_run_dir(root: Path, label: str) -> Path:
 
 
 def versions() -> dict[str, str]:
+    """The versions of Python, the platform, hilt, NumPy, torch, aihwkit and scikit-learn."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "platform": platform.platform()}

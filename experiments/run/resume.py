@@ -89,6 +89,7 @@ class Run:
 
     @property
     def run_dir(self) -> Path | None:
+        """The run's folder (None when kept in memory)."""
         return self.folder.path
 
 

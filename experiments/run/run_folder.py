@@ -46,6 +46,8 @@ def _number(text: str):
 
 
 class RunFolder:
+    """A run folder on disk: its files, its lock, its status."""
+
     def __init__(self, path: Path, what: str | None = None):
         self.path = Path(path)
         self.what = what or str(self.path)  # the folder as the user named it, for messages
@@ -68,9 +70,11 @@ class RunFolder:
     # reading
 
     def is_run(self) -> bool:
+        """Whether the folder holds a run (a config.json)."""
         return (self.path / CONFIG).is_file()
 
     def config(self) -> dict:
+        """config.json (HiltError when the folder is not a run)."""
         if not self.is_run():
             raise HiltError(f"{self.what}: not a run folder (no {CONFIG} there)")
         return read_json(self.path / CONFIG)
@@ -90,29 +94,37 @@ class RunFolder:
 
     @property
     def status(self) -> str | None:
+        """summary.json's status (None before the first epoch)."""
         return self.summary().get("status")
 
     def has_checkpoint(self) -> bool:
+        """Whether the run has a checkpoint to continue from."""
         return checkpoint.exists(self.path)
 
     def checkpoint(self, name: str = checkpoint.LAST) -> checkpoint.Checkpoint:
+        """The checkpoint `name` (HiltError when missing, damaged or an old pickle)."""
         return checkpoint.load(self.path, name, what=self.what)
 
     # writing (while holding the lock)
 
     def write_config(self, record: dict) -> None:
+        """config.json: the run's settings (once, when the run is made)."""
         write_json(self.path / CONFIG, record)
 
     def write_metrics(self, rows: list[dict]) -> None:
+        """metrics.csv: one row per epoch and split."""
         write_csv(self.path / METRICS, rows)
 
     def write_summary(self, summary: dict) -> None:
+        """summary.json: status and final metrics."""
         write_json(self.path / SUMMARY, summary)
 
     def write_checkpoint(self, ckpt: checkpoint.Checkpoint, best: bool = False) -> None:
+        """checkpoint.npz (and checkpoint-best.npz when `best`)."""
         checkpoint.save(self.path, ckpt, best)
 
     def write_error(self, text: str) -> None:
+        """error.log: a crashed run's traceback."""
         write_text(self.path / ERROR_LOG, text)
 
 
@@ -123,14 +135,14 @@ def run_folders(root: Path):
             yield RunFolder(summary.parent)
 
 
-class MemoryFolder:
+class MemoryFolder(RunFolder):
     """A run kept in memory, not on disk (the Python API's `out=None`): RunFolder's interface, and
     no file is written. Its checkpoint is a copy, so the run can be resumed in the same process."""
 
     path = None
     what = "the run in memory (out=None)"
 
-    def __init__(self):
+    def __init__(self):  # noqa: D107 (no path: nothing on disk)
         self._config: dict | None = None
         self._summary: dict = {}
         self._rows: list[dict] = []

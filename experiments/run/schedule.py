@@ -1,7 +1,7 @@
 """Learning-rate schedules, evaluated at every training step (`--lr-schedule`; the peak is --lr).
 
 - `constant`: --lr throughout.
-- `warmup-cosine:W,D,INIT,FINAL` (SPECS 5.7, E10; optax's warmup_cosine_decay_schedule): linear
+- `warmup-cosine:W,D,INIT,FINAL` (Two Tales' VGG16 schedule; optax's warmup_cosine_decay_schedule): linear
   from INIT to --lr over the first W epochs, cosine from --lr to FINAL until epoch D (D counts the
   warmup, as optax's decay_steps does), then FINAL. Scheduled per step. INIT and FINAL must be > 0
   (optax allows 0; a crossbar update needs lr > 0 at every step, so 0 would fail mid-run).
@@ -26,6 +26,7 @@ class WarmupCosine:
     final: float
 
     def lr(self, peak: float, step: int, steps_per_epoch: int) -> float:
+        """The learning rate at training step `step` (0-based) for peak lr and steps per epoch."""
         warmup, decay = self.warmup * steps_per_epoch, self.decay * steps_per_epoch
         if step < warmup:
             return self.init + (peak - self.init) * step / warmup
@@ -36,10 +37,12 @@ class WarmupCosine:
 @dataclass(frozen=True)
 class Constant:
     def lr(self, peak: float, step: int, steps_per_epoch: int) -> float:
+        """The peak lr at every step."""
         return peak
 
 
 def parse_schedule(text: str | None):
+    """The schedule of --lr-schedule's text (HiltError naming what is allowed otherwise)."""
     if text in (None, "", "constant"):
         return Constant()
     m = re.fullmatch(r"warmup-cosine:([^,]+),([^,]+),([^,]+),([^,]+)", text.replace(" ", ""))

@@ -13,6 +13,7 @@ from hilt.rules.losses import cross_entropy
 
 
 def selection_metric(data) -> str:
+    """The accuracy that picks the best epoch: validation when data has a validation set, else test."""
     return "val_accuracy" if data.x_val is not None else "test_accuracy"
 
 

@@ -79,6 +79,8 @@ class Setup:
 
 
 def build(cfg: TrainConfig) -> Setup:
+    """The run's Setup from its settings: validated, device resolved, data loaded, network built,
+    rule attached (HiltError on bad input)."""
     spec = _check(cfg)
     # config.json holds the device and the cost table themselves, not their paths
     cfg = replace(cfg, device_definition=spec.definition,

@@ -97,6 +97,7 @@ class Trainer:
             self.alignment_batches = [self.batch(idx, fixed) for idx in picks]
 
     def wall(self) -> float:
+        """The run's training wall time so far, in seconds (resumed parts included)."""
         return round(self.wall_before + time.perf_counter() - self.start, 3)
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator):
@@ -138,6 +139,7 @@ class Trainer:
         self.folder.write_summary(self.summary)
 
     def finish(self, status: str, **extra) -> dict:
+        """Write summary.json with the final status (and extra fields); return it."""
         self.summary.update(status=status, epochs=self.done, wall_time_s=self.wall(), **self.cost_summary(), **extra)
         self.folder.write_summary(self.summary)
         return self.summary
@@ -151,6 +153,7 @@ class Trainer:
                                   f"{DIVERGED_EPOCHS} epochs")
 
     def check_weights(self, epoch: int) -> None:
+        """DivergenceError naming the crossbar whose weights are not finite."""
         matrices = {f"layer {k}": c for k, c in enumerate(self.net.crossbars(), 1)} | self.net.aux
         for what, crossbar in matrices.items():
             if not bool(self.xp.isfinite(self.xp.asarray(crossbar.weights())).all()):
@@ -162,6 +165,8 @@ class Trainer:
         return {**counts, **estimate(counts, self.cfg.cost_table)}
 
     def cost_summary(self) -> dict:
+        """The summary's hardware-cost fields: training and evaluation totals (counts, energy in J,
+        latency in s)."""
         train, held_out = totals(self.rows, ("train",)), totals(self.rows, ("val", "test"))
         return {"train_energy_j": train["energy_j"], "train_latency_s": train["latency_s"],
                 "train_expected_pulses": train["expected_pulses"], "train_reads": train["forward_reads"] + train["transposed_reads"],
@@ -197,6 +202,8 @@ class Trainer:
         return {"epoch": epoch, "split": "train", "loss": loss_sum / self.n, "accuracy": correct / self.n, **extra, **costs}
 
     def final_metrics(self) -> dict:
+        """The summary's final metrics: the last training row's, the last test row's, per-layer
+        probes for self-supervised rules."""
         train_row = next(r for r in reversed(self.rows) if r["split"] == "train")
         test = self.rows[-1]
         extra = {}
@@ -208,6 +215,7 @@ class Trainer:
 
     def run(self) -> dict:
         # Divergence is detected and reported here; numpy need not warn on the way there.
+        """Train to the target epochs; the summary with its final status."""
         with np.errstate(over="ignore", invalid="ignore"):
             try:
                 if self.fresh:

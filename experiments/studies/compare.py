@@ -106,6 +106,8 @@ def final_table(tidy: list[dict], device: str) -> list[dict]:
 
 
 def plot(tidy: list[dict], device: str, path: Path) -> None:
+    """compare.png: test accuracy, alignment and update fidelity per epoch, exact and device side by
+    side."""
     import matplotlib
 
     matplotlib.use("Agg")

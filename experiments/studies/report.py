@@ -44,6 +44,7 @@ def _plain(value):
 
 
 def energy_column(target: float) -> str:
+    """The report column of the energy to reach accuracy `target`."""
     return f"train_energy_j_to_{target:g}"
 
 
@@ -87,6 +88,7 @@ def collect(paths: list[Path], energy_to: float | None = None) -> Collected:
 
 
 def differing(frame: pd.DataFrame, settings: list[str]) -> list[str]:
+    """The settings whose values differ between the runs of the frame."""
     return [k for k in settings if k in frame.columns and frame[k].astype(str).nunique() > 1]
 
 
@@ -146,6 +148,7 @@ def plot_accuracy_vs_energy(collected: Collected, path: Path, group_by: list[str
 
 
 def markdown(table: pd.DataFrame) -> str:
+    """The summary table as a Markdown table."""
     cells = [[str(v) for v in row] for row in table.itertuples(index=False)]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"

@@ -1,4 +1,4 @@
-"""Sample efficiency on the Random Hierarchy Model: P* per rule (SPECS 3.3, C4-C6).
+"""Sample efficiency on the Random Hierarchy Model: P* per rule (Delrocq et al. 2026, arXiv 2605.18557).
 
 For every rule and every training-set size P of a geometric grid (times seeds), one ordinary run
 on `rhm` with `train_size=P`; the points run through the sweep machinery (experiments/studies/sweep.py),
@@ -36,10 +36,12 @@ def geometric_sizes(p_min: int, p_max: int, per_decade: int) -> list[int]:
 
 
 def rhm_params(cfg) -> RHMParams:
+    """The RHM parameters of a run's --data-set options."""
     return RHMParams.parse(parse_items("--data-set", cfg.data_set))
 
 
 def plan(base, rules: list[str], sizes: list[int], seeds: int, out: Path, name: str | None = None) -> sweeps.Sweep:
+    """The rhm-pstar study as a sweep: rules x training-set sizes x seeds (HiltError on bad input)."""
     if base.dataset != "rhm":
         raise HiltError(f"rhm-pstar runs on --dataset rhm (got {base.dataset})")
     if not rules:
@@ -115,6 +117,7 @@ def analyse(sweep: sweeps.Sweep, rows: list[dict]) -> tuple[list[dict], list[dic
 
 
 def plot(errors: list[dict], pstar: list[dict], threshold: float, path: Path, title: str) -> None:
+    """pstar.png: test error against the training-set size P per rule, with the threshold."""
     import matplotlib
 
     matplotlib.use("Agg")

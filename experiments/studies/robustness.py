@@ -89,6 +89,8 @@ def summary_table(rows: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
+    """robustness.png: accuracy (mean ± std over draws) per family and value, the exact readout as a
+    line."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -9,7 +9,7 @@ folder aside and start over), and one process at a time runs a sweep folder (fil
 
 Points run one after the other, or in parallel as Ray tasks (`jobs` > 1 on this machine, or an
 existing cluster at `ray_address`). aihwkit tiles are built inside the task: tiles made before a
-fork share their noise state (AIHWKIT_NOTES P3). On a cluster, every node needs hilt installed
+fork share their noise state (measured with aihwkit 1.1). On a cluster, every node needs hilt installed
 with the same pins, and the sweep folder must be on storage all nodes see.
 
 Output: sweep.csv and sweep.parquet (one row per point and seed, every swept value a column),
@@ -85,6 +85,7 @@ class Point:
 
     @property
     def name(self) -> str:
+        """The point's folder name: its values and seed."""
         return ",".join(f"{k}={v}" for k, v in self.values).replace("/", "_") + f",seed={self.seed}"
 
 
@@ -109,6 +110,7 @@ def _typed(key: str, text: str, rules: dict):
 
 
 def point_config(base: TrainConfig, point: Point) -> TrainConfig:
+    """The TrainConfig of one grid point: the base settings with the point's values and seed."""
     sets, data_set, rule_options, changes = list(base.sets), list(base.data_set), dict(base.rule_options), {}
     rules = rule_keys([base.rule, dict(point.values).get("rule", base.rule)])
     for key, text in point.values:
@@ -155,18 +157,22 @@ class Sweep:
 
     @property
     def settings_hash(self) -> str:
+        """SHA-1 of the settings: the sweep's identity."""
         return hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
 
     @property
     def rule_keys(self) -> dict:
+        """The rule options the grid may name (rule_keys of its rules)."""
         return rule_keys([self.base.rule, *self.grid.get("rule", [])])
 
     @property
     def points(self) -> list[Point]:
+        """Every point (values, seed), in grid order."""
         combos = itertools.product(*[[(k, v) for v in values] for k, values in self.grid.items()])
         return [Point(tuple(combo), seed) for combo in combos for seed in self.seeds]
 
     def folder(self, point: Point) -> Path:
+        """The run folder of a point."""
         return self.root / "points" / point.name
 
 
@@ -345,6 +351,7 @@ def table(sweep: Sweep, results: dict[Point, dict]) -> list[dict]:
 
 
 def write_tables(sweep: Sweep, rows: list[dict]) -> None:
+    """sweep.csv, sweep.parquet and the plots from the rows."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)

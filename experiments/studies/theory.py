@@ -1,4 +1,4 @@
-"""Linear-network theory of local contrastive learning (SPECS 2.12; seeds/002 section 3), checked
+"""Linear-network theory of local contrastive learning (Wu et al. 2026, arXiv 2601.21683, §3 and App. A/B/D), checked
 numerically on embedded data: digits, two random 6x6 crops of each 8x8 image (the papers use
 14x14 crops of MNIST, which hilt does not embed).
 
@@ -79,6 +79,7 @@ def orthonormal(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def uniform_init(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
+    """torch's default Linear init: U(+-1/sqrt(cols)), rows x cols."""
     bound = 1 / np.sqrt(cols)
     return rng.uniform(-bound, bound, size=(rows, cols))
 
@@ -97,9 +98,11 @@ class LinearMap:
         return z @ self.W.T
 
     def weight_grad(self, g, z):
+        """dL/dW for output gradient g (n x out) at input z (n x in): out x in."""
         return g.T @ z
 
     def input_grad(self, g):
+        """dL/dz for output gradient g (n x out): n x in."""
         return g @ self.W
 
 
@@ -111,6 +114,7 @@ class PatchConv:
 
     @staticmethod
     def patches(z):
+        """The 2 x 2 patches of z (n, C, H, W) as (n, H/2, W/2, 4C)."""
         n, C, H, W = z.shape
         return windows(z, 2).transpose(0, 2, 3, 1, 4).reshape(n, H // 2, W // 2, C * 4)
 
@@ -118,9 +122,11 @@ class PatchConv:
         return np.moveaxis(self.patches(z) @ self.W.T, 3, 1)
 
     def weight_grad(self, g, z):
+        """dL/dW for output gradient g (n, out, H/2, W/2) at input z: out x 4C."""
         return np.moveaxis(g, 1, 3).reshape(-1, g.shape[1]).T @ self.patches(z).reshape(-1, self.W.shape[1])
 
     def input_grad(self, g):
+        """dL/dz for output gradient g (n, out, H/2, W/2): (n, C, H, W)."""
         n, _, h, w = g.shape
         C = self.W.shape[1] // 4
         win = (np.moveaxis(g, 1, 3) @ self.W).reshape(n, h, w, C, 4).transpose(0, 3, 1, 2, 4)
@@ -154,14 +160,18 @@ class TheoryNet:
         return [None] + [p[-1] if dfb else p[l] for l in range(1, len(self.layers) + 1)]
 
     def deriv(self, a):
+        """The activation's derivative at pre-activation a (1 for linear layers)."""
         return (a > 0).astype(a.dtype) if self.relu else np.ones_like(a)
 
 
 def dense_net(Ws, relu: bool = False) -> TheoryNet:
+    """A TheoryNet of linear maps Ws (optionally with ReLU), globally pooled features."""
     return TheoryNet([LinearMap(W) for W in Ws], [FeaturePool((W.shape[0],), None) for W in Ws], relu)
 
 
 def loss_and_grad_B(B, zp, zn, c, lam, f):
+    """The layer loss L(B) (f of the positive and negative scores, plus lam ||B||^2) and dL/dB for
+    features zp, zn (n x D) and contexts c (n x D')."""
     bc = c @ B.T
     fp, dfp = F[f]((zp * bc).sum(1))
     fn, dfn = F[f](-(zn * bc).sum(1))
@@ -282,12 +292,15 @@ THM31_CONDITIONS = [Condition("theorem"), Condition("random B", random_B=True), 
 
 
 def weights(widths: list[int], n_in: int, orthogonal: bool, rng) -> list[np.ndarray]:
+    """Weights of a net with the given widths from input size n_in: orthonormal rows, or torch's
+    uniform init."""
     sizes = [n_in, *widths]
     make = orthonormal if orthogonal else uniform_init
     return [make(o, i, rng) for i, o in zip(sizes[:-1], sizes[1:])]
 
 
 def optimal_Bs(net: TheoryNet, pos, neg, ctx, lam, f) -> list:
+    """B*^l for every layer l (index 0 unused) on one batch."""
     pp, pn = net.features(pos[0]), net.features(neg[0])
     return [None] + [optimal_B(pp[l], pn[l], ctx[l], lam, f) for l in range(1, len(net.layers) + 1)]
 
@@ -308,6 +321,8 @@ def per_layer(values: dict, main: str) -> list[dict]:
 
 def thm31(batches: int = 32, batch_size: int = 32, width: int = 128, depth: int = 6, lam: float = 0.01,
           seed: int = 0) -> dict:
+    """Theorem 3.1 and its ablations: per-layer cosine of local and BP-SSL updates, mean over
+    batches."""
     rng = np.random.default_rng(seed)
     xa, xb = (x.reshape(len(x), -1) for x in crops(batches * batch_size, rng))
     cos = {c.name: [] for c in THM31_CONDITIONS}
@@ -327,6 +342,8 @@ def thm31(batches: int = 32, batch_size: int = 32, width: int = 128, depth: int 
 
 def thm33(batches: int = 32, batch_size: int = 32, widths=(128, 64, 32, 16, 8, 4), lam: float = 0.01,
           seed: int = 0) -> dict:
+    """Theorem 3.3: per-layer cosine with BP of the standard and the DFB local update, shrinking
+    widths."""
     rng = np.random.default_rng(seed)
     xa, xb = (x.reshape(len(x), -1) for x in crops(batches * batch_size, rng))
     net = dense_net(weights(list(widths), xa.shape[1], True, np.random.default_rng(seed + 1)))
@@ -358,7 +375,7 @@ LINEAR_CNN_CONDITIONS = {"spatial": (True, False), "spatial + DFB": (True, True)
 
 
 def linear_cnn(batches: int = 32, batch_size: int = 32, channels: int = 32, lam: float = 0.02, seed: int = 0) -> dict:
-    """SPECS 2.12.5 (Fig. 4B): 4 linear conv layers (kernel = stride = 2) on 16x16 crops, 16 -> 8 -> 4 -> 2 -> 1.
+    """Wu et al. 2026, Fig. 4B: 4 linear conv layers (kernel = stride = 2) on 16x16 crops, 16 -> 8 -> 4 -> 2 -> 1.
     Spatial features: layer 1 average-pooled 2x2 (4x4 grid), layers 2-4 flattened; non-spatial: the
     global mean; DFB: c = the other crop's flattened layer 4. Weights: torch's default init."""
     rng = np.random.default_rng(seed)
@@ -387,7 +404,7 @@ RELU_MLP_CONDITIONS = {"local": (False, False, False), "DFB": (True, False, Fals
 
 def relu_mlp(epochs: int = 20, width: int = 512, depth: int = 6, lr: float = 5e-4, batch_size: int = 32,
              lam: float = 0.0, eval_batches: int = 10, seed: int = 0) -> dict:
-    """SPECS 2.12.4 (Fig. 3B): a ReLU MLP (torch's default init) trained with its local losses, W^l and
+    """Wu et al. 2026, Fig. 3B: a ReLU MLP (torch's default init) trained with its local losses, W^l and
     B^l together by Adam (B16: lambda = 0), on two 6x6 crops of each digits training image (new crops
     every epoch). Then, on crops of the test images, the cosine of each layer's local update with
     BP-SSL (the top loss at the trained B^L). Conditions: lateral context (local), top-layer context

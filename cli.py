@@ -109,6 +109,11 @@ def _prog() -> str:
 _D = TrainConfig()  # the defaults of a run live in TrainConfig only
 
 
+def _api_default(function, name: str):
+    """A command option's default where the Python API function of the command declares it (one home)."""
+    return inspect.signature(function).parameters[name].default
+
+
 def _choices(names) -> str:
     return " | ".join(names)
 
@@ -327,7 +332,7 @@ def train(
 @with_train_options
 def compare(
     cfg=None,
-    every: int = typer.Option(50, help="sample update fidelity every N training steps"),
+    every: int = typer.Option(_api_default(api.compare, "every"), help="sample update fidelity every N training steps"),
     as_json: bool = typer.Option(False, "--json", help="print the comparison's summary as one JSON object on stdout"),
 ):
     """Train the same rule on the exact path and on a device (same init, same data order); compare
@@ -356,8 +361,8 @@ def compare(
 def sweep(
     cfg=None,
     grid: Optional[List[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,...: a --set device key, a rule option, a train option or an rhm --data-set key (repeat for more axes)"),
-    seeds: int = typer.Option(1, help="seeds per point: --seed, --seed+1, ..."),
-    jobs: int = typer.Option(1, help="points run in parallel with Ray on this machine (1: serial, no Ray)"),
+    seeds: int = typer.Option(_api_default(api.sweep, "seeds"), help="seeds per point: --seed, --seed+1, ..."),
+    jobs: int = typer.Option(_api_default(api.sweep, "jobs"), help="points run in parallel with Ray on this machine (1: serial, no Ray)"),
     ray_address: Optional[str] = typer.Option(None, help="send points to this existing Ray cluster (e.g. auto, ray://host:10001)"),
     name: Optional[str] = typer.Option(None, help="sweep folder name (a plain name); default: derived from the settings, grid and seeds"),
     force_new: bool = typer.Option(False, "--force-new", help="the --name folder holds a sweep of other settings: move it aside (NAME.replaced-TIME) and start over"),
@@ -410,7 +415,7 @@ def rhm_pstar(
     p_max: int = typer.Option(2048, help="largest training-set size P"),
     per_decade: int = typer.Option(4, help="grid points per factor of 10 in P"),
     seeds: int = typer.Option(3, help="seeds per point: --seed, --seed+1, ... (init, data draw)"),
-    jobs: int = typer.Option(1, help="points run in parallel with Ray on this machine (1: serial, no Ray)"),
+    jobs: int = typer.Option(_api_default(api.sweep, "jobs"), help="points run in parallel with Ray on this machine (1: serial, no Ray)"),
     ray_address: Optional[str] = typer.Option(None, help="send points to this existing Ray cluster"),
     name: Optional[str] = typer.Option(None, help="study folder name; default: derived from the settings"),
     as_json: bool = typer.Option(False, "--json", help="print {errors, pstar} as JSON on stdout"),
@@ -539,13 +544,13 @@ def devices_show(
 @user_errors
 def devices_fit(
     data: Path = typer.Argument(..., help="CSV: pulse (+1, -1 or a signed count), conductance; optional trace, device"),
-    model: str = typer.Option("softbounds", help=_H["fit_models"]),
+    model: str = typer.Option(_api_default(api.fit_device, "model"), help=_H["fit_models"]),
     out: Optional[Path] = typer.Option(None, help="device file to write (default: DATA-MODEL.json beside DATA); "
                                                   "its plot goes beside it as .png"),
     g_min: Optional[float] = typer.Option(None, help="conductance that maps to --w-min (default: the data's minimum)"),
     g_max: Optional[float] = typer.Option(None, help="conductance that maps to --w-max (default: the data's maximum)"),
-    w_min: float = typer.Option(-1.0, help="weight of g_min"),
-    w_max: float = typer.Option(1.0, help="weight of g_max"),
+    w_min: float = typer.Option(_api_default(api.fit_device, "w_min"), help="weight of g_min"),
+    w_max: float = typer.Option(_api_default(api.fit_device, "w_max"), help="weight of g_max"),
     compare_presets: bool = typer.Option(False, "--compare-presets", help="also rank the presets by their error on the data"),
     force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
     as_json: bool = typer.Option(False, "--json", help="print the device file's content as JSON"),
@@ -644,7 +649,7 @@ def bench(
 @user_errors
 def robustness(
     run_dir: str = typer.Argument(..., help="a finished run folder"),
-    draws: int = typer.Option(5, help="noise draws per point"),
+    draws: int = typer.Option(_api_default(api.robustness, "draws"), help="noise draws per point"),
     as_json: bool = typer.Option(False, "--json", help="print the rows (family, value, draw, accuracy) as JSON"),
 ):
     """Test accuracy of a finished run on aihwkit inference tiles: programming noise, drift (1 s to

@@ -47,40 +47,35 @@ def _key_values(name: str, value) -> list[str]:
     raise HiltError(f"{name}: expected a list of 'KEY=VALUE' strings or a dict (got {value!r})")
 
 
+_KINDS = {"int": int, "float": float, "str": str, "bool": bool, "dict": dict}
+
+
 def _check_field(key: str, value):
-    """A TrainConfig field's value from Python, with the type its default has (HiltError otherwise)."""
-    default = getattr(TrainConfig(), key)
+    """A TrainConfig field's value from Python, of the type the field declares (HiltError otherwise)."""
     if key in ("sets", "data_set"):
         return _key_values(key, value)
+    declared = _FIELDS[key].type  # e.g. "int | None" (annotations are strings here)
+    kind = _KINDS[declared.removesuffix(" | None")]
     if value is None:
-        if default is not None and key not in ("out", "model", "batch_size", "data_dir", "update", "cost_table",
-                                               "device_definition"):
-            raise HiltError(f"{key}=None: give a value (default {default!r})")
-        return None
-    kind = type(default) if default is not None else None
-    if key in ("batch_size",):
-        kind = int
-    if key in ("model", "data_dir", "update", "out"):
-        kind = str
-    if key in ("cost_table", "device_definition", "rule_options"):
-        kind = dict
+        if declared.endswith("| None"):
+            return None
+        raise HiltError(f"{key}=None: give a value (default {getattr(TrainConfig(), key)!r})")
+    if kind is str and isinstance(value, Path):
+        return str(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if key == "out" and isinstance(value, Path):
-        return str(value)
-    if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise HiltError(f"{key}={value!r}: expected {kind.__name__}")
     return value
 
 
-def settings_to_config(settings: dict, base: TrainConfig | None = None) -> TrainConfig:
+def settings_to_config(settings: dict) -> TrainConfig:
     """TrainConfig from keyword settings: TrainConfig fields, the rule's options, `cost` (a cost
     table's path or dict) and `device` as a name or a Device (HiltError naming a wrong one)."""
     from hilt.rules import resolve
     from hilt.rules.registry import builtin_options
 
-    settings = dict(settings)
-    base = base or TrainConfig()
+    settings, base = dict(settings), TrainConfig()
     device = settings.get("device")
     if isinstance(device, Device):
         settings["device"], settings["device_definition"] = device.label, device.definition
@@ -127,7 +122,7 @@ def configure(given: dict, base: TrainConfig | None = None, resume=None, recipe:
         return resume_config(resume._folder if isinstance(resume, Run) else Path(resume), given,
                              allow_rule_change=allow_rule_change)
     if recipe:
-        return apply_recipe(recipe, given)
+        return apply_recipe(recipe, {k: _key_values(k, v) if k in ("sets", "data_set") else v for k, v in given.items()})
     return base if base is not None else settings_to_config(given)
 
 

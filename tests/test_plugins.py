@@ -228,3 +228,14 @@ def test_every_rule_records_its_options_as_it_uses_them_and_is_rebuilt_from_them
         assert set(params) == set(info.options), spec
         assert info.make(**params).params() == params, spec
     assert resolve("dp").make(schedule="fw3").params()["passes"] == 3
+
+
+def test_resume_compares_rule_opt_text_with_the_recorded_option(tmp_path, monkeypatch):
+    (tmp_path / "my_rules2.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result, summary = train("--rule", "my_rules2:Scaled", "--rule-opt", "factor=0.5", out=tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    same = runner.invoke(app, ["train", "--resume", summary["run_dir"], "--epochs", "2", "--rule-opt", "factor=0.5"])
+    assert same.exit_code == 0, same.output
+    other = runner.invoke(app, ["train", "--resume", summary["run_dir"], "--epochs", "3", "--rule-opt", "factor=2"])
+    assert other.exit_code == 2 and "--rule-opt factor 2.0 differs from the run's 0.5" in other.stderr

@@ -15,6 +15,7 @@ from hilt.experiments.run.files import versions
 from hilt.experiments.run.run_folder import CONFIG, MemoryFolder, RunFolder, RunStatus
 from hilt.experiments.run.setup import Setup
 from hilt.rules import resolve
+from hilt.rules.registry import builtin_options
 
 
 def _field_ok(value, default) -> bool:
@@ -53,12 +54,26 @@ def resume_config(run, given: dict, what: str | None = None, allow_rule_change: 
         if key == "epochs" or (key == "rule" and source):
             continue
         stored = options[key] if key in options else getattr(cfg, key, None)
+        value = _as_stored(value, stored)
         if value != stored:
-            raise HiltError(f"--resume: {flag(key)} {value} differs from the run's {stored}; a resumed run "
+            typed = flag(key) if key not in options or key in builtin_options() else f"--rule-opt {key}"
+            raise HiltError(f"--resume: {typed} {value} differs from the run's {stored}; a resumed run "
                             "keeps its settings (only --epochs may change)")
     if source:
         cfg = replace(cfg, rule=_plugin_rule(folder, source, given.get("rule"), allow_rule_change))
     return replace(cfg, epochs=given.get("epochs", summary.get("epochs_target", cfg.epochs)))
+
+
+def _as_stored(value, stored):
+    """A rule option typed as text (--rule-opt KEY=TEXT), as the type of the run's recorded value."""
+    if not isinstance(value, str) or stored is None or isinstance(stored, str):
+        return value
+    if isinstance(stored, bool):
+        return {"true": True, "false": False}.get(value.lower(), value)
+    try:
+        return type(stored)(value)
+    except ValueError:
+        return value
 
 
 def _plugin_rule(folder, source: dict, given: str | None, allow_change: bool) -> str:

@@ -44,6 +44,16 @@ def check_finite(a, what: str, layer: int):
     return a
 
 
+class NetworkPlan(NamedTuple):
+    """The network a rule trains: the per-sample input shape it reads, whether it ends in a readout
+    of the classes, and its model when --model is not given."""
+
+    input_shape: tuple
+    readout: bool
+    default_model: str
+    model_kinds: tuple[str, ...] | None = None  # the --model kinds it can train (None: any)
+
+
 class Signals(NamedTuple):
     metrics: dict  # output_metrics of the batch (loss_sum, correct, count)
     blocks: list  # (g_a, cache) per block of the network
@@ -62,6 +72,13 @@ class Rule:
         if loss is not None and loss not in LOSSES:
             raise HiltError(f"unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
         self.loss_name, self.loss = loss, LOSSES.get(loss)
+
+    def network_plan(self, data) -> NetworkPlan:
+        """The network this rule trains on `data`: by default the data's input shape and a readout
+        of the classes (the dataset's default model); a self-supervised rule: the encoder only."""
+        if self.self_supervised:
+            return NetworkPlan(data.input_shape, False, data.default_encoder)
+        return NetworkPlan(data.input_shape, True, data.default_model)
 
     def attach(self, net, make_crossbar, rng) -> None:
         """Add the rule's own crossbars to `net.aux` (none by default)."""

@@ -43,6 +43,7 @@ from hilt.rules.clapp import Clapp, ClappPP, ClappPPBoth, ClappPPDFB, ClappPPNoS
 from hilt.rules.contrastive import BPClappPP, BPInfoNCE
 from hilt.rules.dfa import DFA, ClappDFA
 from hilt.rules.dual_prop import DualPropagation, DualPropagationAdjoint
+from hilt.rules.forward_forward import ForwardForward
 from hilt.rules.pc import ClappPC, PredictiveCoding
 
 BUILTIN: dict[str, type[Rule]] = {
@@ -51,6 +52,7 @@ BUILTIN: dict[str, type[Rule]] = {
     "dp_adjoint": DualPropagationAdjoint,
     "dfa": DFA,
     "pc": PredictiveCoding,
+    "ff": ForwardForward,
     "clapp": Clapp,
     "clapp_pp": ClappPP,
     "clapp_pp_nospatial": ClappPPNoSpatial,

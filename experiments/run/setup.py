@@ -90,15 +90,18 @@ def build(cfg: TrainConfig) -> Setup:
     cfg = replace(cfg, rule_options={**resolve(cfg.rule).typed(cfg.rule_options), **rule.params()})
     backend.select(analog=not spec.is_exact)
     data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir)
-    default_model = data.default_encoder if rule.self_supervised else data.default_model
-    cfg = replace(cfg, model=cfg.model or default_model, batch_size=cfg.batch_size or data.default_batch_size)
+    plan = rule.network_plan(data)
+    cfg = replace(cfg, model=cfg.model or plan.default_model, batch_size=cfg.batch_size or data.default_batch_size)
+    if plan.model_kinds and cfg.model.split(":")[0].split("@")[0] not in plan.model_kinds:
+        raise HiltError(f"rule {cfg.rule} trains {' or '.join(plan.model_kinds)} models (default {plan.default_model}); "
+                        f"got --model {cfg.model}")
     new_optimizer = lambda: make_optimizer(cfg.optimizer, cfg.momentum, cfg.weight_decay)  # noqa: E731
     try:
         new_optimizer()
     except ValueError as err:
         raise HiltError(str(err)) from None
     factory = crossbar_factory(spec, new_optimizer)
-    net = build_network(cfg.model, data.input_shape, data.n_classes, factory,
-                        seed=cfg.seed, activation=cfg.activation, readout=not rule.self_supervised)
+    net = build_network(cfg.model, plan.input_shape, data.n_classes, factory,
+                        seed=cfg.seed, activation=cfg.activation, readout=plan.readout)
     rule.attach(net, factory, stream(cfg.seed, "rule_matrices"))
     return Setup(cfg, data, net, rule, spec)

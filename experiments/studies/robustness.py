@@ -58,13 +58,14 @@ def _robustness(setup, folder: RunFolder, draws: int, on_point) -> list[dict]:
     cfg, data, net, rule = setup.cfg, setup.data, setup.net, setup.rule
     checkpoint.restore(net, folder.checkpoint(), folder.what)
     weights = [backend.to_numpy(w) for w in net.weights()]
+    plan = rule.network_plan(data)
     rows = [{"family": "none (exact readout)", "value": "-", "draw": 0,
              "accuracy": held_out_score(rule, net.exact_copy(), data)["accuracy"]}]
     for family, value, options, seconds, stuck in CONDITIONS:
         for draw in range(draws):
             factory = inference_factory(lambda: inference_rpu_config(**options), stuck, seed=draw)
-            inference_net = build_network(cfg.model, data.input_shape, data.n_classes, factory,
-                                          activation=cfg.activation, weights=weights, readout=not rule.self_supervised)
+            inference_net = build_network(cfg.model, plan.input_shape, data.n_classes, factory,
+                                          activation=cfg.activation, weights=weights, readout=plan.readout)
             for crossbar in inference_net.crossbars():
                 crossbar.drift(seconds)
             rows.append({"family": family, "value": value, "draw": draw,

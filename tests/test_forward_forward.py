@@ -1,0 +1,93 @@
+"""Forward-Forward (rules/forward_forward.py) against autodiff of each layer's FF loss, its forward
+reads only, its prediction by goodness, and training on both paths."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import hilt
+from hilt.rules import make_rule
+from tests.helpers import network
+
+D, C = 6, 5
+
+
+def step_case(rng, device="exact", theta=2.0):
+    rule = make_rule("ff", theta=theta)
+    net = network("mlp:11-9-7", (D + C,), rule, device=device, readout=False)
+    x, y = rng.normal(size=(8, D)).astype(np.float32), rng.integers(0, C, 8)
+    return rule, net, x, y
+
+
+def test_each_layers_update_equals_autograd_of_its_ff_loss(rng):
+    rule, net, x, y = step_case(rng)
+    wrong = rule.wrong_labels(x, y, C)
+    assert (wrong != y).all() and np.array_equal(wrong, rule.wrong_labels(x, y, C))  # wrong, and reproducible
+    W = [torch.tensor(np.asarray(c.weights()), requires_grad=True) for c in net.crossbars()]
+    onehot = lambda labels: F.one_hot(torch.from_numpy(labels), C).float()  # noqa: E731
+    s = torch.cat([torch.cat([torch.from_numpy(x), onehot(y)], 1), torch.cat([torch.from_numpy(x), onehot(wrong)], 1)])
+    total = 0.0
+    for w in W:
+        h = torch.relu(s @ w[:, :-1].T + w[:, -1])
+        G = (h * h).sum(1)
+        total = total + F.softplus(2.0 - G[:8]).mean() + F.softplus(G[8:] - 2.0).mean()
+        s = (h / (h.norm(dim=1, keepdim=True) + 1e-8)).detach()  # the next layer's input is held fixed
+    total.backward()
+    before = [w.detach().numpy().copy() for w in W]
+    rule.step(net, x, y, lr=0.1)
+    for k, (w0, w) in enumerate(zip(before, W)):
+        np.testing.assert_allclose((w0 - net.crossbars()[k].weights()) / 0.1, w.grad.numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=f"layer {k + 1}")
+
+
+def test_forward_reads_only_and_prediction_by_goodness(rng):
+    rule, net, x, y = step_case(rng)
+    net.take_counts()
+    rule.step(net, x, y, lr=0.1)
+    counts = net.take_counts()
+    assert counts["transposed_reads"] == 0 and counts["forward_reads"] == 2 * 8 * 2  # pos + neg rows, 2 layers
+    scores = np.asarray(rule.predict(net, x))
+    assert counts is not None and net.take_counts()["forward_reads"] == C * 8 * 2  # one pass per class
+    for c in range(C):  # the score of class c is the summed goodness of [x, onehot(c)]
+        s, goodness = np.concatenate([x, np.eye(C, dtype=np.float32)[[c] * 8]], 1), 0.0
+        for crossbar in net.crossbars():
+            W = np.asarray(crossbar.weights())
+            h = np.maximum(s @ W[:, :-1].T + W[:, -1], 0)
+            goodness = goodness + (h * h).sum(1)
+            s = h / (np.linalg.norm(h, axis=1, keepdims=True) + 1e-8)
+        np.testing.assert_allclose(scores[:, c], goodness, rtol=1e-5)
+    later = make_rule("ff", score_from=2)
+    np.testing.assert_array_less(np.asarray(later.predict(net, x)), scores + 1e-6)  # fewer layers, less goodness
+
+
+def test_ideal_device_with_perfect_io_reproduces_exact(rng):
+    nets = {}
+    for device in ("exact", "ideal"):
+        rule, nets[device], x, y = step_case(np.random.default_rng(3), device)
+        for _ in range(3):
+            rule.step(nets[device], x, y, lr=0.05)
+    for a, b in zip(nets["exact"].crossbars(), nets["ideal"].crossbars()):
+        np.testing.assert_allclose(np.asarray(b.weights()), np.asarray(a.weights()), atol=2e-5)
+
+
+def test_ff_learns_digits_scored_by_its_goodness_and_resumes_bit_for_bit():
+    run = hilt.train(rule="ff", device="exact", epochs=3, out=None)
+    assert run.config.model == "mlp:74-512-512" and run.summary["costs"]["train"]["transposed_reads"] == 0
+    assert run.summary["test_accuracy"] > 0.85
+    data = run._setup.data
+    assert (run.network.predict(data.x_test).argmax(1) == data.y_test).mean() == run.summary["test_accuracy"]
+    first = hilt.train(rule="ff", device="exact", epochs=2, out=None).resume(epochs=3)
+    assert first.metrics.equals(run.metrics)
+
+
+@pytest.mark.parametrize("options,message", [({"theta": -1.0}, "--theta must be a finite number >= 0"),
+                                             ({"score_from": 0}, "--score-from must be >= 1")])
+def test_bad_options(options, message):
+    with pytest.raises(hilt.HiltError, match=message):
+        make_rule("ff", **options)
+
+
+def test_ff_refuses_convolutions():
+    with pytest.raises(hilt.HiltError, match="rule ff trains mlp models .default mlp:74-512-512.; got --model cnn:4"):
+        hilt.train(rule="ff", device="exact", model="cnn:4", epochs=1, out=None)

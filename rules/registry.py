@@ -43,6 +43,7 @@ from hilt.rules.clapp import Clapp, ClappPP, ClappPPBoth, ClappPPDFB, ClappPPNoS
 from hilt.rules.contrastive import BPClappPP, BPInfoNCE
 from hilt.rules.dfa import DFA, ClappDFA
 from hilt.rules.dual_prop import DualPropagation, DualPropagationAdjoint
+from hilt.rules.equilibrium import EquilibriumPropagation
 from hilt.rules.forward_forward import ForwardForward
 from hilt.rules.pc import ClappPC, PredictiveCoding
 
@@ -52,6 +53,7 @@ BUILTIN: dict[str, type[Rule]] = {
     "dp_adjoint": DualPropagationAdjoint,
     "dfa": DFA,
     "pc": PredictiveCoding,
+    "ep": EquilibriumPropagation,
     "ff": ForwardForward,
     "clapp": Clapp,
     "clapp_pp": ClappPP,

@@ -32,3 +32,26 @@ def torch_twin(net, device: str = "cpu", dtype=None):
         return h
 
     return params, forward
+
+
+def ep_gradient(net, x, y, n_classes: int, sweeps: int = 400) -> list:
+    """dC(s*)/dW of every layer (out x (in + 1), bias last) for equilibrium propagation's network
+    (rules/equilibrium.py: ReLU hidden states, linear output, mse C averaged over the batch), by
+    torch autograd through the same odd/even relaxation from a feed-forward pass, in float64: with
+    enough sweeps to converge, the gradient at the equilibrium that EP estimates."""
+    import torch
+
+    W = [torch.tensor(backend.to_numpy(c.weights()), dtype=torch.float64, requires_grad=True) for c in net.crossbars()]
+    L = len(W)
+    s = [torch.tensor(backend.to_numpy(x), dtype=torch.float64).flatten(1)]
+    for w in W:
+        a = s[-1] @ w[:, :-1].T + w[:, -1]
+        s.append(a if len(s) == L else torch.relu(a))
+    for _ in range(sweeps):
+        for parity in (1, 0):
+            for l in range(1 + (1 - parity), L + 1, 2):
+                a = s[l - 1] @ W[l - 1][:, :-1].T + W[l - 1][:, -1]
+                s[l] = torch.relu(a + s[l + 1] @ W[l][:, :-1]) if l < L else a
+    target = torch.nn.functional.one_hot(torch.as_tensor(backend.to_numpy(y)), n_classes).double()
+    (0.5 * ((s[L] - target) ** 2).sum(1).mean()).backward()
+    return [w.grad.numpy() for w in W]

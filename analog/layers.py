@@ -229,7 +229,9 @@ class Block:
         return (C, H // self.pool.k, W // self.pool.k)
 
     def _g_z(self, g_a, cache):
-        return g_a if self.pool is None else self.pool.backward(g_a, cache[1])
+        """dL/d(Wx) from dL/da: through the pool's switches, unless the cache has no pool part (a
+        signal given at the weight layer's output already, as SCFF's)."""
+        return g_a if self.pool is None or cache[1] is None else self.pool.backward(g_a, cache[1])
 
     def backward(self, g_a, cache):
         """Transpose of the operator: dL/dx from dL/da (routed through the cached switches)."""

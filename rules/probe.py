@@ -70,9 +70,14 @@ class ProbeReadout:
     self_supervised = True
     _readout: tuple | None = None  # (the network, its fitted probe, n_classes)
 
+    def features(self, net, x) -> list[np.ndarray]:
+        """The probe's features of inputs x, one host array (n x D_l) per layer: the pooled activity
+        of every block (`pools(net)`); a rule whose layers compute otherwise overrides this."""
+        return features(net, x, self.pools(net))
+
     def fit_readout(self, net, data) -> None:
         """Fit the linear probe on the features of data's training set (read through net)."""
-        f = np.concatenate(features(net, data.x_train, self.pools(net)), axis=1)
+        f = np.concatenate(self.features(net, data.x_train), axis=1)
         self._readout = (net, LinearProbe(f, data.y_train), data.n_classes)
 
     def predict(self, net, x):
@@ -80,7 +85,7 @@ class ProbeReadout:
         if self._readout is None or self._readout[0] is not net:
             raise RuntimeError("a self-supervised rule predicts through its probe: call fit_readout(net, data) first")
         _, readout, n_classes = self._readout
-        f = np.concatenate(features(net, x, self.pools(net)), axis=1)
+        f = np.concatenate(self.features(net, x), axis=1)
         return backend.asarray(readout.logits(f, n_classes))
 
 
@@ -96,9 +101,10 @@ def fit_and_score(f_train, y_train, f_test, y_test, max_iter: int = 100) -> tupl
     return accuracy, float(-np.log(np.maximum(p_true, 1e-30)).mean())
 
 
-def probe(net, pools, data, per_layer: bool = True) -> ProbeResult:
-    """Probe accuracy of the concatenated features (and of each layer's when per_layer)."""
-    train, test = features(net, data.x_train, pools), features(net, data.x_test, pools)
+def probe(features_of, data, per_layer: bool = True) -> ProbeResult:
+    """Probe accuracy of the concatenated features (and of each layer's when per_layer);
+    features_of(x) gives the per-layer features of inputs x (a rule's `features`)."""
+    train, test = features_of(data.x_train), features_of(data.x_test)
     accuracy, loss = fit_and_score(np.concatenate(train, axis=1), data.y_train, np.concatenate(test, axis=1), data.y_test)
     layers = [fit_and_score(a, data.y_train, b, data.y_test)[0] for a, b in zip(train, test)] if per_layer else []
     return ProbeResult(accuracy, loss, layers)

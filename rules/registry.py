@@ -46,6 +46,7 @@ from hilt.rules.dual_prop import DualPropagation, DualPropagationAdjoint
 from hilt.rules.equilibrium import EquilibriumPropagation
 from hilt.rules.forward_forward import ForwardForward
 from hilt.rules.pc import ClappPC, PredictiveCoding
+from hilt.rules.scff import SCFF
 
 BUILTIN: dict[str, type[Rule]] = {
     "bp": Backprop,
@@ -55,6 +56,7 @@ BUILTIN: dict[str, type[Rule]] = {
     "pc": PredictiveCoding,
     "ep": EquilibriumPropagation,
     "ff": ForwardForward,
+    "scff": SCFF,
     "clapp": Clapp,
     "clapp_pp": ClappPP,
     "clapp_pp_nospatial": ClappPPNoSpatial,

@@ -28,6 +28,7 @@ import numpy as np
 
 from hilt.analog import backend
 from hilt.analog.network import build_network, crossbar_factory
+from hilt.data.dataset import Dataset
 from hilt.data.pairs import Pairs, next_row
 from hilt.devices import HiltError, parse_device
 from hilt.experiments.reference.torch_twin import torch_twin
@@ -161,8 +162,15 @@ def bench_rule_vs_bp(rule_name: str, model: str, device: str, batch: int, steps:
     """One training step of a rule (its default options) divided by one `bp` step, same backend."""
     spec = parse_device(device, seed=seed)
     backend.use("auto" if spec.is_exact else "numpy")
-    nets = [_mlp(model, spec, seed) for _ in range(2)]
     rule, bp = make_rule(rule_name), make_rule("bp")
+    dims = _dims(model)
+    stand_in = Dataset("bench", np.zeros((1, dims[0]), np.float32), np.zeros(1, np.int64), np.zeros((1, dims[0]), np.float32),
+                       np.zeros(1, np.int64), n_classes=dims[-1], default_hidden=dims[1])
+    plan = rule.network_plan(stand_in)  # the rule's own network for the model's sizes (ff: label inputs, no readout)
+    factory = crossbar_factory(spec)
+    nets = [build_network(model if plan.readout else plan.default_model, plan.input_shape, dims[-1], factory, seed=seed,
+                          readout=plan.readout), _mlp(model, spec, seed)]
+    rule.attach(nets[0], factory, np.random.default_rng(seed))
     xs, ys = _batches(model, batch, steps, seed)
     rule_ms, bp_ms = _alternate(lambda x, y: rule.step(nets[0], x, y, lr), lambda x, y: bp.step(nets[1], x, y, lr),
                                 xs, ys, steps)

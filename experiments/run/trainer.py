@@ -208,7 +208,7 @@ class Trainer:
         test = self.rows[-1]
         extra = {}
         if self.rule.self_supervised:
-            per_layer = probe(self.net, self.rule.pools(self.net), self.data, per_layer=True).per_layer
+            per_layer = probe(lambda x: self.rule.features(self.net, x), self.data, per_layer=True).per_layer
             extra["probe_accuracy_per_layer"] = per_layer
         return {"train_loss": train_row["loss"], "train_accuracy": train_row["accuracy"], "test_loss": test["loss"],
                 "test_accuracy": test["accuracy"], "test_accuracy_exact_readout": test["accuracy_exact_readout"], **extra}

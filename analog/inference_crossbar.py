@@ -7,7 +7,8 @@ from a reference read) rescales the outputs. Reads go through the tile's forward
 noise, DAC/ADC). Stuck devices have no aihwkit model: a fraction of weights is set to zero
 (open devices) before programming, drawn per crossbar.
 
-Forward reads only: `backward` and `update` raise. One tile per crossbar (no splitting), and the
+Forward and transposed reads (equilibrium propagation's prediction relaxes through both); `update`
+raises. One tile per crossbar (no splitting), and the
 largest |W| maps to the full conductance range (aihwkit's weight_scaling_omega = 1).
 """
 
@@ -33,7 +34,8 @@ class InferenceCrossbar(Crossbar):
         return self.tile.joint_forward(backend.to_torch(backend.to_numpy(x)), is_test=True).numpy(), None
 
     def _backward(self, d, clipped):
-        raise NotImplementedError("an inference crossbar is read only")
+        """Transposed read through the tile's backward IO (a rule whose prediction relaxes, as ep's)."""
+        return self.tile.backward(backend.to_torch(backend.to_numpy(d))).numpy()
 
     def _update(self, x, d, lr):
         raise NotImplementedError("an inference crossbar is read only")

@@ -95,3 +95,11 @@ def test_ep_learns_digits():
 def test_bad_options(options, message):
     with pytest.raises(hilt.HiltError, match=message):
         make_rule("ep", **options)
+
+
+def test_robustness_relaxes_through_inference_tiles(tmp_path):
+    """ep predicts by relaxing, which needs transposed reads of the inference tiles too."""
+    run = hilt.train(rule="ep", device="exact", epochs=1, free_steps=4, nudged_steps=2, out=str(tmp_path))
+    frame = hilt.robustness(run.run_dir, draws=1)
+    assert frame.accuracy.iloc[0] == run.summary["test_accuracy"]
+    assert frame.accuracy.notna().all() and frame.accuracy.iloc[1:].max() > 0.5

@@ -16,3 +16,16 @@ def network(model, shape, rule, device="exact", seed=2, readout=True):
     net = build_network(model, shape, 5, factory, seed=seed, readout=readout)
     rule.attach(net, factory, np.random.default_rng(seed))
     return net
+
+
+def assert_step_is_gradient(net, before, grads, lr, rtol=1e-4, atol=1e-6):
+    """The change of every crossbar of `net` since `before` (its weights, out x (in + 1)) is -lr x grads."""
+    for k, (w0, g) in enumerate(zip(before, grads)):
+        np.testing.assert_allclose((w0 - net.crossbars()[k].weights()) / lr, g, rtol=rtol, atol=atol,
+                                   err_msg=f"layer {k + 1}")
+
+
+def assert_same_weights(a, b, atol):
+    """Two networks' crossbars hold the same weights (ideal device with perfect IO vs exact)."""
+    for x, y in zip(a.crossbars(), b.crossbars()):
+        np.testing.assert_allclose(np.asarray(y.weights()), np.asarray(x.weights()), atol=atol)

@@ -10,7 +10,7 @@ import hilt
 from hilt.experiments.measure.alignment import cosine
 from hilt.experiments.reference.torch_twin import ep_gradient
 from hilt.rules import make_rule
-from tests.helpers import network
+from tests.helpers import assert_same_weights, network
 
 
 def small_case(seed=0, scale=0.6):
@@ -80,8 +80,7 @@ def test_ideal_device_with_perfect_io_reproduces_exact(rng):
             crossbar.program(0.6 * np.asarray(crossbar.weights()))
         for _ in range(2):
             rule.step(nets[device], x, y, lr=0.05)
-    for a, b in zip(nets["exact"].crossbars(), nets["ideal"].crossbars()):
-        np.testing.assert_allclose(np.asarray(b.weights()), np.asarray(a.weights()), atol=5e-5)
+    assert_same_weights(nets["exact"], nets["ideal"], atol=5e-5)
 
 
 def test_ep_learns_digits():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import hilt
 from hilt.rules import make_rule
-from tests.helpers import network
+from tests.helpers import assert_same_weights, assert_step_is_gradient, network
 
 D, C = 6, 5
 
@@ -36,9 +36,7 @@ def test_each_layers_update_equals_autograd_of_its_ff_loss(rng):
     total.backward()
     before = [w.detach().numpy().copy() for w in W]
     rule.step(net, x, y, lr=0.1)
-    for k, (w0, w) in enumerate(zip(before, W)):
-        np.testing.assert_allclose((w0 - net.crossbars()[k].weights()) / 0.1, w.grad.numpy(), rtol=1e-4, atol=1e-6,
-                                   err_msg=f"layer {k + 1}")
+    assert_step_is_gradient(net, before, [w.grad.numpy() for w in W], 0.1)
 
 
 def test_forward_reads_only_and_prediction_by_goodness(rng):
@@ -67,8 +65,7 @@ def test_ideal_device_with_perfect_io_reproduces_exact(rng):
         rule, nets[device], x, y = step_case(np.random.default_rng(3), device)
         for _ in range(3):
             rule.step(nets[device], x, y, lr=0.05)
-    for a, b in zip(nets["exact"].crossbars(), nets["ideal"].crossbars()):
-        np.testing.assert_allclose(np.asarray(b.weights()), np.asarray(a.weights()), atol=2e-5)
+    assert_same_weights(nets["exact"], nets["ideal"], atol=2e-5)
 
 
 def test_ff_learns_digits_scored_by_its_goodness_and_resumes_bit_for_bit():

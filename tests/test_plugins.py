@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from hilt.cli import app
 from hilt.rules import make_rule
-from tests.helpers import network, runner
+from tests.helpers import assert_same_weights, assert_step_is_gradient, network, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 FA = f"{ROOT / 'examples' / 'feedback_alignment.py'}:FeedbackAlignment"
@@ -79,9 +79,7 @@ def test_feedback_alignment_update_equals_autograd_with_fixed_feedback(rng):
     F.cross_entropy(out, torch.from_numpy(y)).backward()
     before = [w.detach().numpy().copy() for w in W]
     rule.step(net, x, y, lr=0.1)
-    for k, (w0, w) in enumerate(zip(before, W)):
-        np.testing.assert_allclose((w0 - net.crossbars()[k].weights()) / 0.1, w.grad.numpy(), rtol=1e-4, atol=1e-6,
-                                   err_msg=f"layer {k + 1}")
+    assert_step_is_gradient(net, before, [w.grad.numpy() for w in W], 0.1)
     for k in (2, 3):  # the feedback crossbars never move
         np.testing.assert_array_equal(np.asarray(net.aux[f"B{k}"].weights()), B[k].numpy())
 
@@ -108,8 +106,7 @@ def test_ideal_device_with_perfect_io_reproduces_exact_for_the_plugin(rng):
         nets[device] = network("mlp:12-9-5", (12,), rule, device=device)
         for _ in range(3):
             rule.step(nets[device], x, y, lr=0.05)
-    for a, b in zip(nets["exact"].crossbars(), nets["ideal"].crossbars()):
-        np.testing.assert_allclose(np.asarray(b.weights()), np.asarray(a.weights()), atol=2e-5)
+    assert_same_weights(nets["exact"], nets["ideal"], atol=2e-5)
 
 
 def test_a_plugin_from_a_module_and_its_options_everywhere(tmp_path, monkeypatch):

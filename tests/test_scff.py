@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import hilt
 from hilt.data.pairs import Pairs, next_row
 from hilt.rules import make_rule
-from tests.helpers import network
+from tests.helpers import assert_same_weights, assert_step_is_gradient, network
 
 
 def torch_layer_loss(h, w, r, rule, conv=None):
@@ -44,9 +44,7 @@ def test_each_layers_update_equals_autograd_of_its_scff_loss(rng, model, shape, 
     total.backward()
     before = [w.detach().numpy().copy() for w in W]
     rule.step(net, pairs, None, lr=0.1)
-    for k, (w0, w) in enumerate(zip(before, W)):
-        np.testing.assert_allclose((w0 - net.crossbars()[k].weights()) / 0.1, w.grad.numpy(), rtol=2e-3, atol=2e-6,
-                                   err_msg=f"layer {k + 1}")
+    assert_step_is_gradient(net, before, [w.grad.numpy() for w in W], 0.1, rtol=2e-3, atol=2e-6)
 
 
 def test_one_forward_read_per_layer_and_no_transposed_read(rng):
@@ -67,8 +65,7 @@ def test_ideal_device_with_perfect_io_reproduces_exact(rng):
         nets[device] = network("mlp:12-9-7", (12,), rule, device=device, readout=False)
         for _ in range(3):
             rule.step(nets[device], Pairs(x, x, next_row(12)), None, lr=0.05)
-    for a, b in zip(nets["exact"].crossbars(), nets["ideal"].crossbars()):
-        np.testing.assert_allclose(np.asarray(b.weights()), np.asarray(a.weights()), atol=2e-5)
+    assert_same_weights(nets["exact"], nets["ideal"], atol=2e-5)
 
 
 def test_scff_trains_and_is_scored_by_its_probe():

@@ -26,8 +26,11 @@ command line, sweeps, recipes, `hilt rules` and config.json read them from there
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from typing import Annotated, NamedTuple
+
+import numpy as np
 
 from hilt.analog import backend
 from hilt.errors import DivergenceError, HiltError
@@ -35,6 +38,15 @@ from hilt.rules.losses import LOSSES
 
 
 LossOption = Annotated[str | None, f"output loss: {' | '.join(LOSSES)}"]
+
+
+def batch_generator(*arrays) -> np.random.Generator:
+    """A random generator seeded by a batch's content (its labels, its first rows): the same batch
+    always draws the same, so a resumed run repeats an uninterrupted one (the batches come from
+    the run's checkpointed data order)."""
+    digest = hashlib.blake2b(b"".join(np.ascontiguousarray(backend.to_numpy(a)).tobytes() for a in arrays),
+                             digest_size=8).digest()
+    return np.random.default_rng(int.from_bytes(digest, "little"))
 
 
 def check_finite(a, what: str, layer: int):

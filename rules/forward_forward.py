@@ -21,22 +21,16 @@ sample, counted as evaluation reads).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
 import numpy as np
 
 from hilt.analog import backend
 from hilt.errors import HiltError
-from hilt.rules.base import NetworkPlan, Rule, Signals, check_finite
-from hilt.rules.losses import one_hot
+from hilt.rules.base import NetworkPlan, Rule, Signals, batch_generator, check_finite
+from hilt.rules.losses import one_hot, softplus
 
 EPS = 1e-8
-
-
-def _softplus(x):
-    """softplus(x) = log(1 + e^x) and its derivative sigmoid(x), elementwise (NumPy or CuPy)."""
-    return np.logaddexp(0, x), 0.5 * (1 + np.tanh(0.5 * x))
 
 
 class ForwardForward(Rule):
@@ -79,9 +73,7 @@ class ForwardForward(Rule):
         """A wrong label per sample, uniform among the others, drawn from a generator seeded by the
         batch (its labels and first row): the same batch always gets the same negatives."""
         y = backend.to_numpy(y).astype(np.int64)
-        first = backend.to_numpy(backend.asarray(x[:1])).tobytes()
-        seed = int.from_bytes(hashlib.blake2b(y.tobytes() + first, digest_size=8).digest(), "little")
-        shift = np.random.default_rng(seed).integers(1, n_classes, size=len(y))
+        shift = batch_generator(y, backend.asarray(x[:1])).integers(1, n_classes, size=len(y))
         return (y + shift) % n_classes
 
     def goodness_trace(self, net, x0):
@@ -104,8 +96,8 @@ class ForwardForward(Rule):
         g_pos_total = xp.zeros(B, dtype=backend.DTYPE)
         g_neg_total = xp.zeros(B, dtype=backend.DTYPE)
         for block, (a, cache, h, G) in zip(net.blocks, self.goodness_trace(net, x0)):
-            lp, dp = _softplus(self.theta - G[:B])
-            ln, dn = _softplus(G[B:] - self.theta)
+            lp, dp = softplus(self.theta - G[:B])
+            ln, dn = softplus(G[B:] - self.theta)
             loss += float((lp.sum() + ln.sum()) / B)
             dL_dG = xp.concatenate([-dp, dn]) / B
             blocks.append((dL_dG[:, None] * 2 * h * block.act.deriv(a), cache))

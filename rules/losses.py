@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from hilt.analog import backend
 
 
@@ -34,3 +36,9 @@ def squared_error(a, y):
 
 
 LOSSES = {"ce": cross_entropy, "mse": squared_error}
+
+
+def softplus(x):
+    """softplus(x) = log(1 + e^x) and its derivative sigmoid(x), elementwise (NumPy's functions,
+    which dispatch to CuPy for CuPy arrays)."""
+    return np.logaddexp(0, x), 0.5 * (1 + np.tanh(0.5 * x))

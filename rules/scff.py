@@ -22,23 +22,18 @@ are bit for bit). Scored by a linear probe on every layer's pool(act(a_pos)) (ru
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
 import numpy as np
 
 from hilt.analog import backend
 from hilt.errors import HiltError
-from hilt.rules.base import Rule, Signals, check_finite
+from hilt.rules.base import Rule, Signals, batch_generator, check_finite
 from hilt.rules.contrastive import PoolOption, feature_pools, parse_pool
+from hilt.rules.losses import softplus
 from hilt.rules.probe import ProbeReadout
 
 EPS = 1e-10
-
-
-def _softplus(x):
-    """softplus(x) and its derivative sigmoid(x), elementwise (NumPy or CuPy)."""
-    return np.logaddexp(0, x), 0.5 * (1 + np.tanh(0.5 * x))
 
 
 def standardise(x):
@@ -84,9 +79,7 @@ class SCFF(ProbeReadout, Rule):
     @staticmethod
     def shift(x) -> int:
         """The batch's negative shift r in 1..B-1, from a generator seeded by the batch."""
-        first = backend.to_numpy(backend.asarray(x[:2])).tobytes()
-        seed = int.from_bytes(hashlib.blake2b(first, digest_size=8).digest(), "little")
-        return int(np.random.default_rng(seed).integers(1, len(x))) if len(x) > 1 else 0
+        return int(batch_generator(backend.asarray(x[:2])).integers(1, len(x))) if len(x) > 1 else 0
 
     def signals(self, net, pairs, y):
         x = backend.asarray(pairs.first)
@@ -102,8 +95,8 @@ class SCFF(ProbeReadout, Rule):
             C = a_pos.shape[1]
             g_pos, g_neg = [(np.maximum(a, 0) ** 2).mean(axis=1) for a in (a_pos, a_neg)]
             P = g_pos[0].size  # positions per sample
-            lp, dp = _softplus(self.theta_pos - g_pos)
-            ln, dn = _softplus(g_neg - self.theta_neg)
+            lp, dp = softplus(self.theta_pos - g_pos)
+            ln, dn = softplus(g_neg - self.theta_neg)
             norm = xp.sqrt((g_pos.reshape(B, -1) ** 2).sum(axis=1))
             loss += float(lp.mean() + ln.mean() + self.lam * norm.mean())
             dG_pos = -dp / (B * P) + self.lam * g_pos / ((norm.reshape(B, *[1] * (g_pos.ndim - 1)) + EPS) * B)

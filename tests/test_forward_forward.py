@@ -79,7 +79,8 @@ def test_ff_learns_digits_scored_by_its_goodness_and_resumes_bit_for_bit():
 
 
 @pytest.mark.parametrize("options,message", [({"theta": -1.0}, "--theta must be a finite number >= 0"),
-                                             ({"score_from": 0}, "--score-from must be >= 1")])
+                                             ({"score_from": 0}, "--score-from must be >= 1"),
+                                             ({"negatives": "mixed"}, "--negatives 'mixed': allowed: label, hybrid")])
 def test_bad_options(options, message):
     with pytest.raises(hilt.HiltError, match=message):
         make_rule("ff", **options)
@@ -88,3 +89,43 @@ def test_bad_options(options, message):
 def test_ff_refuses_convolutions():
     with pytest.raises(hilt.HiltError, match="rule ff trains mlp models .default mlp:74-512-512.; got --model cnn:4"):
         hilt.train(rule="ff", device="exact", model="cnn:4", epochs=1, out=None)
+
+
+def test_hybrid_negatives_mix_two_images_in_large_regions(rng):
+    from hilt.rules.forward_forward import hybrid_masks
+
+    x = rng.uniform(size=(16, 1, 8, 8)).astype(np.float32)
+    rule = make_rule("ff", negatives="hybrid")
+    neg = rule.hybrids(x)
+    np.testing.assert_array_equal(neg, rule.hybrids(x))  # seeded by the batch
+    for i in range(16):  # every pixel comes from the image itself or from one other image
+        from_self = np.isclose(neg[i], x[i])
+        others = [j for j in range(16) if j != i and np.all(np.isclose(neg[i], x[i]) | np.isclose(neg[i], x[j]))]
+        assert others, i
+    masks = hybrid_masks((2000, 1, 8, 8), np.random.default_rng(0))
+    assert set(np.unique(masks)) <= {0.0, 1.0} and 0.3 < masks.mean() < 0.7
+    same = (masks[:, :, :, 1:] == masks[:, :, :, :-1]).mean()  # neighbours agree far more than for random bits
+    assert same > 0.8, same
+    assert from_self.any()
+
+
+def test_hybrid_ff_update_equals_autograd_and_it_is_scored_by_its_probe(rng):
+    rule = make_rule("ff", negatives="hybrid")
+    net = network("mlp:6-9-7", (6,), rule, readout=False)
+    x = rng.normal(size=(8, 6)).astype(np.float32)
+    from hilt.data.pairs import Pairs, next_row
+
+    W = [torch.tensor(np.asarray(c.weights()), requires_grad=True) for c in net.crossbars()]
+    s, total = torch.from_numpy(np.concatenate([x, rule.hybrids(x)])), 0.0
+    for w in W:
+        h = torch.relu(s @ w[:, :-1].T + w[:, -1])
+        G = (h * h).sum(1)
+        total = total + F.softplus(2.0 - G[:8]).mean() + F.softplus(G[8:] - 2.0).mean()
+        s = (h / (h.norm(dim=1, keepdim=True) + 1e-8)).detach()
+    total.backward()
+    before = [w.detach().numpy().copy() for w in W]
+    rule.step(net, Pairs(x, x, next_row(16)), None, lr=0.1)
+    assert_step_is_gradient(net, before, [w.grad.numpy() for w in W], 0.1)
+    run = hilt.train(rule="ff", negatives="hybrid", device="exact", epochs=1, out=None)
+    assert run.config.model == "mlp:64-512-512" and len(run.summary["probe_accuracy_per_layer"]) == 2
+    assert run.summary["test_accuracy"] > 0.85

@@ -65,10 +65,11 @@ def plan(base, rules: list[str], sizes: list[int], seeds: int, out: Path, name: 
 
 
 def error_of(summary: dict) -> float | None:
-    """Test error as C4/C6 define it for this run (None unless finished)."""
+    """Test error of a finished run (None otherwise): its last layer's probe for a self-supervised
+    run (which records the probe per layer), else its output's."""
     if summary.get("status") != RunStatus.FINISHED:
         return None
-    if resolve(summary["rule"]).cls.self_supervised:
+    if "probe_accuracy_per_layer" in summary:
         return 1.0 - summary["probe_accuracy_per_layer"][-1]
     return 1.0 - summary["test_accuracy"]
 

@@ -23,7 +23,8 @@ from hilt.experiments.run.setup import build
 
 CASES = [("digits", "mlp:64-512-10", "rram", "bp", 10), ("digits", "mlp:64-512-10", "rram", "dp_adjoint", 10),
          ("mnist5k", "cnn:8-16", "rram", "bp", 20), ("digits", "mlp:64-512-10", "exact", "bp", 10),
-         ("mnist5k", "mlp:784-1024-1024-10", "exact", "dp_adjoint", 100)]
+         ("mnist5k", "mlp:784-1024-1024-10", "exact", "dp_adjoint", 100),
+         ("digits", None, "rram", "ep", 10), ("digits", None, "rram", "ff", 10)]  # None: the rule's own model
 HOOKS = [(Crossbar, "_count_read"), (Crossbar, "_count_update"), (AnalogCrossbar, "_count_pulses")]
 
 
@@ -61,10 +62,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--blocks", type=int, default=20, help="pairs of blocks, counting and not")
+    ap.add_argument("--rules", default=None, help="only the cases of these rules (comma-separated)")
     args = ap.parse_args()
     saved = {(cls, name): cls.__dict__[name] for cls, name in HOOKS}
     per_block = args.steps // args.blocks
     for dataset, model, device, rule, batch in CASES:
+        if args.rules and rule not in args.rules.split(","):
+            continue
         setup = build(TrainConfig(dataset=dataset, model=model, device=device, rule=rule, batch_size=batch, out="unused"))
         run_block(setup, 0, per_block, batch, True)  # warm-up, untimed (first calls allocate and fill caches)
         blocks = {"on": [], "off": []}

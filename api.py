@@ -87,9 +87,9 @@ def settings_to_config(settings: dict) -> TrainConfig:
     if not isinstance(rule, str):
         raise HiltError(f"rule={rule!r}: expected a rule's name (see hilt.list_rules())")
     options = dict(base.rule_options) | dict(settings.pop("rule_options", None) or {})
-    declared = resolve(rule).options
+    declared, builtin = resolve(rule).options, builtin_options()
     for key in [k for k in settings if k not in _FIELDS]:
-        if key not in declared and key not in builtin_options():  # a built-in's option: the rule says it takes none
+        if key not in declared and key not in builtin:  # a built-in's option: the rule says it takes none
             raise HiltError(f"unknown setting {key!r}; allowed: {', '.join(_FIELDS)}, cost, and the options of rule "
                             f"{rule}: {', '.join(declared) or '(none)'}")
         options[key] = settings.pop(key)

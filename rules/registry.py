@@ -23,6 +23,7 @@ holds the code itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -154,7 +155,7 @@ class RuleInfo:
         given = {k: v for k, v in options.items() if v is not None}
         for key in given:
             if key not in declared:
-                users = builtin_options().get(key, (None, []))[1]
+                users = builtin_options().get(key, (None, ()))[1]
                 named = "--" + key.replace("_", "-") if users else f"option {key!r}"
                 where = f"; it applies to: {', '.join(users)}" if users else ""
                 allowed = f" (its options: {', '.join(declared)})" if declared else " (it has no options)"
@@ -318,10 +319,12 @@ def available() -> list[RuleInfo | tuple[str, str]]:
     return found
 
 
-def builtin_options() -> dict[str, tuple[Option, list[str]]]:
-    """Every option of the built-in rules -> (its declaration, the rules that take it): the CLI's flags."""
+@functools.cache
+def builtin_options() -> dict[str, tuple[Option, tuple[str, ...]]]:
+    """Every option of the built-in rules -> (its declaration, the rules that take it): the CLI's
+    flags. Made once (BUILTIN is fixed); treat it as read-only."""
     found: dict[str, tuple[Option, list[str]]] = {}
     for name, cls in BUILTIN.items():
         for option in declared_options(cls, name).values():
             found.setdefault(option.name, (option, []))[1].append(name)
-    return found
+    return {key: (option, tuple(users)) for key, (option, users) in found.items()}

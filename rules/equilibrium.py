@@ -25,8 +25,21 @@ feed-forward pass, `free_steps` sweeps at beta = 0 to s*, then from s* `nudged_s
 averaged over the batch, one pulsed update per crossbar with the two states' rows stacked.
 `predict` is the free phase's output. A step reads every crossbar about
 (free_steps + 2 nudged_steps) times forward and as often transposed (the output layer's W_L only
-forward once per sweep). MLPs only: a convolution's transposed read through max-pool switches has
-no energy of this form.
+forward once per sweep).
+
+Two options change the dynamics, not the fixed point:
+
+    step_size in (0, 1]  s_l <- (1 - step_size) s_l + step_size rho(...)     (damping; 1 is the plain sweep)
+    readout separate   s_L = W_L s_{L-1} + b_L is read out, not a state of the energy: the free
+                       phase relaxes s_1..s_{L-1} alone, the nudge is -beta W_L^T dC/ds_L on
+                       s_{L-1} (a transposed read of W_L), and W_L itself is trained on its exact
+                       gradient dC/ds_L s*_{L-1}^T at the free state (Laborieux et al. 2021's
+                       softmax read-out, made for loss ce)
+
+Convolutional blocks take part as they are: W_l s_{l-1} is pool(conv(W_l, s_{l-1})) and its
+transpose routes s_l back through the max-pool switches of that same read, so the energy is the
+one above with the pooled convolution as its linear map while the switches hold (Laborieux et al.
+route the feedback through the switches the same way).
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ from hilt.errors import HiltError
 from hilt.rules.base import LossOption, NetworkPlan, Rule, Signals, check_finite, output_metrics
 
 VARIANTS = ("centred", "positive", "negative")
+READOUTS = ("energy", "separate")
 MAX_STEPS = 1000
 
 
@@ -52,6 +66,8 @@ class EquilibriumPropagation(Rule):
                  free_steps: Annotated[int, f"relaxation sweeps of the free phase, 1-{MAX_STEPS}"] = 20,
                  nudged_steps: Annotated[int, f"relaxation sweeps of each nudged phase, 1-{MAX_STEPS}"] = 8,
                  variant: Annotated[str, "centred (+beta and -beta) | positive (+beta) | negative (-beta)"] = "centred",
+                 step_size: Annotated[float, "relaxation step (damping) in (0, 1]; 1: each sweep sets the state"] = 1.0,
+                 readout: Annotated[str, "energy (s_L is a state) | separate (a read-out of s_{L-1} outside the energy)"] = "energy",
                  loss: LossOption = "mse"):
         super().__init__(loss)
         if not (np.isfinite(beta) and beta > 0):
@@ -62,15 +78,19 @@ class EquilibriumPropagation(Rule):
         if variant not in VARIANTS:
             raise HiltError(f"--variant {variant!r}: allowed: {', '.join(VARIANTS)}")
         self.beta, self.free_steps, self.nudged_steps = float(beta), int(free_steps), int(nudged_steps)
-        self.variant = variant
+        if not (np.isfinite(step_size) and 0 < step_size <= 1):
+            raise HiltError(f"--step-size must be in (0, 1] (got {step_size})")
+        if readout not in READOUTS:
+            raise HiltError(f"--readout {readout!r}: allowed: {', '.join(READOUTS)}")
+        self.variant, self.step_size, self.readout = variant, float(step_size), readout
 
     def network_plan(self, data) -> NetworkPlan:
-        """The dataset's MLP (its readout is the linear output layer s_L)."""
-        return NetworkPlan(data.input_shape, True, data.default_model, model_kinds=("mlp",))
+        """The dataset's MLP or a cnn (its readout is the linear output layer s_L)."""
+        return NetworkPlan(data.input_shape, True, data.default_model, model_kinds=("mlp", "cnn"))
 
     def feed_forward(self, net, x) -> list:
         """States s_0..s_L of one forward pass: where the free phase starts."""
-        states = [backend.asarray(x).reshape(len(x), -1)]
+        states = [backend.asarray(x)]
         for block in net.blocks:
             a, _ = block.forward(states[-1])
             states.append(block.act(a))
@@ -79,18 +99,25 @@ class EquilibriumPropagation(Rule):
     def relax(self, net, states: list, steps: int, beta: float = 0.0, y=None) -> list:
         """`steps` sweeps (odd layers, then even) from `states`, nudged by beta towards y."""
         states, L = list(states), len(net.blocks)
+        top = L - 1 if self.readout == "separate" else L  # the last layer of the energy
         for _ in range(steps):
             for parity in (1, 0):
-                for l in range(1 + (1 - parity), L + 1, 2):
-                    block = net.blocks[l - 1]
-                    a, _ = block.forward(states[l - 1])
-                    if l < L:
+                for l in range(1 + (1 - parity), top + 1, 2):
+                    a, _ = net.blocks[l - 1].forward(states[l - 1])
+                    if l < top:
                         above = net.blocks[l]
                         a = a + above.backward(states[l + 1], above.cache_for(states[l]))
-                        states[l] = block.act(a)
-                    else:
-                        states[l] = a - beta * self.loss(states[l], y)[1] if beta else a
+                    elif l < L and beta:  # the separate read-out's nudge: -beta W_L^T dC/ds_L
+                        above = net.blocks[l]
+                        out, cache = above.forward(states[l])
+                        a = a - beta * above.backward(self.loss(out, y)[1], cache)
+                    elif l == L:
+                        a = a - beta * self.loss(states[l], y)[1] if beta else a
+                    new = net.blocks[l - 1].act(a) if l < L else a
+                    states[l] = new if self.step_size == 1 else states[l] + self.step_size * (new - states[l])
                     check_finite(states[l], "states", l)
+        if top < L:
+            states[L], _ = net.blocks[-1].forward(states[L - 1])
         return states
 
     def free_phase(self, net, x) -> list:
@@ -107,6 +134,9 @@ class EquilibriumPropagation(Rule):
         scale = (2 if self.variant == "centred" else 1) * self.beta * B
         xp, blocks = backend.xp(), []
         for l, block in enumerate(net.blocks, 1):
+            if l == len(net.blocks) and self.readout == "separate":  # the read-out's exact gradient at s*
+                blocks.append((self.loss(out, y)[1] / B, block.cache_for(free[l - 1])))
+                continue
             rows = xp.concatenate([plus[l - 1], minus[l - 1]])
             d = xp.concatenate([-plus[l], minus[l]]) / scale
             blocks.append((d, block.cache_for(rows)))

@@ -42,6 +42,36 @@ def test_centred_ep_equals_the_gradient_at_the_equilibrium():
         assert cosine(g, t) >= 0.999, (k, cosine(g, t))
 
 
+@pytest.mark.parametrize("model, shape, options", [
+    ("mlp:6-5-4-5", (6,), {"loss": "ce", "readout": "separate"}),  # Laborieux et al.'s softmax read-out
+    ("mlp:6-5-4-5", (6,), {"step_size": 0.5}),  # damped sweeps: the same fixed point
+    ("cnn:3-4", (1, 8, 8), {}),  # conv + max-pool blocks, feedback through the switches
+    ("cnn:3-4", (1, 8, 8), {"loss": "ce", "readout": "separate"}),
+])
+def test_the_theorem_holds_for_every_readout_step_and_convnets(model, shape, options):
+    rng = np.random.default_rng(0)
+    rule = make_rule("ep", beta=1e-3, free_steps=300, nudged_steps=300, **options)
+    net = network(model, shape, rule, seed=0)
+    for crossbar in net.crossbars():
+        crossbar.program(0.6 * np.asarray(crossbar.weights()))
+    x, y = rng.normal(size=(4, *shape)).astype(np.float32), rng.integers(0, 5, 4)
+    truth = ep_gradient(net, x, y, 5, loss=rule.loss_name, readout=rule.readout)
+    estimate = [np.asarray(block.outer(*sig), dtype=np.float64)
+                for block, sig in zip(net.blocks, rule.signals(net, x, y).blocks)]
+    assert all(np.linalg.norm(t) > 1e-3 for t in truth)
+    for k, (g, t) in enumerate(zip(estimate, truth), 1):
+        assert cosine(g, t) >= 0.999, (k, cosine(g, t))
+    if rule.readout == "separate":  # the read-out is trained on its exact gradient at s*
+        np.testing.assert_allclose(estimate[-1], truth[-1], rtol=1e-3, atol=1e-5)
+
+
+def test_a_bad_step_or_readout_is_one_line():
+    with pytest.raises(hilt.HiltError, match=r"--step-size must be in \(0, 1\]"):
+        make_rule("ep", step_size=0)
+    with pytest.raises(hilt.HiltError, match="allowed: energy, separate"):
+        make_rule("ep", readout="softmax")
+
+
 def relative_errors(variant, betas, net, x, y, truth):
     return [np.sqrt(sum(((g - t) ** 2).sum() for g, t in zip(ep_estimate(net, x, y, b, variant), truth))
                     / sum((t ** 2).sum() for t in truth)) for b in betas]
@@ -70,12 +100,14 @@ def test_ep_reads_every_crossbar_both_ways_and_predicts_its_free_output(rng):
     np.testing.assert_allclose(np.asarray(rule.predict(net, x)), np.asarray(rule.free_phase(net, x)[-1]))
 
 
-def test_ideal_device_with_perfect_io_reproduces_exact(rng):
-    x, y = rng.normal(size=(4, 6)).astype(np.float32), rng.integers(0, 5, 4)
+@pytest.mark.parametrize("model, shape, options", [("mlp:6-5-4-5", (6,), {}),
+                                                   ("cnn:3-4", (1, 8, 8), {"loss": "ce", "readout": "separate"})])
+def test_ideal_device_with_perfect_io_reproduces_exact(rng, model, shape, options):
+    x, y = rng.normal(size=(4, *shape)).astype(np.float32), rng.integers(0, 5, 4)
     nets = {}
     for device in ("exact", "ideal"):
-        rule = make_rule("ep", free_steps=5, nudged_steps=3)
-        nets[device] = network("mlp:6-5-4-5", (6,), rule, device=device)
+        rule = make_rule("ep", free_steps=5, nudged_steps=3, **options)
+        nets[device] = network(model, shape, rule, device=device)
         for crossbar in nets[device].crossbars():  # small weights: the relaxation contracts
             crossbar.program(0.6 * np.asarray(crossbar.weights()))
         for _ in range(2):

@@ -457,16 +457,19 @@ class DeviceFit:
 
 def fit_device(data, model: str = "softbounds", g_min: float | None = None, g_max: float | None = None,
                w_min: float = -1.0, w_max: float = 1.0, name: str | None = None,
-               compare_presets: bool = False, plot=None) -> Device:
+               compare_presets: bool = False, plot=None, non_accumulating: str = "write") -> Device:
     """Fit an aihwkit device model to measured pulse-response data (a CSV: pulse, conductance[,
-    trace, device]); a Device (`.save(path)`, or device= directly), its fit in `.fit`."""
+    trace, device], or aihwkit's two-column up/down layout); a Device (`.save(path)`, or device=
+    directly), its fit in `.fit`. The reads' scatter is split into noise that accumulates
+    (dw_min_std) and noise that does not, which goes where `non_accumulating` says (write: the
+    device's write_noise_std; read: left out, as the instrument's)."""
     from hilt.devices.device_file import MODELS
     from hilt.devices.fitting import definition, fit, plot_fit, preset_errors, read_measurements
 
     if model not in MODELS:
         raise HiltError(f"--model {model}: unknown model; allowed: {', '.join(MODELS)}")
     meas = read_measurements(str(data), g_min, g_max, w_min, w_max)
-    result = fit(meas, model)
+    result = fit(meas, model, non_accumulating)
     record = definition(result, meas, name or f"{Path(data).stem}-{model}")
     errors = preset_errors(result.layout) if compare_presets else None
     if errors:

@@ -126,13 +126,14 @@ def _help_lists() -> dict[str, str]:
     from hilt.analog.periphery import ACTIVATIONS
     from hilt.data.registry import EMBEDDED, ON_DISK
     from hilt.data.rhm import RHMParams
-    from hilt.devices.device_file import MODELS
+    from hilt.devices.device_file import MODELS, NON_ACCUMULATING
     from hilt.devices.updates import DEFAULT_UPDATE, UPDATES
 
     return {"datasets": f"embedded: {_choices(EMBEDDED)}; from --data-dir: {_choices(ON_DISK)}",
             "rhm_keys": ", ".join(f.name for f in dataclass_fields(RHMParams)),
             "updates": f"{_choices(UPDATES)} (default: {DEFAULT_UPDATE}, or the preset's own)",
-            "optimizers": _choices(OPTIMIZERS), "activations": _choices(ACTIVATIONS), "fit_models": _choices(MODELS)}
+            "optimizers": _choices(OPTIMIZERS), "activations": _choices(ACTIVATIONS), "fit_models": _choices(MODELS),
+            "non_accumulating": "; ".join(f"{k}: {v}" for k, v in NON_ACCUMULATING.items())}
 
 
 _H = _help_lists()
@@ -540,6 +541,34 @@ def devices_show(
     Console().print_json(json.dumps(parse_device(name, sets or [], update=update).describe(), default=str))
 
 
+@devices_app.command("plot")
+@user_errors
+def devices_plot(
+    names: List[str] = typer.Argument(..., help="presets, NeuroSim devices, FILE.json or neurosim:KEY=V,... side by side"),
+    sets: Optional[List[str]] = typer.Option(None, "--set", help="overrides KEY=VALUE for every device"),
+    update: Optional[str] = typer.Option(None, help=f"show the compound's effective weight under this update algorithm: {_H['updates']}"),
+    cycles: int = typer.Option(2, help="cycles of up then down pulses"),
+    pulses: Optional[int] = typer.Option(None, help="pulses per direction (default: aihwkit's estimate across the range)"),
+    out: Path = typer.Option(Path("devices.png"), help="the figure (.png, .pdf or .svg)"),
+    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
+):
+    """The pulse response (cycles up and down, several devices each, with their noise) and the step
+    per pulse against the weight, up and down, of each device, side by side in one figure."""
+    from hilt.devices.response import plot_responses, pulse_response
+
+    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise HiltError(f"--out {out}: a figure ends in .png, .pdf or .svg")
+    if out.exists() and not force:
+        raise HiltError(f"--out {out} exists; choose another --out or pass --force to overwrite it")
+    responses = [pulse_response(name, sets, update, cycles, pulses) for name in names]
+    plot_responses(responses, out)
+    for r in responses:
+        up, down = r.median_step(1), r.median_step(-1)
+        print(f"{r.label}: {len(r.direction) - 1} pulses x {r.weights.shape[1]} devices; weight "
+              f"{r.weights.min():.3g}..{r.weights.max():.3g}; median step up {up:.3g}, down {down:.3g}")
+    print(f"figure: {out}")
+
+
 @devices_app.command("fit")
 @user_errors
 def devices_fit(
@@ -551,6 +580,8 @@ def devices_fit(
     g_max: Optional[float] = typer.Option(None, help="conductance that maps to --w-max (default: the data's maximum)"),
     w_min: float = typer.Option(_api_default(api.fit_device, "w_min"), help="weight of g_min"),
     w_max: float = typer.Option(_api_default(api.fit_device, "w_max"), help="weight of g_max"),
+    non_accumulating: str = typer.Option(_api_default(api.fit_device, "non_accumulating"),
+                                         help=f"where the reads' scatter that does not accumulate goes: {_H['non_accumulating']}"),
     compare_presets: bool = typer.Option(False, "--compare-presets", help="also rank the presets by their error on the data"),
     force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
     as_json: bool = typer.Option(False, "--json", help="print the device file's content as JSON"),
@@ -567,7 +598,7 @@ def devices_fit(
     if out.exists() and not force:
         raise HiltError(f"--out {out} exists; choose another --out or pass --force to overwrite it")
     device = api.fit_device(data, model, g_min, g_max, w_min, w_max, name=out.stem, compare_presets=compare_presets,
-                            plot=out.with_suffix(".png"))
+                            plot=out.with_suffix(".png"), non_accumulating=non_accumulating)
     device.save(out, force=True)
     record, result, meas, errors = device.definition, device.fit.result, device.fit.measurements, device.fit.preset_rmse
     if as_json:
@@ -582,6 +613,12 @@ def devices_fit(
                 rows, columns=("parameter", "value", "fit error (1 sigma)"))
     print(f"fit RMSE {result.rmse:.4g} weight units = {result.rmse / span:.2%} of the range "
           f"[{w_min:g}, {w_max:g}] <- conductance [{meas.g_range[0]:.4g}, {meas.g_range[1]:.4g}]")
+    noise = record["fit"]["noise"]
+    ci = lambda v: "" if v is None else f" (95 % {v[0]:.3g}-{v[1]:.3g})"  # noqa: E731
+    acc, na = noise["accumulating"], noise["non_accumulating"]
+    print(f"noise: accumulating dw_min_std {acc['dw_min_std']:.3g}{ci(acc['ci95'])} -> dw_min_std; "
+          f"not accumulating {na['sigma_weight_units']:.3g} weight units{ci(na['ci95'])}, "
+          f"correlation {noise['rho']:.2f} per pulse -> {na['to']}")
     if errors:
         print_table("presets on the same data (as they are, noise off), best first",
                     [(name, rmse, rmse / span) for name, rmse in errors], columns=("preset", "RMSE", "of range"))

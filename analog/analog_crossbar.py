@@ -34,6 +34,7 @@ Arrays cross into torch zero-copy (torch.from_numpy), so the analog path runs wi
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 
@@ -41,7 +42,7 @@ from hilt.analog import backend
 from hilt.analog.costs import PulseModel
 from hilt.analog.crossbar import Crossbar, RowTally, check_lr
 from hilt.analog.optim import gradient_matrix
-from hilt.devices.presets import DeviceSpec, leaf_devices
+from hilt.devices.presets import DeviceSpec, leaf_devices, res_to_bits
 from hilt.devices.updates import UPDATES
 
 
@@ -127,6 +128,9 @@ class AnalogCrossbar(Crossbar):
         self.scale: float | None = None
         self._lr: float | None = None
         self._pulse_model = UPDATES[spec.update].counting(first.rpu_config)
+        # a k-bit input is k one-bit DAC conversions (ISAAC's bit-serial inputs); unquantised: one
+        self._dac_bits = tuple(max(1.0, math.ceil(res_to_bits(getattr(first.rpu_config, io).inp_res)))
+                               for io in ("forward", "backward"))
         kw = self._pulse_model["pulse_model"]
         self._pulse_models = [[PulseModel(**kw) for _ in row] for row in self.tiles] if kw else None
 
@@ -143,7 +147,9 @@ class AnalogCrossbar(Crossbar):
         per_tile = counts["transfer_reads"] / n_tiles
         counts["array_reads"] += forward + transposed + per_tile  # the tiles of the grid read in parallel
         counts["cell_reads"] += (forward + transposed) * outputs * inputs + per_tile * outputs * n_col_tiles
-        counts["dac_conversions"] += (forward + per_tile) * inputs * n_row_tiles + transposed * outputs * n_col_tiles
+        bits_forward, bits_backward = self._dac_bits
+        counts["dac_conversions"] += ((forward + per_tile) * inputs * n_row_tiles * bits_forward
+                                      + transposed * outputs * n_col_tiles * bits_backward)
         counts["adc_conversions"] += (forward + per_tile) * outputs * n_col_tiles + transposed * inputs * n_row_tiles
         if model["accumulator"]:  # the digital accumulator: G += d^T x (summed), chi += x d^T (mp)
             counts["digital_macs"] += counts["update_rows"] * self.out_size * (self.in_size + self.bias)
@@ -152,8 +158,10 @@ class AnalogCrossbar(Crossbar):
         """Tile ij's pulse trains for rows (x, d) as the tile sees them (bias_input: plus its bias input 1)."""
         self.counts["pulse_trains"] += len(x)
         if self._pulse_models is not None:
-            pulses, slots = self._pulse_models[i][j](x, d, lr, bias_input)
+            pulses, slots, up = self._pulse_models[i][j](x, d, lr, bias_input)
             self.counts["expected_pulses"] += pulses
+            self.counts["expected_pulses_up"] += up
+            self.counts["expected_pulses_down"] += pulses - up
             self.counts["pulse_slots"] += slots
 
     @staticmethod

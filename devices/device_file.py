@@ -31,6 +31,11 @@ MODELS: dict[str, str] = {
     "piecewise": "PiecewiseStepDevice",
 }
 
+# where `devices fit --non-accumulating` puts the reads' scatter that does not accumulate
+NON_ACCUMULATING: dict[str, str] = {
+    "write": "aihwkit's write_noise_std (redrawn at every pulse of the device, seen by every read until the next)",
+    "read": "the instrument's read noise: recorded in the fit, left out of the device",
+}
 
 # spreads a definition does not measure are off (aihwkit's defaults would invent them)
 NO_SPREAD = {"dw_min_dtod": 0.0, "up_down_dtod": 0.0, "w_max_dtod": 0.0, "w_min_dtod": 0.0}

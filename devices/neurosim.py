@@ -15,9 +15,22 @@ g(p) = (1 - exp(-p/a)) / (1 - exp(-1/a)); this reproduces the table to 5 digits 
 
 A pulse from conductance G moves it by (B - (G - G_min)) (1 - exp(-1/A)) up (LTP) and by
 (B - (G - G_min)) (1 - exp(1/A)) down (LTD): both are linear in G, so a piecewise-step table
-with nodes across [G_min, G_max] reproduces G(P) exactly at every pulse. Cycle-to-cycle
-variation is NeuroSim's sigma = c2c (G_max - G_min) per pulse; aihwkit's dw_min_std is relative
-to the step, so it is set to c2c (w_max - w_min) / dw_min (exact where the step is dw_min).
+with nodes across [G_min, G_max] reproduces G(P) exactly at every pulse.
+
+Cycle-to-cycle variation: NeuroSim V3.0 adds sigma = c2c (G_max - G_min) to every pulse,
+whatever the state. aihwkit's PiecewiseStepDevice draws its noise relative to the local step
+(dw_min_std x step(w)), so no single dw_min_std matches at every state: hilt chooses the one
+whose variance, summed over the pulses of a full sweep of the range (levels_ltp up from G_min,
+levels_ltd down from G_max), equals NeuroSim's, levels x sigma^2. Per pulse it is then larger
+than NeuroSim's where the step is large and smaller where it is small (tests/test_device_fitting.py
+measures both). DNN+NeuroSim V2.1 (neurosim-v2's source) draws its c2c once per weight update,
+not per pulse; hilt applies it per pulse, as V3.0 does, so an update of n pulses gets about
+sqrt(n) times V2.1's noise.
+
+NeuroSim's own code reads its A table at index (int)(|NL| x 100) - 1, which floors the
+floating-point error of labels such as 0.29 x 100 = 28.999...: 53 of the 900 two-decimal labels
+read the entry one below (A up to 0.9 % off). `normalized_a` is the closed form, which matches
+the table's entries themselves within 2.3e-5; a label lands on its own entry here.
 """
 
 from __future__ import annotations
@@ -42,8 +55,9 @@ NEUROSIM_DEVICES: dict[str, tuple[dict[str, float], str]] = {
         "97/100 levels, c2c 3.5 %, G 3.08-38.5 nS)"),
     "neurosim-v2": (
         {"nl_ltp": 1.75, "nl_ltd": 1.46, "levels_ltp": 32, "levels_ltd": 32, "c2c": 0.003, "onoff": 10.0},
-        "DNN+NeuroSim V2.1's training device (Training_pytorch/train.py: NL 1.75/1.46, 32 levels, "
-        "c2c 0.3 %, on/off 10)"),
+        "DNN+NeuroSim V2.1's training device (values set in Training_pytorch/train.py after its argument "
+        "parsing, not its argparse defaults: NL 1.75/1.46, 32 levels, c2c 0.3 %, on/off 10; V2.1 draws c2c "
+        "once per update, hilt per pulse)"),
 }
 KEYS = {
     "nl_ltp": "LTP nonlinearity label (0: linear)",
@@ -115,6 +129,28 @@ def neurosim_parameters(text: str) -> dict[str, float]:
     return out
 
 
+def sweep_steps(p: dict) -> np.ndarray:
+    """The steps (weight units) of the pulses of a full sweep: levels_ltp up from G_min, then
+    levels_ltd down from G_max (NeuroSim's curves, no noise)."""
+    lo, hi = W_RANGE
+    steps = []
+    for pulse, nl, levels, start in ((1, p["nl_ltp"], int(p["levels_ltp"]), 0.0), (-1, p["nl_ltd"], int(p["levels_ltd"]), 1.0)):
+        g = np.array([start])
+        for _ in range(levels):
+            after = conductance_after(g, pulse, nl, levels)
+            steps.append(abs(float(after[0] - g[0])) * (hi - lo))
+            g = after
+    return np.array(steps)
+
+
+def c2c_relative(p: dict) -> float:
+    """aihwkit's dw_min_std (relative to the step) whose variance over a full sweep's pulses equals
+    NeuroSim's additive c2c (G_max - G_min) on each of them."""
+    steps = sweep_steps(p)
+    sigma = p["c2c"] * (W_RANGE[1] - W_RANGE[0])
+    return float(sigma * math.sqrt(len(steps) / np.sum(steps**2)))
+
+
 def neurosim_definition(text: str) -> dict:
     """A device definition (devices/device_file.py) of NeuroSim's model with these parameters."""
     p = neurosim_parameters(text)
@@ -125,7 +161,7 @@ def neurosim_definition(text: str) -> dict:
     dw_min = float(np.concatenate([up, down]).mean())
     params = {**NO_SPREAD, "dw_min": dw_min, "up_down": 0.0, "w_min": lo, "w_max": hi,
               "piecewise_up": [float(v) for v in up / dw_min], "piecewise_down": [float(v) for v in down / dw_min],
-              "dw_min_std": p["c2c"] * (hi - lo) / dw_min}
+              "dw_min_std": c2c_relative(p)}
     description = NEUROSIM_DEVICES[text][1] if text in NEUROSIM_DEVICES else "NeuroSim model " + text.split(":", 1)[1]
     return {"format": FORMAT, "name": text if text in NEUROSIM_DEVICES else "neurosim", "description": description,
             "device": {"class": "PiecewiseStepDevice", "params": params},

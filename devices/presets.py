@@ -200,8 +200,8 @@ class DeviceSpec:
             if io is None:
                 continue
             out[f"{direction}_io"] = "perfect" if io.is_perfect else {
-                "dac_bits": _res_to_bits(io.inp_res),
-                "adc_bits": _res_to_bits(io.out_res),
+                "dac_bits": res_to_bits(io.inp_res),
+                "adc_bits": res_to_bits(io.out_res),
                 "read_noise": io.out_noise,
             }
         if hasattr(cfg, "update") and hasattr(cfg.update, "desired_bl"):
@@ -212,7 +212,8 @@ class DeviceSpec:
         return out
 
 
-def _res_to_bits(res: float):
+def res_to_bits(res: float):
+    """The bits of a converter of aihwkit resolution `res` (the inverse of bits_to_res; 0: unquantised)."""
     if res <= 0:
         return 0
     if res >= 1:  # given as a number of steps

@@ -39,19 +39,43 @@ def test_expected_pulses_match_the_device(bl, lr, d_scale):
     for _ in range(repeats):
         xbar.update(x, -d, lr)  # W -= lr (-d) x^T: every weight goes up
     steps = xbar.weights().sum() / DW
-    counted = xbar.take_counts()["expected_pulses"]
+    counts = xbar.take_counts()
+    counted = counts["expected_pulses"]
     assert steps == pytest.approx(counted, rel=0.03)
-    model, _ = expected_pulses(x, d, lr, DW, bl, True, True)
+    model, _, up = expected_pulses(x, d, lr, DW, bl, True, True)
     assert counted == pytest.approx(repeats * model)
+    assert counts["expected_pulses_up"] == pytest.approx(counted) and counts["expected_pulses_down"] == pytest.approx(0, abs=1e-6 * counted)
+
+
+def test_pulses_up_and_down_match_the_device():
+    """x > 0 and d of either sign per output: the rows of W with d_j < 0 only go up, those with
+    d_j > 0 only down, so the weights tell the two counts apart."""
+    spec = parse_device("constant.json", ["update_bl=31", "weight_scaling_omega=0"], definition=CONSTANT)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.1, 1.0, (5, 8)).astype(np.float32)
+    sign = np.array([1, -1, 1, -1, -1, 1], np.float32)
+    d = (rng.uniform(0.1, 1.0, (5, 6)) * sign).astype(np.float32)
+    xbar = AnalogCrossbar(6, 8, False, spec)
+    xbar.program(np.zeros((6, 8), np.float32))
+    xbar.take_counts()
+    for _ in range(200):
+        xbar.update(x, d, 0.01)
+    w = np.asarray(xbar.weights()) / DW
+    counts = xbar.take_counts()
+    assert w[sign < 0].sum() == pytest.approx(counts["expected_pulses_up"], rel=0.03)
+    assert -w[sign > 0].sum() == pytest.approx(counts["expected_pulses_down"], rel=0.03)
+    assert counts["expected_pulses_up"] + counts["expected_pulses_down"] == pytest.approx(counts["expected_pulses"])
 
 
 def reference_pulses(x, d, lr, dw_min, desired_bl, management, bl_management, bias_input):
-    """The model spelled out line by line: every x-line's and d-line's firing probability, clipped."""
-    pulses = slots = 0.0
+    """The model spelled out line by line: every x-line's and d-line's firing probability, clipped;
+    a coincidence of lines of opposite signs steps up."""
+    pulses = slots = up = 0.0
     rate = lr / dw_min
-    for xr, dr in zip(np.abs(x).astype(np.float64), np.abs(d).astype(np.float64)):
+    for xs, ds in zip(x.astype(np.float64), d.astype(np.float64)):
         if bias_input:
-            xr = np.append(xr, 1.0)
+            xs = np.append(xs, 1.0)
+        xr, dr = np.abs(xs), np.abs(ds)
         k = rate * xr.max() * dr.max()
         if k == 0:
             continue
@@ -63,9 +87,11 @@ def reference_pulses(x, d, lr, dw_min, desired_bl, management, bl_management, bi
             b = rate / bl / a
         else:
             a, b = 1 / xr.max(), rate * xr.max() / bl
-        pulses += bl * np.minimum(1, a * xr).sum() * np.minimum(1, b * dr).sum()
+        p, q = np.minimum(1, a * xr), np.minimum(1, b * dr)
+        pulses += bl * p.sum() * q.sum()
+        up += bl * (p[xs > 0].sum() * q[ds < 0].sum() + p[xs < 0].sum() * q[ds > 0].sum())
         slots += bl
-    return pulses, slots
+    return pulses, slots, up
 
 
 @pytest.mark.parametrize("management, bl_management", [(True, True), (True, False), (False, True), (False, False)])
@@ -80,15 +106,17 @@ def test_expected_pulses_equal_the_model_spelled_out(management, bl_management, 
         x[rng.integers(rows)] *= rng.integers(0, 2)
         d[rng.integers(rows)] *= rng.integers(0, 2)
         args = (float(rng.choice([0.001, 0.01, 0.1])), DW, int(rng.choice([1, 5, 31])), management, bl_management)
-        pulses, slots = expected_pulses(x, d, *args, bias_input=bias_input)
-        want_pulses, want_slots = reference_pulses(x, d, *args, bias_input)
+        pulses, slots, up = expected_pulses(x, d, *args, bias_input=bias_input)
+        want_pulses, want_slots, want_up = reference_pulses(x, d, *args, bias_input)
         assert pulses == pytest.approx(want_pulses, rel=1e-5, abs=1e-9) and slots == want_slots
+        assert up == pytest.approx(want_up, rel=1e-5, abs=1e-9)
 
 
 def test_expected_pulse_model_is_the_asked_change_while_nothing_clips():
     x, d = np.array([[0.5, 0.25, 1.0]]), np.array([[0.25, -0.1]])
-    pulses, slots = expected_pulses(x, d, 0.01, DW, 31, True, True)
+    pulses, slots, up = expected_pulses(x, d, 0.01, DW, 31, True, True)
     assert pulses == pytest.approx(0.01 * np.abs(d).sum() * np.abs(x).sum() / DW)
+    assert up == pytest.approx(0.01 * 0.1 * np.abs(x).sum() / DW)  # d_2 < 0: its row steps up
     assert slots == math.ceil(0.01 * 1.0 * 0.25 / DW) == 3
 
 
@@ -220,10 +248,12 @@ def test_tiled_reads_convert_once_per_tile():
     xbar.take_counts()
     xbar.forward(np.ones((3, 10), np.float32))
     c = xbar.take_counts()
-    assert c["dac_conversions"] == 3 * 11 * 2 and c["adc_conversions"] == 3 * 6 * 3
+    bits = spec.describe()["forward_io"]["dac_bits"]  # rram's DAC: 7 bits, each a one-bit conversion
+    assert bits == 7
+    assert c["dac_conversions"] == 3 * 11 * 2 * bits and c["adc_conversions"] == 3 * 6 * 3
     xbar.backward(np.ones((3, 6), np.float32))
     c = xbar.take_counts()
-    assert c["dac_conversions"] == 3 * 6 * 3 and c["adc_conversions"] == 3 * 11 * 2
+    assert c["dac_conversions"] == 3 * 6 * 3 * bits and c["adc_conversions"] == 3 * 11 * 2
 
 
 def test_summed_counts_its_accumulator_and_fewer_trains():
@@ -281,16 +311,17 @@ def test_transfers_and_their_reads_on_a_tile_grid():
     assert c["transfers"] == transfers and c["transfer_reads"] == transfers
     per_tile = transfers / 6
     assert c["array_reads"] == per_tile and c["cell_reads"] == per_tile * 6 * 3
-    assert c["dac_conversions"] == per_tile * 11 * 2 and c["adc_conversions"] == per_tile * 6 * 3
+    assert c["dac_conversions"] == per_tile * 11 * 2 * 7 and c["adc_conversions"] == per_tile * 6 * 3
     assert c["pulse_trains"] == 8 * 6 and c["expected_pulses"] > 0
 
 
 def test_estimate_and_energy_to_accuracy():
     table = load_cost_table()
-    counts = dict.fromkeys(COUNT_KEYS, 0.0) | {"expected_pulses": 10.0, "digital_macs": 2.0, "pulse_slots": 3.0}
+    counts = dict.fromkeys(COUNT_KEYS, 0.0) | {"expected_pulses": 10.0, "expected_pulses_up": 6.0,
+                                               "expected_pulses_down": 4.0, "digital_macs": 2.0, "pulse_slots": 3.0}
     costs = {k: v["value"] for k, v in table["costs"].items()}
     got = estimate(counts, table)
-    assert got["energy_j"] == pytest.approx(10 * costs["pulse_j"] + 2 * costs["digital_mac_j"])
+    assert got["energy_j"] == pytest.approx(6 * costs["pulse_up_j"] + 4 * costs["pulse_down_j"] + 2 * costs["digital_mac_j"])
     assert got["latency_s"] == pytest.approx(3 * costs["pulse_slot_s"])
     rows = [{"split": "test", "accuracy": 0.1}, {"split": "train", "energy_j": 1.0}, {"split": "test", "accuracy": 0.5},
             {"split": "train", "energy_j": 2.0}, {"split": "test", "accuracy": 0.9}]
@@ -312,12 +343,38 @@ def test_train_reports_costs_per_epoch_and_in_total(tmp_path):
     assert (metrics[metrics.split == "test"].update_rows == 0).all()  # evaluation only reads
 
 
+def test_the_default_costs_are_their_sources_arithmetic():
+    """Each number of cost_table.json from the figures its source gives."""
+    costs = {k: v["value"] for k, v in load_cost_table()["costs"].items()}
+    # ISAAC Table I: 8 x 128 one-bit DACs at 4 mW, one input bit per 100 ns crossbar read
+    assert costs["dac_conversion_j"] == pytest.approx(4e-3 * 100e-9 / (8 * 128), rel=0.01)
+    # ISAAC Table I: 8 ADCs at 16 mW, each converting 128 bitlines per 100 ns read (1.28 GS/s)
+    assert costs["adc_conversion_j"] == pytest.approx(16e-3 / 8 / (128 / 100e-9), rel=0.01)
+    # NeuroSim RealDevice: V^2 G t, G the mean of 3.08 and 38.5 nS, 300 us pulses, LTP 3.2 V, LTD 2.8 V
+    g = (3.08e-9 + 38.5e-9) / 2
+    assert costs["pulse_up_j"] == pytest.approx(3.2**2 * g * 300e-6, rel=0.01)
+    assert costs["pulse_down_j"] == pytest.approx(2.8**2 * g * 300e-6, rel=0.01)
+    assert costs["cell_read_j"] == pytest.approx(0.5**2 * g * 5e-9, rel=0.01)
+
+
+def test_a_table_of_one_pulse_price_still_reads(tmp_path):
+    """A table written before pulses were priced by direction (pulse_j) prices both with it."""
+    from hilt.experiments.measure.cost import check_cost_table
+
+    table = load_cost_table()
+    costs = table["costs"]
+    costs["pulse_j"] = costs.pop("pulse_up_j")
+    costs.pop("pulse_down_j")
+    checked = check_cost_table(table, "old")["costs"]
+    assert checked["pulse_up_j"] == checked["pulse_down_j"] == costs["pulse_j"]
+
+
 def test_bad_cost_tables_are_one_line_errors(tmp_path):
     path = tmp_path / "cost.json"
     table = load_cost_table()
-    table["costs"].pop("pulse_j")
+    table["costs"].pop("pulse_up_j")
     path.write_text(json.dumps(table))
     result = runner.invoke(app, ["train", "--cost", str(path), "--epochs", "1", "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "missing pulse_j" in result.output
+    assert result.exit_code == 2 and "missing pulse_up_j" in result.output
     missing = runner.invoke(app, ["train", "--cost", str(tmp_path / "nope.json"), "--epochs", "1"])
     assert missing.exit_code == 2 and "no such file" in missing.output

@@ -3,7 +3,8 @@ times the per-operation costs of a cost table (cost_table.json beside this file,
 of every number; `--cost FILE` for another). Every figure is an estimate from that table:
 
     energy_j  = cell_reads x cell_read_j + dac_conversions x dac_conversion_j
-              + adc_conversions x adc_conversion_j + expected_pulses x pulse_j + digital_macs x digital_mac_j
+              + adc_conversions x adc_conversion_j + expected_pulses_up x pulse_up_j
+              + expected_pulses_down x pulse_down_j + digital_macs x digital_mac_j
     latency_s = array_reads x read_s + pulse_slots x pulse_slot_s
 
 (tiles work in parallel; digital work is not timed). On the exact path only digital_macs cost:
@@ -22,7 +23,8 @@ from hilt.errors import HiltError
 DEFAULT_TABLE = Path(__file__).with_name("cost_table.json")
 FORMAT = "hilt-cost-1"
 ENERGY = {"cell_reads": "cell_read_j", "dac_conversions": "dac_conversion_j", "adc_conversions": "adc_conversion_j",
-          "expected_pulses": "pulse_j", "digital_macs": "digital_mac_j"}
+          "expected_pulses_up": "pulse_up_j", "expected_pulses_down": "pulse_down_j", "digital_macs": "digital_mac_j"}
+LEGACY = {"pulse_j": ("pulse_up_j", "pulse_down_j")}  # a table before pulses were priced by direction
 TIME = {"array_reads": "read_s", "pulse_slots": "pulse_slot_s"}
 COSTS = tuple(dict.fromkeys([*ENERGY.values(), *TIME.values()]))
 ESTIMATES = ("energy_j", "latency_s")
@@ -48,6 +50,9 @@ def check_cost_table(table, what: str) -> dict:
         raise HiltError(f"{what}: not a hilt cost table (expected {{\"format\": \"{FORMAT}\", \"costs\": {{...}}}}, "
                         f"as {DEFAULT_TABLE.name})")
     costs = table["costs"]
+    for old, new in LEGACY.items():  # one price for both directions
+        if old in costs and not any(k in costs for k in new):
+            costs = table["costs"] = {**{k: v for k, v in costs.items() if k != old}, **{k: costs[old] for k in new}}
     unknown, missing = sorted(set(costs) - set(COSTS)), [k for k in COSTS if k not in costs]
     if unknown or missing:
         raise HiltError(f"{what}: " + "; ".join(filter(None, [unknown and f"unknown costs {', '.join(unknown)}",

@@ -248,6 +248,10 @@ def _typed_settings(ctx: typer.Context) -> dict:
              if name not in _NOT_SETTINGS and ctx.get_parameter_source(name).name == "COMMANDLINE"}
     if ctx.get_parameter_source("rule_opt").name == "COMMANDLINE":
         given.update(_rule_opts(ctx.params["rule_opt"]))
+    if "cost" in ctx.params and ctx.get_parameter_source("cost").name == "COMMANDLINE":
+        from hilt.experiments.measure.cost import load_cost_table
+
+        given["cost_table"] = load_cost_table(ctx.params["cost"])  # a resumed run checks it against its own
     return given
 
 
@@ -595,8 +599,9 @@ def devices_fit(
     out = out or data.with_name(f"{data.stem}-{model}.json")
     if out.suffix != ".json":
         raise HiltError(f"--out {out}: a device file ends in .json")
-    if out.exists() and not force:
-        raise HiltError(f"--out {out} exists; choose another --out or pass --force to overwrite it")
+    for path in (out, out.with_suffix(".png")):
+        if path.exists() and not force:
+            raise HiltError(f"--out {out}: {path} exists; choose another --out or pass --force to overwrite it")
     device = api.fit_device(data, model, g_min, g_max, w_min, w_max, name=out.stem, compare_presets=compare_presets,
                             plot=out.with_suffix(".png"), non_accumulating=non_accumulating)
     device.save(out, force=True)
@@ -705,7 +710,7 @@ def robustness(
     print_table(f"test accuracy under inference non-idealities, {draws} draws each",
                 [(r["family"], r["value"], f"{r['mean']:.4f} ± {r['std']:.4f}") for r in summary_table(rows)],
                 columns=("family", "value", "mean ± std"))
-    print(f"files: {Path(run_dir) / 'robustness'}")
+    print(f"files: {Path(run_dir) / 'robustness'} (a call never replaces an earlier one's: robustness-2.csv, ...)")
 
 
 @app.command()
@@ -718,6 +723,7 @@ def report(
     energy_to: Optional[float] = typer.Option(None, help="add the estimated training energy until the test accuracy first reached this (e.g. 0.9)"),
     plot: Optional[str] = typer.Option(None, help="also plot test accuracy against cumulative training energy per group to this PNG"),
     out: Optional[str] = typer.Option(None, help="also write the Markdown table to this file"),
+    force: bool = typer.Option(False, "--force", help="overwrite --out / --plot if they exist"),
 ):
     """Markdown table of finished runs: n and mean ± std over seeds per group (every setting that
     differs, unless --group-by says otherwise); says what it leaves out or pools."""
@@ -725,6 +731,9 @@ def report(
 
     if out is not None and not out.strip():
         raise HiltError("report --out '': give a file name for the Markdown table")
+    for flag_name, path in (("--out", out), ("--plot", plot)):
+        if path and Path(path).exists() and not force:
+            raise HiltError(f"report {flag_name} {path} exists; choose another file or pass --force to overwrite it")
     result = api.report(paths, group_by=group_by, metrics=metric, energy_to=energy_to, plot=plot)
     if out:
         write_text(Path(out), result.markdown)

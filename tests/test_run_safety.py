@@ -272,3 +272,46 @@ def test_config_says_whether_the_analog_noise_is_seeded(tmp_path):
                                  "--out", str(tmp_path / "a"), "--json"])
     config = json.loads((Path(json.loads(result.stdout)["run_dir"]) / "config.json").read_text())
     assert config["analog_noise_seeded"] is False
+
+
+@pytest.mark.slow
+def test_nothing_written_before_is_replaced_without_force(tmp_path):
+    """report --out onto a run's config.json, devices fit beside an existing plot, a second
+    robustness call: refused or written beside, never over (17/18)."""
+    run_dir = exact_run(tmp_path / "runs")
+    config = (run_dir / "config.json").read_text()
+    result, lines = invoke("report", tmp_path / "runs", "--out", run_dir / "config.json")
+    assert result.exit_code == 2 and len(lines) == 1 and "exists" in lines[0] and "--force" in lines[0]
+    assert (run_dir / "config.json").read_text() == config
+    assert invoke("report", tmp_path / "runs", "--out", tmp_path / "t.md")[0].exit_code == 0
+    assert invoke("report", tmp_path / "runs", "--out", tmp_path / "t.md", "--force")[0].exit_code == 0
+    for _ in range(2):
+        assert invoke("robustness", run_dir, "--draws", "1")[0].exit_code == 0
+    kept = sorted(p.name for p in (run_dir / "robustness").iterdir())
+    assert kept == ["robustness-2.csv", "robustness-2.png", "robustness.csv", "robustness.png"]
+    (tmp_path / "mine.png").write_bytes(b"not yours")
+    result, lines = invoke("devices", "fit", ROOT / "devices" / "measured" / "gong_et_al.csv", "--model", "piecewise",
+                           "--out", tmp_path / "mine.json")
+    assert result.exit_code == 2 and "mine.png exists" in lines[0]
+    assert (tmp_path / "mine.png").read_bytes() == b"not yours" and not (tmp_path / "mine.json").exists()
+
+
+def test_report_keeps_the_default_update_apart_from_a_chosen_one(tmp_path):
+    for extra in ([], ["--update", "summed"]):
+        result = runner.invoke(app, ["train", "--device", "rram", "--epochs", "1", "--out", str(tmp_path), *extra])
+        assert result.exit_code == 0, result.output
+    result, _ = invoke("report", tmp_path)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| digits")]
+    assert len(rows) == 2 and "| - |" in rows[0] and "| summed |" in rows[1], result.stdout
+
+
+def test_resume_names_what_differs_in_the_users_words(tmp_path):
+    run_dir = exact_run(tmp_path / "runs")
+    other = json.loads((ROOT / "experiments" / "measure" / "cost_table.json").read_text())
+    other["costs"]["read_s"]["value"] = 1e-8
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    result, lines = invoke("train", "--resume", run_dir, "--epochs", "2", "--cost", tmp_path / "other.json")
+    assert result.exit_code == 2 and len(lines) == 1 and "--cost gives another cost table than the run's" in lines[0]
+    result, lines = invoke("train", "--resume", run_dir, "--epochs", "2", "--update", "sgd")
+    assert result.exit_code == 2 and "differs from the run's default (it was not given)" in lines[0]
+    assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 1  # nothing trained

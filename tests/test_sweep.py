@@ -52,7 +52,7 @@ def test_a_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
     proc = subprocess.Popen([sys.executable, str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, first = time.time() + 120, None
     while time.time() < deadline and first is None:
-        for summary in tmp_path.glob("*/points/lr=0.01,seed=0/summary.json"):
+        for summary in tmp_path.glob("*/points/lr=0.01-*,seed=0/summary.json"):
             if json.loads(summary.read_text())["status"] == "finished":
                 first = summary.parent
         time.sleep(0.05)
@@ -109,3 +109,43 @@ def test_a_bool_rule_option_sweeps(tmp_path):
                                  "--epochs", "1", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
     assert [row["damping"] for row in json.loads(result.stdout)] == [True, False]
+
+
+def _device_file(path: Path, dw_min: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": "hilt-device-1", "name": path.stem, "device": {
+        "class": "ConstantStepDevice", "params": {"dw_min": dw_min, "dw_min_std": 0.0, "dw_min_dtod": 0.0,
+                                                  "up_down": 0.0, "up_down_dtod": 0.0, "w_min": -1.0, "w_max": 1.0,
+                                                  "w_min_dtod": 0.0, "w_max_dtod": 0.0}}}))
+    return path
+
+
+def test_points_and_sweeps_are_named_so_they_cannot_collide_or_escape(tmp_path, monkeypatch):
+    """Two device files whose old folder names were the same (a/dev.json, a_dev.json) train as two
+    points with their own numbers; a device path with .. keeps the sweep inside --out; a long
+    value gives a short name; an edited device file is another sweep."""
+    monkeypatch.chdir(tmp_path)
+    _device_file(tmp_path / "a" / "dev.json", 0.002)
+    _device_file(tmp_path / "a_dev.json", 0.05)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["sweep", "--epochs", "1", "--grid", "device=a/dev.json,a_dev.json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (root,) = out.iterdir()
+    rows = table(out)
+    assert len(rows) == 2 and len(set(rows.run_dir)) == 2 and rows.test_accuracy.nunique() == 2
+    assert len(list((root / "points").iterdir())) == 2
+    # an edited device file is another sweep: a folder of its own, or, under the same --name, refused
+    named = ["sweep", "--epochs", "1", "--grid", "device=a/dev.json,a_dev.json", "--out", str(out), "--name", "mine"]
+    assert runner.invoke(app, named).exit_code == 0
+    _device_file(tmp_path / "a_dev.json", 0.01)
+    again = runner.invoke(app, named)
+    assert again.exit_code == 2 and "device_files" in again.output
+    assert runner.invoke(app, named[:-2]).exit_code == 0 and len(list(out.iterdir())) == 3
+    from hilt.experiments.run.config import TrainConfig
+    from hilt.experiments.studies.sweep import plan
+
+    deep = tmp_path / "x" / "y"
+    escaping = plan(TrainConfig(device=str(tmp_path / "a" / ".." / "a_dev.json"), epochs=1),
+                    ["lr=0.01," + "0" * 250 + "1"], 1, deep)
+    assert escaping.root.parent == deep and "/" not in escaping.root.name
+    assert all(len(escaping.folder(p).name) < 80 for p in escaping.points)

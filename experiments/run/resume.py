@@ -56,8 +56,12 @@ def resume_config(run, given: dict, what: str | None = None, allow_rule_change: 
         stored = options[key] if key in options else getattr(cfg, key, None)
         value = _as_stored(value, stored)
         if value != stored:
+            if key == "cost_table":
+                raise HiltError("--resume: --cost gives another cost table than the run's; a resumed run keeps "
+                                "its settings (only --epochs may change)")
             typed = flag(key) if key not in options or key in builtin_options() else f"--rule-opt {key}"
-            raise HiltError(f"--resume: {typed} {value} differs from the run's {stored}; a resumed run "
+            theirs = "the run's default (it was not given)" if stored is None else f"the run's {stored}"
+            raise HiltError(f"--resume: {typed} {value} differs from {theirs}; a resumed run "
                             "keeps its settings (only --epochs may change)")
     if source:
         cfg = replace(cfg, rule=_plugin_rule(folder, source, given.get("rule"), allow_rule_change))

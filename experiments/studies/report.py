@@ -40,6 +40,10 @@ class Collected:
 
 
 def _plain(value):
+    """A setting as a table cell: lists joined, dicts as text, None (the default: the preset's
+    own update, no schedule, ...) as "-", which groups and differs like any other value."""
+    if value is None:
+        return "-"
     return " ".join(map(str, value)) if isinstance(value, list) else str(value) if isinstance(value, dict) else value
 
 
@@ -89,7 +93,7 @@ def collect(paths: list[Path], energy_to: float | None = None) -> Collected:
 
 def differing(frame: pd.DataFrame, settings: list[str]) -> list[str]:
     """The settings whose values differ between the runs of the frame."""
-    return [k for k in settings if k in frame.columns and frame[k].astype(str).nunique() > 1]
+    return [k for k in settings if k in frame.columns and frame[k].map(str).nunique(dropna=False) > 1]
 
 
 def summarize(frame: pd.DataFrame, group_by: list[str] | None, metrics: list[str],

@@ -42,7 +42,8 @@ CONDITIONS = (
 
 
 def robustness(run_dir: Path, draws: int = 5, on_point: Callable[[], None] | None = None) -> list[dict]:
-    """Rows (family, value, draw, accuracy); also written to RUN_DIR/robustness/robustness.csv."""
+    """Rows (family, value, draw, accuracy); also written to RUN_DIR/robustness/robustness.csv (and
+    .png), or robustness-2.csv and on when earlier calls wrote those."""
     run_dir = Path(run_dir)
     if draws < 1:
         raise HiltError(f"--draws must be >= 1 (got {draws})")
@@ -72,10 +73,20 @@ def _robustness(setup, folder: RunFolder, draws: int, on_point) -> list[dict]:
                          "accuracy": held_out_score(rule, inference_net, data)["accuracy"]})
             if on_point:
                 on_point()
-    out = folder.path / "robustness"
-    write_csv(out / "robustness.csv", rows)
-    plot(rows, out / "robustness.png", title=f"{cfg.rule} on {cfg.device_label}: {cfg.dataset} {cfg.model}")
+    csv_path, png_path = result_paths(folder.path / "robustness")
+    write_csv(csv_path, rows)
+    plot(rows, png_path, title=f"{cfg.rule} on {cfg.device_label}: {cfg.dataset} {cfg.model}")
     return rows
+
+
+def result_paths(out: Path) -> tuple[Path, Path]:
+    """robustness.csv / .png, or, when an earlier call wrote those, robustness-2, -3, ...: a call
+    never replaces the results of another."""
+    stem, k = "robustness", 1
+    while (out / f"{stem}.csv").exists() or (out / f"{stem}.png").exists():
+        k += 1
+        stem = f"robustness-{k}"
+    return out / f"{stem}.csv", out / f"{stem}.png"
 
 
 def summary_table(rows: list[dict]) -> list[dict]:

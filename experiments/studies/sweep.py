@@ -23,12 +23,14 @@ import itertools
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
 from hilt.data.rhm import RHMParams
 from hilt.devices import PARAMS, HiltError
+from hilt.devices.device_file import is_device_file
 from hilt.experiments.studies import report
 from hilt.experiments.run.run_folder import RunFolder, RunStatus
 from hilt.keyvalue import merged, parse_items
@@ -85,8 +87,28 @@ class Point:
 
     @property
     def name(self) -> str:
-        """The point's folder name: its values and seed."""
+        """The point's folder name: a short readable label of its values (a file by its stem, other
+        characters dropped, each value cut to LABEL_CHARS), a hash of the values as typed (two
+        values that read alike, such as a/dev.json and a_dev.json, stay apart) and the seed."""
+        label = ",".join(f"{k}={_label(v)}" for k, v in self.values)
+        digest = hashlib.sha1(json.dumps(self.values).encode()).hexdigest()[:8]
+        return f"{label}-{digest},seed={self.seed}"
+
+    @property
+    def legacy_name(self) -> str:
+        """The folder name sweeps used before the hash (values with / as _): found again on resume."""
         return ",".join(f"{k}={v}" for k, v in self.values).replace("/", "_") + f",seed={self.seed}"
+
+
+LABEL_CHARS = 24
+
+
+def _label(value: str) -> str:
+    """A grid value as a piece of a folder name: a path by its file's stem, then only letters,
+    digits and . _ + @ -, at most LABEL_CHARS."""
+    if "/" in value or "\\" in value or value.endswith(".json") or value.endswith(".py"):
+        value = Path(value.replace("\\", "/").split(":")[0]).stem or "file"
+    return re.sub(r"[^A-Za-z0-9._+@-]", "", value)[:LABEL_CHARS] or "value"
 
 
 def _typed(key: str, text: str, rules: dict):
@@ -152,8 +174,10 @@ class Sweep:
         every plug-in rule's source (an edited rule is another sweep)."""
         code = {spec: info.sha256() for spec in [self.base.rule, *self.grid.get("rule", [])]
                 if not (info := resolve(spec)).builtin}
+        devices = {name: _file_sha256(name) for name in [self.base.device, *self.grid.get("device", [])]
+                   if is_device_file(name)}
         return {"base": asdict(replace(self.base, out="")), "grid": self.grid, "seeds": self.seeds,
-                **({"rule_code": code} if code else {})}
+                **({"rule_code": code} if code else {}), **({"device_files": devices} if devices else {})}
 
     @property
     def settings_hash(self) -> str:
@@ -172,8 +196,22 @@ class Sweep:
         return [Point(tuple(combo), seed) for combo in combos for seed in self.seeds]
 
     def folder(self, point: Point) -> Path:
-        """The run folder of a point."""
+        """The run folder of a point (a folder of the older naming, when this sweep has one)."""
+        legacy = self.root / "points" / point.legacy_name
+        try:
+            if len(point.legacy_name) <= 200 and legacy.is_dir():
+                return legacy
+        except OSError:
+            pass
         return self.root / "points" / point.name
+
+
+def _file_sha256(path: str) -> str | None:
+    """SHA-256 of a device file's content (an edited file is another sweep); None if unreadable."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _as_typed(message: str, point: Point) -> str:
@@ -204,14 +242,14 @@ def plan(base: TrainConfig, grid_items: list[str], seeds: int, out: Path, name: 
                 raise
             where = ",".join(f"{k}={v}" for k, v in point.values)
             raise HiltError(f"--grid point {where}: {typed}") from None
-    if name is None:
-        name = f"{base.dataset}-{base.device}-{base.rule_label}-{sweep.settings_hash[:8]}"
+    if name is None:  # readable pieces (a device file by its stem: never a path) and the settings' hash
+        name = "-".join(_label(part) for part in (base.dataset, base.device, base.rule_label)) + f"-{sweep.settings_hash[:8]}"
     sweep.root = Path(out) / name
     return sweep
 
 
 def _differences(old: dict, new: dict) -> list[str]:
-    keys = [k for k in ("grid", "seeds", "rule_code") if old.get(k) != new.get(k)]
+    keys = [k for k in ("grid", "seeds", "rule_code", "device_files") if old.get(k) != new.get(k)]
     old_base, new_base = old.get("base", {}), new.get("base", {})
     return keys + sorted(k for k in set(old_base) | set(new_base) if old_base.get(k) != new_base.get(k) and k != "out")
 

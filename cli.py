@@ -15,6 +15,7 @@ import json
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -88,8 +89,8 @@ def _cell(value) -> Text:
 def print_table(title: str, rows: list[tuple], columns: tuple[str, ...] | None = None) -> None:
     """A table of plain-text cells (floats to 4 decimals); without `columns`, no header."""
     table = Table(title=Text(title), show_header=columns is not None)
-    for col in columns or ():
-        table.add_column(Text(col))
+    for k, col in enumerate(columns or ()):  # the first column names things: kept whole (folded, not cut)
+        table.add_column(Text(col), overflow="fold" if k == 0 else "ellipsis", no_wrap=k != 0)
     for row in rows:
         table.add_row(*[_cell(v) for v in row])
     Console().print(table)
@@ -163,6 +164,7 @@ def _run_options(
     weight_decay: float = typer.Option(_D.weight_decay, help="exact device only: weight decay"),
     activation: str = typer.Option(_D.activation, help=f"hidden activation: {_H['activations']}"),
     keep_best: bool = typer.Option(_D.keep_best, "--keep-best", help="also keep checkpoint-best.npz (best validation accuracy, else test)"),
+    tensorboard: bool = typer.Option(_D.tensorboard, "--tensorboard/--no-tensorboard", help="write RUN_DIR/tensorboard/ (losses, accuracies, costs per epoch; settings as hparams): `tensorboard --logdir results/`"),
     eval_every: int = typer.Option(_D.eval_every, help="evaluate on the test set every N epochs (and after the last)"),
     cost: Optional[str] = typer.Option(None, "--cost", help="cost table JSON for the energy/latency estimates (default: experiments/measure/cost_table.json, with sources)"),
     out: str = typer.Option(_D.out, help="where run directories go"),
@@ -257,19 +259,22 @@ def _typed_settings(ctx: typer.Context) -> dict:
 
 def _progress(cfg):
     """A progress bar on stderr (off when stderr is not a terminal) and the train() callbacks for it."""
-    progress = _stderr_progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    progress = _stderr_progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
 
     def callbacks(description: str) -> dict:
         task = progress.add_task(escape(description), total=cfg.epochs, status="")
+        started = time.perf_counter()
 
         def on_step(epoch, step, steps):
             progress.update(task, completed=epoch - 1 + step / steps)
 
         def on_epoch(tr, te):
-            progress.update(task, completed=tr["epoch"], status=(
-                f"loss {tr['loss']:.3f}  train {tr['accuracy']:.3f}  test {te['accuracy']:.3f} "
-                f"(exact readout {te['accuracy_exact_readout']:.3f})"))
+            status = f"loss {tr['loss']:.3f} train {tr['accuracy']:.3f} test {te['accuracy']:.3f}"
+            progress.update(task, completed=tr["epoch"], status=status)
+            if progress.disable:  # off a terminal (pipes, schedulers, CI logs): one plain line per epoch
+                print(f"{description}: epoch {tr['epoch']}/{cfg.epochs} {status} (exact readout "
+                      f"{te['accuracy_exact_readout']:.3f}) {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
 
         return {"on_step": on_step, "on_epoch": on_epoch}
 
@@ -506,7 +511,7 @@ def devices(ctx: typer.Context):
     console = Console()
     table = Table(title="devices (--device): presets, NeuroSim devices; also FILE.json and neurosim:KEY=V,...")
     for col in ("name", "description", "dw_min", "w_max", "forward IO", "update_bl"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "name", min_width=14 if col == "name" else None)
     for name, description in [*((p, d) for p, (_, d) in PRESETS.items()), *((n, d) for n, (_, d) in NEUROSIM_DEVICES.items())]:
         d = parse_device(name).describe()
         io = d.get("forward_io", "-")
@@ -523,8 +528,8 @@ def devices(ctx: typer.Context):
         algorithms.add_row(algorithm, info.doc)
     console.print(algorithms)
     keys = Table(title="device parameters (--set KEY=VALUE)")
-    for col in ("key", "range", "meaning", "--update"):
-        keys.add_column(col)
+    for col in ("key", "range", "meaning", "--update"):  # a key is typed as shown: never cut
+        keys.add_column(col, no_wrap=col == "key", min_width=max(len(k) for k in PARAMS) if col == "key" else None)
     for p in PARAMS.values():
         keys.add_row(p.name, f"{p.kind.__name__} [{p.lo:g}, {p.hi:g}]", p.doc, ", ".join(p.updates) or "any")
     console.print(keys)

@@ -1,5 +1,7 @@
 """Helpers shared by the test files: a small network with a rule attached, a small RHM."""
 
+import re
+
 import numpy as np
 from typer.testing import CliRunner
 
@@ -29,3 +31,11 @@ def assert_same_weights(a, b, atol):
     """Two networks' crossbars hold the same weights (ideal device with perfect IO vs exact)."""
     for x, y in zip(a.crossbars(), b.crossbars()):
         np.testing.assert_allclose(np.asarray(y.weights()), np.asarray(x.weights()), atol=atol)
+
+
+EPOCH_LINE = re.compile(r"^.+: epoch \d+/\d+ loss ")  # cli's plain progress line off a terminal
+
+
+def message_lines(text: str) -> list[str]:
+    """The non-empty lines of a command's stderr, less the per-epoch progress lines."""
+    return [line for line in text.splitlines() if line.strip() and not EPOCH_LINE.match(line)]

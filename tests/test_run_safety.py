@@ -15,7 +15,7 @@ import pytest
 
 from hilt.cli import app
 from hilt.experiments.run.files import read_tree, write_tree
-from tests.helpers import runner
+from tests.helpers import message_lines, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "cli.py"
@@ -23,8 +23,7 @@ CLI = ROOT / "cli.py"
 
 def invoke(*args):
     result = runner.invoke(app, [str(a) for a in args])
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    return result, lines
+    return result, message_lines(result.stderr)
 
 
 def exact_run(root: Path, *extra) -> Path:
@@ -107,7 +106,7 @@ def test_a_second_writer_of_a_run_folder_gets_the_holders_pid(tmp_path):
         assert holder.stdout.readline().strip() == "held"
         second = subprocess.run([sys.executable, str(CLI), "train", "--resume", str(run_dir), "--epochs", "2"],
                                 capture_output=True, text=True, timeout=120)
-        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        lines = message_lines(second.stderr)
         assert second.returncode == 2 and len(lines) == 1, second.stderr
         assert f"PID {holder.pid}" in lines[0] and "is writing this folder" in lines[0]
     finally:

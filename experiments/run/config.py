@@ -39,6 +39,7 @@ class TrainConfig:
     activation: str = "relu"
     log_alignment: bool = False
     keep_best: bool = False  # also keep checkpoint-best.npz, by selection_metric(data)
+    tensorboard: bool = True  # write RUN_DIR/tensorboard/ (experiments/run/events.py)
     eval_every: int = 1  # test evaluation every N epochs (and after the last)
     cost_table: dict | None = None  # energy/latency costs per operation (experiments/measure/cost.py); None: the default, recorded by build()
     out: str | None = "results/runs"  # None: the run is kept in memory, nothing is written (Python API)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from dataclasses import asdict
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -28,6 +30,7 @@ from hilt.errors import DivergenceError, HiltError
 from hilt.experiments.measure.alignment import mean_alignment
 from hilt.experiments.measure.cost import estimate, totals
 from hilt.experiments.run import checkpoint
+from hilt.experiments.run.events import FOLDER as EVENTS, EventLog
 from hilt.experiments.run.resume import Run, open_run
 from hilt.experiments.run.run_folder import RunStatus
 from hilt.experiments.run.schedule import parse_schedule
@@ -35,6 +38,10 @@ from hilt.experiments.run.scoring import held_out_score, selection_metric
 from hilt.experiments.run.setup import Setup
 from hilt.rules.probe import probe
 from hilt.seeds import stream
+
+# the settings a run's event file gives TensorBoard's hparams view (with the rule's options)
+HPARAMS = ("dataset", "model", "device", "update", "rule", "lr", "lr_schedule", "batch_size", "optimizer", "momentum",
+           "weight_decay", "activation", "epochs", "seed")
 
 DIVERGED_FACTOR, DIVERGED_EPOCHS = 10.0, 2
 
@@ -90,6 +97,8 @@ class Trainer:
                         "epochs_target": self.cfg.epochs}
         if run.resumes:
             self.summary["resumes"] = run.resumes
+        self.events = EventLog(Path(self.folder.path) / EVENTS) if self.folder.path and self.cfg.tensorboard else None
+        self.logged = len(self.rows)  # rows a resumed run's earlier event files hold already
         self.alignment_batches = []
         if self.cfg.log_alignment:
             fixed = stream(self.cfg.seed, "alignment_batches")
@@ -123,6 +132,9 @@ class Trainer:
         """metrics.csv, then the checkpoint(s), then summary.json: a resume reads the checkpoint's rows."""
         rows, best, selection = self.rows, self.best, self.selection
         self.folder.write_metrics(rows)
+        if self.events:
+            self.events.rows(rows[self.logged:])
+            self.logged = len(rows)
         evaluated = rows[-1]["split"] == "test"
         score = rows[-2 if selection == "val_accuracy" else -1]["accuracy"] if evaluated else -math.inf
         is_best = self.cfg.keep_best and score > best.get(selection, -math.inf)
@@ -142,6 +154,13 @@ class Trainer:
         """Write summary.json with the final status (and extra fields); return it."""
         self.summary.update(status=status, epochs=self.done, wall_time_s=self.wall(), **self.cost_summary(), **extra)
         self.folder.write_summary(self.summary)
+        if self.events:
+            if status == RunStatus.FINISHED:
+                settings = {**{k: v for k, v in asdict(self.cfg).items() if k in HPARAMS}, **self.rule.params()}
+                metrics = {k: v for k, v in self.summary.items()
+                           if k.startswith(("train_", "val_", "test_", "best_")) or k == "wall_time_s"}
+                self.events.hparams(settings, metrics, self.done)
+            self.events.close()
         return self.summary
 
     def check_loss_growth(self, epoch: int) -> None:

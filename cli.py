@@ -370,7 +370,7 @@ def compare(
 @with_train_options(defaults=COMMAND_DEFAULTS["sweep"])
 def sweep(
     cfg=None,
-    grid: Optional[List[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,...: a --set device key, a rule option, a train option or an rhm --data-set key (repeat for more axes)"),
+    grid: Optional[List[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,...: a --set device key, a rule option, a train option or an rhm --data-set key (repeat for more axes); values with commas in them: KEY=V1;V2"),
     seeds: int = typer.Option(_api_default(api.sweep, "seeds"), help="seeds per point: --seed, --seed+1, ..."),
     jobs: int = typer.Option(_api_default(api.sweep, "jobs"), help="points run in parallel with Ray on this machine (1: serial, no Ray)"),
     ray_address: Optional[str] = typer.Option(None, help="send points to this existing Ray cluster (e.g. auto, ray://host:10001)"),

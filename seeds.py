@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hilt.errors import HiltError
+
 STREAMS = {
     "init": lambda seed: seed,  # the network's initial weights (analog/network.py)
     "data_order": lambda seed: seed,  # batch order and the views of self-supervised pairs (train loop)
@@ -19,6 +21,13 @@ STREAMS = {
     "validation_split": lambda seed: (seed, 2),  # --data-set validation=F (data/registry.py)
     "alignment_batches": lambda seed: seed + 1,  # the fixed batches of --log-alignment
 }
+
+
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    """A seed as every command takes it: a whole number >= 0 (HiltError naming `flag` otherwise)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise HiltError(f"{flag} must be a whole number >= 0 (got {seed})")
+    return int(seed)
 
 
 def stream(seed: int, name: str) -> np.random.Generator:

@@ -133,7 +133,8 @@ def a_file(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["train", "--seed", "-1"], "--seed must be >= 0"),
+        (["train", "--seed", "-1"], "--seed must be a whole number >= 0"),
+        (["align", "--check", "thm31", "--seed", "-1"], "align --seed must be a whole number >= 0"),
         (["train", "--out", "{file}"], "is a file"),
         (["train", "--out", "{file}/runs"], "lies under a file"),
         (["train", "--out", "/proc/hilt-runs"], "cannot make this folder"),

@@ -149,3 +149,13 @@ def test_points_and_sweeps_are_named_so_they_cannot_collide_or_escape(tmp_path, 
                     ["lr=0.01," + "0" * 250 + "1"], 1, deep)
     assert escaping.root.parent == deep and "/" not in escaping.root.name
     assert all(len(escaping.folder(p).name) < 80 for p in escaping.points)
+
+
+def test_grid_values_with_commas_are_separated_by_semicolons(tmp_path):
+    from hilt.experiments.run.config import TrainConfig
+    from hilt.experiments.studies.sweep import plan
+
+    sweep = plan(TrainConfig(epochs=1), ["device=neurosim:nl_ltp=1.0,c2c=0.01;rram", "lr_schedule=warmup-cosine:1,2,0.05,0.01;constant"],
+                 1, tmp_path)
+    assert sweep.grid == {"device": ["neurosim:nl_ltp=1.0,c2c=0.01", "rram"], "lr_schedule": ["warmup-cosine:1,2,0.05,0.01", "constant"]}
+    assert len(sweep.points) == 4 and len({sweep.folder(p) for p in sweep.points}) == 4

@@ -123,18 +123,20 @@ def test_summed_pulses_the_net_change_only():
 
 @pytest.mark.parametrize("update", ["summed", "mp", "c-ttv2"])
 def test_train_records_the_update_and_resumes_with_it(tmp_path, update):
-    cfg = TrainConfig(device="rram", update=update, model="mlp:64-32-10", epochs=1, batch_size=10,
+    # 2 epochs: aihwkit's pulses are drawn from clock-seeded RNGs, and one epoch of mp gave 0.156-0.386
+    # (measured, 4 runs); two gave 0.46-0.63 (mp) and 0.43-0.59 (summed)
+    cfg = TrainConfig(device="rram", update=update, model="mlp:64-32-10", epochs=2, batch_size=10,
                       data_set=[], out=str(tmp_path))
     setup = build(cfg)
     summary = train(setup, run=open_run(setup))
     assert summary["status"] == "finished" and summary["update"] == update
     if update != "c-ttv2":  # Tiki-Taka's transfers need more than one epoch (README)
-        assert summary["test_accuracy"] > 0.2  # it learns something in one epoch
+        assert summary["test_accuracy"] > 0.2  # it learns something in two epochs
     run_dir = summary["run_dir"]
     assert f"rram+{update}" in run_dir
     config = json.loads(open(f"{run_dir}/config.json").read())
     assert config["update"] == update and config["device_params"]["update"] == update
-    assert resume_config(Path(run_dir), {"epochs": 2}).update == update
+    assert resume_config(Path(run_dir), {"epochs": 3}).update == update
 
 
 @pytest.mark.parametrize("update", ["ttv2", "c-ttv2", "agad"])

@@ -17,7 +17,7 @@ from hilt.experiments.measure.cost import check_cost_table, load_cost_table
 from hilt.experiments.run.config import TrainConfig, flag
 from hilt.experiments.run.schedule import parse_schedule
 from hilt.rules import make_rule, resolve
-from hilt.seeds import stream
+from hilt.seeds import check_seed, stream
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -43,8 +43,7 @@ def _check(cfg: TrainConfig):
         check_float32(flag(key), value)
     if cfg.out is not None and not str(cfg.out).strip():
         raise HiltError(f"--out {cfg.out!r}: give a folder for the run folders (default results/runs)")
-    if cfg.seed < 0:
-        raise HiltError(f"--seed must be >= 0 (got {cfg.seed})")
+    check_seed(cfg.seed)
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
         raise HiltError(f"--lr must be a finite number > 0 (got {cfg.lr})")
     if cfg.epochs < 1:

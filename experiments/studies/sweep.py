@@ -61,13 +61,15 @@ def rule_keys(rules: list[str]) -> dict:
 
 def parse_grid(items: list[str], base_rule: str = "bp") -> dict[str, list[str]]:
     """['dw_min=1e-4,1e-3', 'alpha=0,0.5'] -> {'dw_min': ['1e-4', '1e-3'], 'alpha': ['0', '0.5']}.
+    Values that hold commas are separated by ';' instead ('device=neurosim:nl_ltp=1,c2c=0;rram').
     Rule options are those of the built-in rules, of `base_rule` and of the grid's rules."""
     grid: dict[str, list[str]] = {}
     items = parse_items("--grid", items, expected="KEY=V1,V2,...")
     rules = [base_rule, *[v.strip() for v in items.get("rule", "").split(",") if v.strip()]]
     allowed = [*PARAMS, *rule_keys(rules), *TRAIN_KEYS, *DATA_KEYS]
     for key, text in items.items():
-        values = [v.strip() for v in text.split(",") if v.strip()]
+        separator = ";" if ";" in text else ","  # values with commas in them: V1;V2 (neurosim:a=1,b=2;rram)
+        values = [v.strip() for v in text.split(separator) if v.strip()]
         if not values:
             raise HiltError(f"--grid {key + '=' + text!r}: expected KEY=V1,V2,...")
         if key not in allowed:

@@ -35,6 +35,7 @@ from hilt.analog.periphery import unwindows, windows
 from hilt.errors import HiltError
 from hilt.experiments.measure.alignment import cosine
 from hilt.rules.contrastive import CONTRAST_F, FeaturePool
+from hilt.seeds import check_seed
 
 CHECKS = ("thm31", "thm33", "relu-mlp", "linear-cnn")
 NEWTON_STEPS = 100
@@ -456,6 +457,7 @@ def run_check(check: str, batches: int = 32, seed: int = 0, width: int | None = 
     after; linear-cnn: channels); `epochs` trains relu-mlp."""
     if check not in CHECKS:
         raise HiltError(f"align --check {check!r}: allowed: {', '.join(CHECKS)}")
+    check_seed(seed, "align --seed")
     if batches < 2:
         raise HiltError(f"align --batches must be >= 2 (got {batches})")
     if width is not None and not 4 <= width <= 1024:

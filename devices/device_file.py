@@ -14,10 +14,10 @@ definition in config.json, so it resumes without the file.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
-from hilt.errors import DeviceError
+from hilt.errors import DeviceError, HiltError
+from hilt.userfiles import read_json
 
 FORMAT = "hilt-device-1"
 KEYS = ("format", "name", "description", "device", "fit", "source")
@@ -101,15 +101,11 @@ def read_device_file(path: str) -> dict:
     """A device file's definition, validated (DeviceError naming the file and the problem)."""
     what = f"--device {path}"
     try:
-        text = Path(path).read_text()
+        definition = read_json(path, what)
     except FileNotFoundError:
         raise DeviceError(f"{what}: no such device file (write one with `hilt devices fit DATA.csv --out {path}`)") from None
-    except OSError as err:
-        raise DeviceError(f"{what}: cannot read it ({err.strerror})") from None
-    try:
-        definition = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DeviceError(f"{what}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    except HiltError as err:
+        raise DeviceError(str(err)) from None
     definition = check_definition(definition, what)
     definition.setdefault("name", Path(path).stem)
     return definition

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hilt.errors import DeviceError
+from hilt.errors import DeviceError, HiltError
 from hilt.devices.device_file import FORMAT, MODELS, NO_SPREAD, NON_ACCUMULATING, device_class
 
 SEGMENT = 20  # pulses per simulated segment (short: c2c noise does not accumulate much in it)
@@ -136,10 +136,18 @@ def read_measurements(path: str, g_min: float | None = None, g_max: float | None
     """The traces of a pulse-response CSV, in weight units (DeviceError naming the problem)."""
     import pandas as pd
 
+    import io
+
+    from hilt.userfiles import MAX_TABLE_BYTES, read_text
+
     try:
-        frame = pd.read_csv(path)
+        text = read_text(path, f"devices fit: {path}", MAX_TABLE_BYTES)
     except FileNotFoundError:
         raise DeviceError(f"devices fit: no such file {path}") from None
+    except HiltError as err:
+        raise DeviceError(str(err)) from None
+    try:
+        frame = pd.read_csv(io.StringIO(text))
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DeviceError(f"devices fit: cannot read {path} as CSV ({str(err).splitlines()[0]})") from None
     frame = _up_down_columns(frame) if _is_up_down(frame) else frame

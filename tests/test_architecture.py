@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOORS = [{"errors"}, {"seeds", "keyvalue"}, {"devices"}, {"analog"}, {"rules", "data"},
+FLOORS = [{"errors"}, {"seeds", "keyvalue", "userfiles"}, {"devices"}, {"analog"}, {"rules", "data"},
           {"experiments.measure", "experiments.reference"}, {"experiments.run"}, {"experiments.studies"},
           {"api"}, {"cli"}]
 FLOOR = {name: level for level, names in enumerate(FLOORS) for name in names}

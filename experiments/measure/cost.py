@@ -13,12 +13,12 @@ the same network on a digital accelerator.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from hilt.analog.costs import COUNT_KEYS
 from hilt.errors import HiltError
+from hilt.userfiles import read_json
 
 DEFAULT_TABLE = Path(__file__).with_name("cost_table.json")
 FORMAT = "hilt-cost-1"
@@ -35,11 +35,9 @@ def load_cost_table(path: str | Path | None = None) -> dict:
     where = Path(path) if path else DEFAULT_TABLE
     what = f"--cost {where}"
     try:
-        table = json.loads(where.read_text())
+        table = read_json(where, what)
     except FileNotFoundError:
         raise HiltError(f"{what}: no such file") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise HiltError(f"{what}: cannot read it as JSON ({err})") from None
     return check_cost_table(table, what)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hilt import userfiles
 from hilt.errors import HiltError
 
 
@@ -130,9 +131,10 @@ def read_json(path: Path) -> dict:
     """A JSON object from a run file; HiltError naming the file when it is not one (damaged, hand-edited)."""
     path = Path(path)
     try:
-        value = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise HiltError(f"{path}: damaged, not a JSON file ({err}); restore it or start the run again") from None
+        value = userfiles.read_json(path, str(path))
+    except HiltError as err:
+        detail = str(err).removeprefix(f"{path}: ")
+        raise HiltError(f"{path}: damaged, not a JSON file ({detail}); restore it or start the run again") from None
     if not isinstance(value, dict):
         raise HiltError(f"{path}: damaged, expected a JSON object, found {type(value).__name__}")
     return value

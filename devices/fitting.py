@@ -136,6 +136,10 @@ def read_measurements(path: str, g_min: float | None = None, g_max: float | None
     """The traces of a pulse-response CSV, in weight units (DeviceError naming the problem)."""
     import pandas as pd
 
+    for flag_name, g in (("--g-min", g_min), ("--g-max", g_max)):
+        if g is not None and not math.isfinite(g):
+            raise DeviceError(f"devices fit: {flag_name} {g} is not a finite number")
+
     import io
 
     from hilt.userfiles import MAX_TABLE_BYTES, read_text
@@ -174,8 +178,9 @@ def read_measurements(path: str, g_min: float | None = None, g_max: float | None
     g1 = float(g.max()) if g_max is None else g_max
     if not g1 > g0:
         raise DeviceError(f"devices fit: {path}: the conductance does not change (range {g0:g} to {g1:g})")
-    if not w_max > w_min:
-        raise DeviceError(f"devices fit: --w-max ({w_max}) must be larger than --w-min ({w_min})")
+    if not (math.isfinite(w_min) and math.isfinite(w_max) and w_min < 0 < w_max):
+        raise DeviceError(f"devices fit: --w-min {w_min}, --w-max {w_max}: finite numbers with --w-min < 0 < --w-max "
+                          "(an aihwkit device's weights span 0)")
     traces = []
     for key, part in groups:
         key = key if isinstance(key, tuple) else (key,)

@@ -115,6 +115,8 @@ def neurosim_parameters(text: str) -> dict[str, float]:
             number = float(value)
         except ValueError:
             raise DeviceError(f"--device {text}: {key}={value} is not a number") from None
+        if not math.isfinite(number):
+            raise DeviceError(f"--device {text}: {key}={value} is not a finite number")
         if key == "levels":
             out["levels_ltp"] = out["levels_ltd"] = number
         else:
@@ -122,6 +124,12 @@ def neurosim_parameters(text: str) -> dict[str, float]:
     for key in ("levels_ltp", "levels_ltd"):
         if not (out[key] == int(out[key]) and 2 <= out[key] <= 100_000):
             raise DeviceError(f"--device {text}: {key} must be a whole number in [2, 100000]")
+    for key in ("nl_ltp", "nl_ltd"):
+        if not abs(out[key]) <= NL_MAX:
+            raise DeviceError(f"--device {text}: {key} must be in [-{NL_MAX}, {NL_MAX}] (NeuroSim's table)")
+        if out[key] != 0 and abs(out[key]) < 0.01:
+            raise DeviceError(f"--device {text}: {key} = {out[key]:g}: a nonlinearity is 0 or at least 0.01 "
+                              "(NeuroSim's table starts there)")
     if not 0 <= out["c2c"] <= 1:
         raise DeviceError(f"--device {text}: c2c must be in [0, 1] (a fraction of the conductance range)")
     if not out["onoff"] > 1:

@@ -34,6 +34,15 @@ class Param:
             raise DeviceError(f"--set {self.name}={text}: out of range, allowed [{self.lo}, {self.hi}]")
         return value
 
+    def check(self, value, what: str):
+        """`value` of this parameter from elsewhere (a device file, a NeuroSim device), checked
+        against the same range (DeviceError starting with `what`)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not self.lo <= value <= self.hi:
+            raise DeviceError(f"{what}: {self.name} = {value!r} is out of range, allowed [{self.lo}, {self.hi}] "
+                              f"(as --set {self.name})")
+        return value
+
 
 def leaf_devices(device) -> list:
     """The pulsed devices of a (possibly compound) aihwkit device, innermost first."""

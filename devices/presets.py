@@ -263,6 +263,10 @@ def device_definition(name: str) -> dict | None:
     raise DeviceError(f"unknown device {name!r}; allowed: {DEVICE_CHOICES}")
 
 
+# a definition's device parameters that --set also sets: checked against the same ranges
+DEFINITION_CHECKED = ("dw_min", "dw_min_dtod", "dw_min_std", "write_noise_std", "up_down")
+
+
 def parse_device(name: str, sets: list[str] | None = None, seed: int = 0, update: str | None = None,
                  definition: dict | None = None) -> DeviceSpec:
     """Validate a device (a preset name, a NeuroSim device, a device file), `key=value` overrides and
@@ -275,6 +279,14 @@ def parse_device(name: str, sets: list[str] | None = None, seed: int = 0, update
         raise DeviceError(f"device {name!r} is a preset and has no definition")
     else:
         definition = check_definition(definition, f"--device {name}")
+    if definition:  # a device file's or NeuroSim device's values go through --set's ranges
+        params = definition["device"]["params"]
+        for key in DEFINITION_CHECKED:
+            if key in params:
+                PARAMS[key].check(params[key], f"--device {name}")
+        if not params.get("w_min", -1.0) < 0 < params.get("w_max", 1.0):
+            raise DeviceError(f"--device {name}: w_min < 0 < w_max is needed (got w_min {params.get('w_min')}, "
+                              f"w_max {params.get('w_max')})")
     update = resolve_update(name, update)
     overrides: dict[str, Any] = {}
     try:

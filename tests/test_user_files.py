@@ -3,6 +3,7 @@ limit, UTF-8, bounded JSON. Each case is one line and exit 2, no hang, no traceb
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,45 @@ def test_a_damaged_run_file_names_itself(tmp_path):
     result = runner.invoke(app, ["train", "--resume", run_dir, "--epochs", "2"])
     lines = message_lines(result.stderr)
     assert result.exit_code == 2 and len(lines) == 1 and "config.json" in lines[0] and "not UTF-8" in lines[0]
+
+
+def _definition(tmp_path, **params):
+    base = json.loads((Path(__file__).resolve().parents[1] / "results" / "reference" / "gong2018" / "gong-piecewise.json").read_text())
+    base["device"]["params"].update(params)
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(base))
+    return str(path)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--device", "neurosim:nl_ltp=nan"], "nl_ltp=nan is not a finite number"),
+    (["train", "--device", "neurosim:levels=inf"], "levels=inf is not a finite number"),
+    (["train", "--device", "neurosim:nl_ltp=1e-9"], "a nonlinearity is 0 or at least 0.01"),
+    (["train", "--device", "neurosim:nl_ltd=12"], "nl_ltd must be in [-9.0, 9.0]"),
+    (["train", "--device", "{dw_min=-0.01}"], "dw_min = -0.01 is out of range, allowed [1e-07, 1.0] (as --set dw_min)"),
+    (["train", "--device", "{dw_min=0}"], "dw_min = 0.0 is out of range"),
+    (["train", "--device", "{w_min=0.5}"], "w_min < 0 < w_max is needed"),
+    (["devices", "fit", "devices/measured/gong_et_al.csv", "--w-max", "inf"], "--w-min < 0 < --w-max"),
+    (["devices", "fit", "devices/measured/gong_et_al.csv", "--w-min", "0.1"], "--w-min < 0 < --w-max"),
+    (["devices", "fit", "devices/measured/gong_et_al.csv", "--g-min", "nan"], "--g-min nan is not a finite number"),
+    (["train", "--cost", "{pulse_up_j=1e308}"], "pulse_up_j needs {\"value\": a number in [0, 1]"),
+])
+def test_every_number_is_checked_where_it_enters(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    resolved = []
+    for a in args:
+        if a.startswith("{") and a.endswith("}"):
+            key, value = a[1:-1].split("=")
+            if key == "pulse_up_j":
+                table = json.loads((Path("experiments/measure/cost_table.json")).read_text())
+                table["costs"][key]["value"] = float(value)
+                (tmp_path / "cost.json").write_text(json.dumps(table))
+                a = str(tmp_path / "cost.json")
+            else:
+                a = _definition(tmp_path, **{key: float(value)})
+        resolved.append(a)
+    out = ["--out", str(tmp_path / ("o.json" if args[0] == "devices" else "runs"))]
+    result = runner.invoke(app, [*resolved, *out] + (["--epochs", "1"] if args[0] == "train" else []))
+    lines = message_lines(result.stderr)
+    assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "o.json").exists()

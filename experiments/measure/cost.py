@@ -28,6 +28,7 @@ LEGACY = {"pulse_j": ("pulse_up_j", "pulse_down_j")}  # a table before pulses we
 TIME = {"array_reads": "read_s", "pulse_slots": "pulse_slot_s"}
 COSTS = tuple(dict.fromkeys([*ENERGY.values(), *TIME.values()]))
 ESTIMATES = ("energy_j", "latency_s")
+MAX_COST = 1.0  # J or s per operation: more is a typo, and 1e308 would make the estimates Infinity
 
 
 def load_cost_table(path: str | Path | None = None) -> dict:
@@ -58,8 +59,9 @@ def check_cost_table(table, what: str) -> dict:
                         + f"; the costs are {', '.join(COSTS)}")
     for key, entry in costs.items():
         value = entry.get("value") if isinstance(entry, dict) else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-            raise HiltError(f"{what}: {key} needs {{\"value\": a number >= 0, \"source\": ...}}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and 0 <= value <= MAX_COST):
+            raise HiltError(f"{what}: {key} needs {{\"value\": a number in [0, {MAX_COST:g}], \"source\": ...}} "
+                            f"(joules or seconds per operation; got {value!r})")
     return table
 
 

@@ -230,6 +230,21 @@ def _plan(spec: str, m, input_shape, n_classes: int, readout: bool, width: float
     return plan, C
 
 
+def check_model(spec: str, activation: str = "relu"):
+    """The parsed form of a model spec and its width multiplier, checked with its activation before
+    any data is loaded (HiltError naming the problem and what is allowed)."""
+    m = _SPEC.match(spec.replace(" ", ""))
+    if not m or (m["kind"] and ((m["kind"] != "rhm-cnn" and ":" in m["dims"]) or
+                                (m["kind"] == "rhm-cnn" and "-" in m["dims"]))):
+        raise HiltError(f"unknown model {spec!r}; allowed forms: {', '.join(MODEL_KINDS)} with optional @WIDTH")
+    if activation not in ACTIVATIONS:
+        raise HiltError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+    width = float(m["width"]) if m["width"] else 1.0
+    if not 0 < width <= 64:
+        raise HiltError(f"model {spec!r}: widths must be >= 1 and the multiplier in (0, 64]")
+    return m, width
+
+
 def build_network(
     spec: str,
     input_shape: tuple[int, ...],
@@ -244,15 +259,7 @@ def build_network(
     """The network of `spec` on crossbars from `make_crossbar`, programmed with its init drawn from
     `seed`, or with `weights` (one (out, in[+1]) matrix per layer, e.g. a trained run's).
     readout=False: the encoder only (see the module docstring)."""
-    m = _SPEC.match(spec.replace(" ", ""))
-    if not m or (m["kind"] and ((m["kind"] != "rhm-cnn" and ":" in m["dims"]) or
-                                (m["kind"] == "rhm-cnn" and "-" in m["dims"]))):
-        raise HiltError(f"unknown model {spec!r}; allowed forms: {', '.join(MODEL_KINDS)} with optional @WIDTH")
-    if activation not in ACTIVATIONS:
-        raise HiltError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
-    width = float(m["width"]) if m["width"] else 1.0
-    if not 0 < width <= 64:
-        raise HiltError(f"model {spec!r}: widths must be >= 1 and the multiplier in (0, 64]")
+    m, width = check_model(spec, activation)
     plan, n_last = _plan(spec, m, input_shape, n_classes, readout, width)
     if readout:
         plan.append(LayerPlan(n_classes, n_last, Dense))

@@ -51,12 +51,14 @@ def test_fit_recovers_the_parameters_of_aihwkit_traces(tmp_path, model):
     """8 cycles of 100 up / 100 down pulses (aihwkit's noise is seeded from the clock: new data every
     run). Measured over 5 draws each: up_down off by at most 0.020, dw_min by 1.8 %; with 4 cycles
     up to 0.039 and once 0.055 on up_down. dw_min_std, split from the reads' scatter (no other
-    noise here): 0.145-0.232 over 18 draws, once 0.132, for the true 0.2."""
+    noise here; 8 cycles of a weak noise): 0.13-0.265 over 30 draws for the true 0.2, so 50 %
+    here; test_the_noise_splits_into_what_accumulates_and_what_does_not checks the split
+    closely on more data."""
     result = fit(measured(tmp_path, model, cycles=8), model)
     truth = TRUE[model]
     assert result.params["dw_min"] == pytest.approx(truth.dw_min, rel=0.10)
     assert abs(result.params["up_down"] - truth.up_down) < 0.05
-    assert result.params["dw_min_std"] == pytest.approx(C2C, rel=0.4)
+    assert result.params["dw_min_std"] == pytest.approx(C2C, rel=0.5)
     assert result.params["dw_min_dtod"] == 0.0  # one device: not measured
 
 

@@ -159,3 +159,11 @@ def test_grid_values_with_commas_are_separated_by_semicolons(tmp_path):
                  1, tmp_path)
     assert sweep.grid == {"device": ["neurosim:nl_ltp=1.0,c2c=0.01", "rram"], "lr_schedule": ["warmup-cosine:1,2,0.05,0.01", "constant"]}
     assert len(sweep.points) == 4 and len({sweep.folder(p) for p in sweep.points}) == 4
+
+
+@pytest.mark.parametrize("grid, message", [("model=mlp:64-32-10,mlp:64-x-10", "unknown model 'mlp:64-x-10'"),
+                                           ("activation=relu,nope", "unknown activation 'nope'")])
+def test_every_grid_value_is_checked_before_the_first_point_trains(tmp_path, grid, message):
+    result = runner.invoke(app, ["sweep", "--epochs", "1", "--grid", grid, "--out", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.output
+    assert not any(tmp_path.rglob("summary.json"))  # no point trained

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hilt.analog import backend
-from hilt.analog.network import Network, build_network, crossbar_factory
+from hilt.analog.network import Network, build_network, check_model, crossbar_factory
 from hilt.analog.optim import make_optimizer
 from hilt.data import load_dataset
 from hilt.errors import HiltError
@@ -49,6 +49,7 @@ def _check(cfg: TrainConfig):
     if cfg.epochs < 1:
         raise HiltError(f"--epochs must be >= 1 (got {cfg.epochs})")
     parse_schedule(cfg.lr_schedule)
+    check_model(cfg.model or "mlp:1-1", cfg.activation)  # the spec's form; its fit to the data comes with the data
     if cfg.eval_every < 1:
         raise HiltError(f"--eval-every must be >= 1 (got {cfg.eval_every})")
     if cfg.batch_size is not None and cfg.batch_size < 1:

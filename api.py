@@ -363,7 +363,8 @@ def report(*paths, group_by: list[str] | str | None = None, metrics: list[str] |
            energy_to: float | None = None, plot=None) -> Report:
     """Finished runs under `paths` (run folders or folders holding them), grouped by every setting
     that differs (or `group_by`), with n and mean ± std of each metric."""
-    from hilt.experiments.studies.report import collect, energy_column, markdown, notes, plot_accuracy_vs_energy, summarize
+    from hilt.experiments.studies.report import (check_request, collect, energy_column, markdown, notes,
+                                                 plot_accuracy_vs_energy, summarize)
 
     if len(paths) == 1 and isinstance(paths[0], (list, tuple)):
         paths = tuple(paths[0])
@@ -378,6 +379,7 @@ def report(*paths, group_by: list[str] | str | None = None, metrics: list[str] |
         metrics.append(energy_column(energy_to))
     if isinstance(group_by, str):
         group_by = [g.strip() for g in group_by.split(",") if g.strip()]
+    check_request(collected.frame, collected.settings, group_by, metrics, plot)
     table, pooled = summarize(collected.frame, group_by, metrics, collected.settings)
     if plot:
         plot_accuracy_vs_energy(collected, Path(plot), [c for c in table.columns if c in collected.frame.columns

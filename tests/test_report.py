@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 
 from hilt.cli import app
 from tests.helpers import runner
@@ -63,4 +64,20 @@ def test_report_refuses_unknown_columns_and_empty_folders(tmp_path):
     assert result.exit_code == 2 and "no finished runs under" in result.stderr
     fake_run(tmp_path, "a", "rram", 0, 0.9)
     result = runner.invoke(app, ["report", str(tmp_path), "--group-by", "colour"])
-    assert result.exit_code == 2 and "unknown column 'colour'; allowed: dataset" in result.stderr
+    assert result.exit_code == 2 and "--group-by 'colour': not a setting; allowed: dataset" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metric", "rule"], "--metric 'rule': not a numeric result column; allowed: test_accuracy"),
+    (["--metric", "test_accuracy", "--metric", "test_accuracy"], "a metric is given twice"),
+    (["--group-by", ",,"], "--group-by: give column names; allowed: dataset"),
+    (["--group-by", "rule,rule"], "a column is given twice"),
+    (["--group-by", "test_accuracy"], "--group-by 'test_accuracy': not a setting"),
+    (["--plot", "energy.txt"], "an image file ends in .png, .pdf, .svg"),
+])
+def test_report_options_are_checked(tmp_path, args, message):
+    result = runner.invoke(app, ["train", "--device", "exact", "--epochs", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0
+    result = runner.invoke(app, ["report", str(tmp_path), *args])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output

@@ -96,6 +96,33 @@ def differing(frame: pd.DataFrame, settings: list[str]) -> list[str]:
     return [k for k in settings if k in frame.columns and frame[k].map(str).nunique(dropna=False) > 1]
 
 
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def check_request(frame: pd.DataFrame, settings: list[str], group_by: list[str] | None, metrics: list[str],
+                  plot=None) -> None:
+    """HiltError, naming what is allowed, for a --metric that is not a numeric column, a --group-by
+    that is empty, repeated, a metric or not a setting, and a --plot that is not an image file."""
+    numeric = [c for c in frame.columns if c != "seed" and c not in settings and c != "run_dir"
+               and (pd.api.types.is_numeric_dtype(frame[c]) or frame[c].isna().all())]
+    for metric in metrics:
+        if metric not in numeric:
+            raise HiltError(f"report --metric {metric!r}: not a numeric result column; allowed: {', '.join(numeric)}")
+    if len(set(metrics)) != len(metrics):
+        raise HiltError("report --metric: a metric is given twice")
+    if group_by is not None:
+        groups = [*BASE_GROUPS, *settings, "seed"]
+        if not group_by:
+            raise HiltError(f"report --group-by: give column names; allowed: {', '.join(dict.fromkeys(groups))}")
+        if len(set(group_by)) != len(group_by):
+            raise HiltError("report --group-by: a column is given twice")
+        for key in group_by:
+            if key in metrics or key not in groups:
+                raise HiltError(f"report --group-by {key!r}: not a setting; allowed: {', '.join(dict.fromkeys(groups))}")
+    if plot is not None and Path(plot).suffix.lower() not in PLOT_SUFFIXES:
+        raise HiltError(f"report --plot {plot}: an image file ends in {', '.join(PLOT_SUFFIXES)}")
+
+
 def summarize(frame: pd.DataFrame, group_by: list[str] | None, metrics: list[str],
               settings: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """One row per group: n (runs) and each metric as 'mean ± std' ('value (n=1)' for one run).

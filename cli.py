@@ -41,7 +41,9 @@ app = typer.Typer(
 
 
 def say(label: str, style: str, message: str) -> None:
-    """One line on stderr: a styled label, then the message as plain text (user text is never markup)."""
+    """One line on stderr: a styled label, then the message as plain text (user text is never markup;
+    line breaks and other control characters in it, a value typed with a newline, are shown escaped)."""
+    message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
     Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble((label, style), " ", message))
 
 

@@ -46,6 +46,8 @@ import numpy as np
 from hilt.errors import DeviceError, HiltError
 from hilt.devices.device_file import FORMAT, MODELS, NO_SPREAD, NON_ACCUMULATING, device_class
 
+MAX_ROW_PULSES = 100_000  # pulses before one read
+MAX_PULSES = 10_000_000  # pulses in a file: every one is simulated (100 000 take about 2 s)
 SEGMENT = 20  # pulses per simulated segment (short: c2c noise does not accumulate much in it)
 PIECEWISE_NODES = 11
 SMOOTH_WINDOWS = (5, 11, 21, 51)  # reads per local fit of the smoothed trend: the choices
@@ -159,6 +161,9 @@ def read_measurements(path: str, g_min: float | None = None, g_max: float | None
     if missing:
         raise DeviceError(f"devices fit: {path} has no column {', '.join(missing)}; needed: pulse, conductance "
                           f"(optional: trace, device); found: {', '.join(map(str, frame.columns))}")
+    if len(frame) < 2:
+        raise DeviceError(f"devices fit: {path} has {len(frame)} row(s) of data; a pulse response needs a starting "
+                          "read and reads after pulses")
     for column in ("pulse", "conductance"):
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
@@ -168,6 +173,10 @@ def read_measurements(path: str, g_min: float | None = None, g_max: float | None
         frame[column] = values
     if not np.all(frame["pulse"] == np.round(frame["pulse"])):
         raise DeviceError(f"devices fit: {path}: pulse must be whole signed pulse counts (+1, -1, 5, ...)")
+    # every pulse is simulated: the size is known before any work
+    if frame["pulse"].abs().max() > MAX_ROW_PULSES or frame["pulse"].abs().sum() > MAX_PULSES:
+        raise DeviceError(f"devices fit: {path}: at most {MAX_ROW_PULSES:,} pulses in a row and {MAX_PULSES:,} in all "
+                          f"(found {frame['pulse'].abs().max():.0f} and {frame['pulse'].abs().sum():.0f})")
     keys = [c for c in ("device", "trace") if c in frame.columns]
     groups = list(frame.groupby(keys, sort=False)) if keys else [((), frame)]
     smooth = {key if isinstance(key, tuple) else (key,): smooth_reads(part["pulse"].to_numpy(np.int64),

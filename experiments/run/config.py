@@ -14,6 +14,11 @@ def flag(key: str) -> str:
     return "--set" if key == "sets" else "--" + key.replace("_", "-")
 
 
+# the settings that tell runs apart: report's grouping columns, a run's TensorBoard hparams
+RUN_SETTINGS = ("dataset", "model", "device", "update", "rule", "lr", "lr_schedule", "batch_size", "optimizer",
+                "momentum", "weight_decay", "activation")
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run (see the fields' comments; `hilt train --help` for each)."""

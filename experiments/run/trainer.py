@@ -30,6 +30,7 @@ from hilt.errors import DivergenceError, HiltError
 from hilt.experiments.measure.alignment import mean_alignment
 from hilt.experiments.measure.cost import estimate, totals
 from hilt.experiments.run import checkpoint
+from hilt.experiments.run.config import RUN_SETTINGS
 from hilt.experiments.run.events import FOLDER as EVENTS, EventLog
 from hilt.experiments.run.resume import Run, open_run
 from hilt.experiments.run.run_folder import RunStatus
@@ -40,8 +41,7 @@ from hilt.rules.probe import probe
 from hilt.seeds import stream
 
 # the settings a run's event file gives TensorBoard's hparams view (with the rule's options)
-HPARAMS = ("dataset", "model", "device", "update", "rule", "lr", "lr_schedule", "batch_size", "optimizer", "momentum",
-           "weight_decay", "activation", "epochs", "seed")
+HPARAMS = (*RUN_SETTINGS, "epochs", "seed")
 
 DIVERGED_FACTOR, DIVERGED_EPOCHS = 10.0, 2
 

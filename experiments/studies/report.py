@@ -22,12 +22,12 @@ import pandas as pd
 
 from hilt.errors import HiltError
 from hilt.experiments.measure.cost import energy_curve, energy_to_accuracy
+from hilt.experiments.run.config import RUN_SETTINGS
 from hilt.experiments.run.run_folder import RunFolder, RunStatus, run_folders
 
 METRICS = ("test_accuracy", "test_accuracy_exact_readout", "train_accuracy", "train_loss", "wall_time_s",
            "train_energy_j", "train_latency_s", "train_expected_pulses", "train_reads")  # energy, latency: estimates
-CONFIG_SETTINGS = ("dataset", "model", "device", "update", "rule", "lr", "lr_schedule", "batch_size", "optimizer",
-                   "momentum", "weight_decay", "activation")
+CONFIG_SETTINGS = RUN_SETTINGS  # (experiments/run/config.py)
 BASE_GROUPS = ("dataset", "device", "rule")
 
 

@@ -8,12 +8,16 @@ folder's error.log); 128 + N stopped by signal N (Ctrl-C, SIGTERM).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python cli.py` starts as `hilt` does: the signal handlers first (hilt/__main__.py)
+    from hilt.__main__ import main
+
+    main()
+
 import copy
 import functools
 import inspect
 import json
 import shlex
-import signal
 import sys
 import time
 from pathlib import Path
@@ -26,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from hilt import api
+from hilt import api, shutdown
 from hilt.errors import HiltError
 from hilt.experiments.run.config import COMMAND_DEFAULTS, TrainConfig
 from hilt.experiments.run.run_folder import RunStatus
@@ -47,29 +51,21 @@ def say(label: str, style: str, message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble((label, style), " ", message))
 
 
-_received_signal = [signal.SIGINT]
-
-
-def _terminate_as_interrupt(signum, frame):
-    """SIGTERM (a scheduler's kill, `timeout`) is handled like Ctrl-C (installed by `main`). SIGINT
-    gets the same handler explicitly: a process started in the background by a non-interactive
-    shell inherits SIGINT ignored, and `kill -INT` would then do nothing."""
-    _received_signal[0] = signum
-    raise KeyboardInterrupt
-
-
 EXIT_CRASHED, EXIT_BAD_INPUT, EXIT_DIVERGED = 1, 2, 3
 
 
 def user_errors(fn):
     """HiltError, and a path that cannot be read or written (OSError) -> one line on stderr, exit 2
     (no traceback for user mistakes). An interrupt that reaches here came before any run folder was
-    made (a run reports its own)."""
+    made, or after the work was done (a run, a sweep, a comparison reports its own); an error that is
+    only an interrupt's echo in a library (see shutdown.interrupted) is reported as the interrupt."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except typer.Exit:  # the command's own exit code (an Exception too)
+            raise
         except HiltError as err:
             say("error:", "bold red", str(err))
             raise typer.Exit(EXIT_BAD_INPUT)
@@ -77,11 +73,24 @@ def user_errors(fn):
             where = err.filename or "a file"
             say("error:", "bold red", f"cannot read or write {where}: {err.strerror or err}")
             raise typer.Exit(EXIT_BAD_INPUT)
+        except Exception as err:
+            if not shutdown.interrupted(err):
+                raise
+            stopped()
         except KeyboardInterrupt:
-            say("interrupted:", "bold yellow", "stopped before anything was written")
-            raise typer.Exit(128 + _received_signal[0])
+            stopped()
 
     return wrapper
+
+
+_stop_told = []  # the interrupt's one line has been printed
+
+
+def stopped(message: str = "stopped before the command finished; the files it had written are kept whole"):
+    """An interrupted command's one line (what was kept), then its exit code (128 + the signal)."""
+    say("interrupted:", "bold yellow", message)
+    _stop_told.append(message)
+    raise typer.Exit(shutdown.exit_code())
 
 
 def _cell(value) -> Text:
@@ -305,9 +314,8 @@ def _report_end(summary: dict, target_epochs: int) -> None:
         say("crashed:", "bold red", f"{summary['error']}; results so far kept in {run_dir} (traceback in error.log)")
         raise typer.Exit(EXIT_CRASHED)
     if summary["status"] == RunStatus.INTERRUPTED:
-        say("interrupted:", "bold yellow", f"{summary['epochs']} of {target_epochs} epochs kept in {run_dir}; "
-            f"continue with: {_prog()} train --resume {shlex.quote(run_dir)}")
-        raise typer.Exit(128 + _received_signal[0])
+        stopped(f"{summary['epochs']} of {target_epochs} epochs kept in {run_dir}; "
+                f"continue with: {_prog()} train --resume {shlex.quote(run_dir)}")
 
 
 @app.command()
@@ -400,9 +408,8 @@ def sweep(
         except KeyboardInterrupt:
             rows = None
     if rows is None:
-        say("interrupted:", "bold yellow", f"finished points are kept in {plan.root}; rerun the same command to go on "
-            f"(`{_prog()} sweep ... --name {plan.root.name}` finds it too)")
-        raise typer.Exit(128 + _received_signal[0])
+        stopped(f"finished points are kept in {plan.root}; rerun the same command to go on "
+                f"(`{_prog()} sweep ... --name {plan.root.name}` finds it too)")
     if as_json:
         print(json.dumps(rows))
         return
@@ -448,8 +455,7 @@ def rhm_pstar(
         try:
             rows = sweeps.run(study, jobs=jobs, ray_address=ray_address, on_point=lambda p, s: progress.advance(task))
         except KeyboardInterrupt:
-            say("interrupted:", "bold yellow", f"finished points are kept in {study.root}; rerun the same command to go on")
-            raise typer.Exit(128 + _received_signal[0])
+            stopped(f"finished points are kept in {study.root}; rerun the same command to go on")
     errors, pstar = rhm_study.analyse(study, rows)
     if as_json:
         print(json.dumps({"errors": errors, "pstar": pstar, "study_dir": str(study.root)}))
@@ -791,8 +797,7 @@ def main() -> None:
     # Typer vendors click and exports no public name for its usage errors; typer is pinned.
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _terminate_as_interrupt)
+    shutdown.install()
     try:
         code = typer.main.get_command(app).main(prog_name="hilt", standalone_mode=False)
     except NoArgsIsHelpError as err:
@@ -802,8 +807,10 @@ def main() -> None:
         where = f"`{err.ctx.command_path} --help`" if err.ctx else "`hilt --help`"
         say("error:", "bold red", f"{err.format_message()} (see {where})")
         code = 2
+    if shutdown.received() and not _stop_told:  # Typer turns an interrupt while it parses into exit 130, silently
+        try:
+            stopped()
+        except typer.Exit as stop:
+            code = stop.exit_code
     sys.exit(code if isinstance(code, int) else 0)
 
-
-if __name__ == "__main__":
-    main()

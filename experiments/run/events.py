@@ -2,7 +2,9 @@
 every run's losses, accuracies and cost counts per epoch, and its settings as hparams, so the
 hparams view compares a sweep's points.
 
-Written with TensorBoard's own event-file writer and protos (no TensorFlow, no torch import):
+Written with TensorBoard's own record writer and protos (no TensorFlow, no torch import), in the
+calling thread (TensorBoard's EventFileWriter keeps a thread, which a Ctrl-C in the middle of a
+flush leaves broken):
 one scalar per metrics row and column (`train/loss`, `test/accuracy`, `train/energy_j`, ... at
 step = epoch) after every epoch, and the settings with the final metrics when the run finishes.
 A resumed run appends a new event file to the same folder; TensorBoard joins them by step.
@@ -11,12 +13,16 @@ A resumed run appends a new event file to the same folder; TensorBoard joins the
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+import socket
 import time
 from pathlib import Path
 
 FOLDER = "tensorboard"
 NOT_SCALARS = ("epoch", "split")
+_SERIAL = itertools.count()  # two logs opened in one second by one process get two files
 
 
 class EventLog:
@@ -28,12 +34,20 @@ class EventLog:
 
     def _write(self, summary, step: int) -> None:
         from tensorboard.compat.proto.event_pb2 import Event
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         if self._writer is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._writer = EventFileWriter(str(self.folder))
-        self._writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
+            self._open()
+        self._writer.write(Event(wall_time=time.time(), step=step, summary=summary).SerializeToString())
+
+    def _open(self) -> None:
+        """A new event file named as TensorBoard's writers name theirs, opened with its version record."""
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_SERIAL)}"
+        self._writer = RecordWriter(open(self.folder / name, "wb"))
+        self._writer.write(Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
 
     def rows(self, rows: list[dict]) -> None:
         """Scalars of metrics rows (one per split and epoch), written at once."""

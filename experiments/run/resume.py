@@ -126,7 +126,11 @@ def open_run(setup: Setup, resume=None, run_dir: Path | None = None) -> Run:
             folder = MemoryFolder()
         else:
             folder = RunFolder.create(Path(cfg.out), f"{cfg.dataset}-{cfg.device_label}-{cfg.rule_label}-s{cfg.seed}")
-        folder.write_config(_config_record(setup))
+        try:
+            folder.write_config(_config_record(setup))
+        except BaseException:  # interrupted or refused: no half-made run is left behind
+            folder.discard()
+            raise
         return Run(folder)
     folder = resume if isinstance(resume, (RunFolder, MemoryFolder)) else RunFolder(resume, f"--resume {resume}")
     ckpt, summary = folder.checkpoint(), folder.summary()

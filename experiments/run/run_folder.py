@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import shutil
 import csv
 from enum import StrEnum
 from pathlib import Path
@@ -66,6 +67,12 @@ class RunFolder:
     def lock(self):
         """Context manager: this process is the folder's one writer (HiltError naming the holder)."""
         return one_writer(self.path, self.what)
+
+    def discard(self) -> None:
+        """Remove a run folder this command made and that holds no checkpoint (a new run stopped
+        before its first epoch was kept: nothing in it could be resumed)."""
+        if not self.has_checkpoint():
+            shutil.rmtree(self.path, ignore_errors=True)
 
     # reading
 
@@ -151,6 +158,9 @@ class MemoryFolder(RunFolder):
 
     def lock(self):
         return contextlib.nullcontext()
+
+    def discard(self) -> None:
+        self.__init__()
 
     def is_run(self) -> bool:
         return self._config is not None

@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from hilt import shutdown
 from hilt.analog import backend
 from hilt.errors import DivergenceError, HiltError
 from hilt.experiments.measure.alignment import mean_alignment
@@ -55,10 +56,17 @@ def train(
     """Run a built setup (see `build`) in `run` (default: a new run folder, see `open_run`),
     holding the folder's lock. Returns the summary also written to summary.json; its status is
     finished, interrupted (KeyboardInterrupt, which SIGTERM becomes in the CLI), diverged or crashed
-    (both with `error`). A HiltError inside the run is re-raised after the status is written."""
+    (both with `error`). A HiltError inside the run is re-raised after the status is written. A
+    new run interrupted before its first checkpoint leaves no folder (KeyboardInterrupt is
+    re-raised): there is nothing to resume."""
     run = run or open_run(setup)
-    with run.folder.lock():
-        return Trainer(setup, run, on_step, on_epoch).run()
+    try:
+        with run.folder.lock():
+            return Trainer(setup, run, on_step, on_epoch).run()
+    except KeyboardInterrupt:
+        if run.ckpt is None:  # a new run stopped before its first checkpoint: nothing to resume, nothing kept
+            run.folder.discard()
+        raise
 
 
 class Trainer:
@@ -163,6 +171,13 @@ class Trainer:
             self.events.close()
         return self.summary
 
+    def interrupted(self) -> dict:
+        """Stopped by a signal: status interrupted at the last checkpoint (a new run without one
+        re-raises: `train` removes its folder)."""
+        if not self.folder.has_checkpoint():
+            raise KeyboardInterrupt
+        return self.finish(RunStatus.INTERRUPTED)
+
     def check_loss_growth(self, epoch: int) -> None:
         """Diverged: the training loss above DIVERGED_FACTOR x the first step's for DIVERGED_EPOCHS epochs."""
         losses = [r["loss"] for r in self.rows if r["split"] == "train"][-DIVERGED_EPOCHS:]
@@ -253,11 +268,13 @@ class Trainer:
             except DivergenceError as err:
                 return self.finish(RunStatus.DIVERGED, error=str(err))
             except KeyboardInterrupt:
-                return self.finish(RunStatus.INTERRUPTED)
+                return self.interrupted()
             except HiltError as err:
                 self.finish(RunStatus.CRASHED, error=str(err))
                 raise
             except Exception as err:  # a bug or the environment (disk, memory): one line, the traceback kept
+                if shutdown.interrupted(err):  # a library's echo of Ctrl-C or SIGTERM
+                    return self.interrupted()
                 self.folder.write_error(traceback.format_exc())
                 return self.finish(RunStatus.CRASHED, error=f"{type(err).__name__}: {err}".splitlines()[0])
         return self.finish(RunStatus.FINISHED, **final)

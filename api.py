@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from hilt.errors import HiltError
-from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.config import COMPARE_EVERY, TrainConfig
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
 
@@ -287,21 +287,35 @@ class Comparison:
         return Path(self.summary["run_dir"])
 
 
-def compare(every: int = 50, on_run: Callable[[str], dict] | None = None, **settings) -> Comparison:
+def compare(every: int | None = None, on_run: Callable[[str], dict] | None = None, *, resume=None, **settings) -> Comparison:
     """Train the rule on the exact path and on the device (same init, same data order); writes a
-    comparison folder under `out` (compare.csv, fidelity.csv, compare.png, both runs)."""
-    return compare_config(settings_to_config(settings), every, on_run)
+    comparison folder under `out` (compare.csv, fidelity.csv, compare.png, both runs). Update
+    fidelity is sampled every `every` steps (default COMPARE_EVERY, 50). `resume` (a comparison
+    folder) finishes an interrupted comparison; settings may then only change epochs."""
+    if resume is not None:
+        cfg, every = reopen_comparison(resume, {**settings, "every": every})
+        return compare_config(cfg, every, on_run, resume=resume)
+    return compare_config(settings_to_config(settings), COMPARE_EVERY if every is None else every, on_run)
 
 
-def compare_config(cfg: TrainConfig, every: int = 50, on_run=None) -> Comparison:
-    """compare() for a TrainConfig already made (the CLI's path)."""
+def reopen_comparison(resume, given: dict) -> tuple[TrainConfig, int]:
+    """An interrupted comparison folder's settings and `every`; `given` (the settings named) may
+    only change epochs."""
+    from hilt.experiments.studies.compare import reopen
+
+    return reopen(Path(resume), given)
+
+
+def compare_config(cfg: TrainConfig, every: int = COMPARE_EVERY, on_run=None, resume=None) -> Comparison:
+    """compare() for a TrainConfig already made (the CLI's path); `resume`: the comparison folder to
+    finish (cfg and every from reopen_comparison)."""
     import pandas as pd
 
     from hilt.experiments.studies.compare import compare as run_compare
 
-    if cfg.out is None:
+    if resume is None and cfg.out is None:
         raise HiltError("compare writes a comparison folder: give out=PATH")
-    result = run_compare(cfg, every=every, on_run=on_run)
+    result = run_compare(cfg, every=every, on_run=on_run, resume=None if resume is None else Path(resume))
     path = Path(result["run_dir"]) / "compare.csv"
     return Comparison(result, pd.read_csv(path) if path.is_file() else pd.DataFrame())
 

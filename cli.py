@@ -32,7 +32,7 @@ from rich.text import Text
 
 from hilt import api, shutdown
 from hilt.errors import HiltError
-from hilt.experiments.run.config import COMMAND_DEFAULTS, TrainConfig
+from hilt.experiments.run.config import COMMAND_DEFAULTS, COMPARE_EVERY, TrainConfig
 from hilt.experiments.run.run_folder import RunStatus
 from hilt.rules.registry import builtin_options
 
@@ -303,9 +303,9 @@ def _print_costs(columns: dict[str, dict], table: str) -> None:
     print_table(f"hardware cost (estimates from the cost table: {table})", rows, columns=("count", *columns))
 
 
-def _report_end(summary: dict, target_epochs: int) -> None:
+def _report_end(summary: dict, target_epochs: int, go_on: str | None = None) -> None:
     """A diverged or crashed run prints one line and exits with its code; an interrupted one prints
-    its --resume line and exits."""
+    the command that continues it (`go_on`, default train --resume RUN) and exits."""
     run_dir = summary["run_dir"]
     if summary["status"] == RunStatus.DIVERGED:
         say("diverged:", "bold red", f"training diverged at {summary['error']}; results so far kept in {run_dir}")
@@ -315,7 +315,7 @@ def _report_end(summary: dict, target_epochs: int) -> None:
         raise typer.Exit(EXIT_CRASHED)
     if summary["status"] == RunStatus.INTERRUPTED:
         stopped(f"{summary['epochs']} of {target_epochs} epochs kept in {run_dir}; "
-                f"continue with: {_prog()} train --resume {shlex.quote(run_dir)}")
+                f"continue with: {_prog()} {go_on or 'train --resume ' + shlex.quote(run_dir)}")
 
 
 @app.command()
@@ -351,20 +351,26 @@ def train(
 @user_errors
 @with_train_options
 def compare(
+    ctx: typer.Context,
     cfg=None,
-    every: int = typer.Option(_api_default(api.compare, "every"), help="sample update fidelity every N training steps"),
+    every: Optional[int] = typer.Option(None, help=f"sample update fidelity every N training steps (default {COMPARE_EVERY}; "
+                                         "a resumed comparison keeps its own)"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="finish this interrupted comparison folder (to --epochs N); other settings must match"),
     as_json: bool = typer.Option(False, "--json", help="print the comparison's summary as one JSON object on stdout"),
 ):
     """Train the same rule on the exact path and on a device (same init, same data order); compare
     accuracy, alignment with BP and update fidelity per epoch. Writes a folder with both runs,
-    compare.csv, fidelity.csv and compare.png."""
+    compare.csv, fidelity.csv and compare.png; `--resume DIR` finishes an interrupted one."""
+    if resume is not None:
+        cfg, every = api.reopen_comparison(resume, {**_typed_settings(ctx), "every": every})
     progress, callbacks = _progress(cfg)
     with progress:
-        result = api.compare_config(cfg, every=every, on_run=lambda path: callbacks(f"{cfg.rule_label} on {path}")).summary
+        result = api.compare_config(cfg, every=COMPARE_EVERY if every is None else every, resume=resume,
+                                    on_run=lambda path: callbacks(f"{cfg.rule_label} on {path}")).summary
     if as_json:
         print(json.dumps(result, default=str))
     if "stopped" in result:
-        _report_end(result["stopped"], cfg.epochs)
+        _report_end(result["stopped"], cfg.epochs, f"compare --resume {shlex.quote(result['run_dir'])}")
     if as_json:
         return
     label = result["device"]
@@ -791,6 +797,19 @@ def rules(spec: Optional[str] = typer.Argument(None, help="show this rule's opti
                 columns=("option", "type", "default", "meaning"))
 
 
+def _quiet_libraries() -> None:
+    """Nothing on stderr but hilt's own lines: Python warnings (numpy's RuntimeWarnings, pandas',
+    torch's) are not shown unless asked for with -W or PYTHONWARNINGS, and matplotlib's font
+    notices are not logged. What the numbers mean is checked by hilt itself (not finite: a
+    divergence, a refused value)."""
+    import logging
+    import warnings
+
+    if not sys.warnoptions:
+        warnings.simplefilter("ignore")
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
+
+
 def main() -> None:
     """Entry point. Click's own usage errors (`--epochs abc`, an unknown option) become one line
     on stderr and exit 2, like every other user mistake, instead of Typer's usage panel."""
@@ -798,6 +817,7 @@ def main() -> None:
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
     shutdown.install()
+    _quiet_libraries()
     try:
         code = typer.main.get_command(app).main(prog_name="hilt", standalone_mode=False)
     except NoArgsIsHelpError as err:

@@ -76,7 +76,7 @@ def restore_tile(template, state: dict):
     names = list(template.tile.get_hidden_parameter_names())
     weights, hidden = np.asarray(state["weights"], np.float32), np.asarray(state["hidden"], np.float32)
     shape = (template.out_size, template.in_size + int(template.analog_bias))
-    if list(state["hidden_names"]) != names or weights.shape != shape or hidden.shape[1:] != shape:
+    if list(state["hidden_names"]) != names or weights.shape != shape or (names and hidden.shape[1:] != shape):
         raise ValueError("the saved tile is of another device or shape than this run's")
     config = template.rpu_config
     quiet = copy.deepcopy(config)

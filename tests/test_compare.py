@@ -64,3 +64,37 @@ def test_fidelity_on_the_kept_weights_sees_past_rrams_write_noise(tmp_path):
         visible, kept = by_path(frame, "cosine", layer)["rram"][0], by_path(frame, "cosine_kept", layer)["rram"][0]
         assert kept > 3 * visible, (layer, visible, kept)
         assert by_path(frame, "cosine_kept", layer)["exact"][0] == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.parametrize("stop_in", ["exact", "ideal"])
+def test_an_interrupted_comparison_resumed_equals_one_never_stopped(tmp_path, stop_in):
+    """Ctrl-C after epoch 2 of one half (the run keeps its checkpoint and its fidelity samples), then
+    `compare --resume DIR`: the same tables as a comparison that ran straight through (the ideal
+    device with perfect IO is deterministic)."""
+    cfg = TrainConfig(device="ideal", rule="dp_adjoint", epochs=3, out=str(tmp_path / "straight"))
+    straight = compare(cfg, every=7)
+
+    def stop_after_two(path):
+        def on_epoch(train_row, test_row):
+            if path == stop_in and train_row["epoch"] == 2:
+                raise KeyboardInterrupt
+        return {"on_epoch": on_epoch}
+
+    stopped = compare(TrainConfig(device="ideal", rule="dp_adjoint", epochs=3, out=str(tmp_path / "stopped")), every=7,
+                      on_run=stop_after_two)
+    assert stopped["status"] == "interrupted" and stopped["stopped"]["epochs"] == 2
+    assert not (tmp_path / "stopped" / stopped["run_dir"] / "compare.csv").exists()
+    root = stopped["run_dir"]
+    for bad, message in ((["--every", "3"], "--every 3 differs from the comparison's 7"),
+                         (["--device", "rram"], "--device rram differs from the run's ideal")):
+        result = runner.invoke(app, ["compare", "--resume", root, *bad])
+        assert result.exit_code == 2 and message in result.stderr, result.output
+    result = runner.invoke(app, ["compare", "--resume", str(tmp_path), "--json"])
+    assert result.exit_code == 2 and "not a comparison folder" in result.stderr
+    result = runner.invoke(app, ["compare", "--resume", root, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "finished" and summary["run_dir"] == root and summary["every"] == 7
+    for table in ("compare.csv", "fidelity.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(f"{straight['run_dir']}/{table}"), pd.read_csv(f"{root}/{table}"),
+                                      check_exact=False, atol=1e-5, obj=table)

@@ -72,6 +72,8 @@ class TrainConfig:
 
 
 # Where a command's defaults differ from a single run's (the CLI's and the API's defaults both come from here).
+COMPARE_EVERY = 50  # compare: update fidelity sampled every N training steps, unless told
+
 COMMAND_DEFAULTS: dict[str, dict] = {
     "sweep": {"out": "results/sweeps"},
     "rhm-pstar": {"dataset": "rhm", "model": "rhm-cnn:256", "out": "results/rhm-pstar"},

@@ -127,7 +127,7 @@ def open_run(setup: Setup, resume=None, run_dir: Path | None = None) -> Run:
         else:
             folder = RunFolder.create(Path(cfg.out), f"{cfg.dataset}-{cfg.device_label}-{cfg.rule_label}-s{cfg.seed}")
         try:
-            folder.write_config(_config_record(setup))
+            folder.write_config(config_record(setup))
         except BaseException:  # interrupted or refused: no half-made run is left behind
             folder.discard()
             raise
@@ -142,7 +142,7 @@ def open_run(setup: Setup, resume=None, run_dir: Path | None = None) -> Run:
     return Run(folder, ckpt, resumes)
 
 
-def _config_record(setup: Setup) -> dict:
+def config_record(setup: Setup) -> dict:
     """config.json: every setting (resolved), the effective device and rule parameters, versions."""
     cfg, net, rule = setup.cfg, setup.net, setup.rule
     spec = setup.spec

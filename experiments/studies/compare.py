@@ -6,8 +6,10 @@ data order. Each is an ordinary run folder inside the comparison's folder, with 
 every epoch and update fidelity sampled every `every` steps (experiments/measure/fidelity.py), on the
 visible weights and on the weights the device keeps: on write-noise devices the visible change
 includes the write noise redrawn on every pulsed device, which can dwarf the requested change,
-and the kept (persistent) weights do not. The comparison folder gets `compare.csv` (tidy: path, epoch, layer, metric, value), `fidelity.csv`
-(every sampled step), `summary.json` and `compare.png`.
+and the kept (persistent) weights do not. The comparison folder gets `comparison.json` (its
+settings), `compare.csv` (tidy: path, epoch, layer, metric, value), `fidelity.csv` (every sampled
+step; each run keeps its own too), `summary.json` and `compare.png`. An interrupted comparison is
+finished by `compare --resume DIR`.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import pandas as pd
 
 from hilt.errors import HiltError
 from hilt.experiments.measure.fidelity import FidelityProbe
-from hilt.experiments.run.files import new_run_dir, write_csv, write_json
-from hilt.experiments.run.run_folder import SUMMARY, RunFolder, RunStatus
-from hilt.experiments.run.config import TrainConfig
+from hilt.experiments.run.files import new_run_dir, read_json, write_csv, write_json
+from hilt.experiments.run.run_folder import SUMMARY, MemoryFolder, RunFolder, RunStatus
+from hilt.experiments.run.config import COMPARE_EVERY, TrainConfig
 from hilt.experiments.run.setup import build
-from hilt.experiments.run.resume import open_run
+from hilt.experiments.run.resume import config_record, open_run, resume_config
 from hilt.experiments.run.trainer import train
 
 PER_EPOCH = ("loss", "accuracy", "accuracy_exact_readout")
@@ -52,45 +54,122 @@ def _tidy(path: str, metrics: list[dict], fidelity: list[dict]) -> list[dict]:
     return rows
 
 
-def compare(cfg: TrainConfig, every: int = 50, on_run: Callable[[str], dict] | None = None) -> dict:
+SETTINGS, FIDELITY_CSV = "comparison.json", "fidelity.csv"
+
+
+def compare(cfg: TrainConfig, every: int = COMPARE_EVERY, on_run: Callable[[str], dict] | None = None,
+            resume: Path | None = None) -> dict:
     """Train cfg.rule on exact and on cfg.device; returns the comparison's summary (with `stopped`,
     the summary of the run that did not finish, if one did not).
 
-    `on_run(path)` may return train() callbacks (on_step, on_epoch) for the run on `path`."""
-    if cfg.device == "exact":
-        raise HiltError("compare trains on the exact path and on a device: give an analog --device")
-    if every < 1:
-        raise HiltError(f"--every must be >= 1 (got {every})")
+    `resume` finishes an interrupted comparison folder (cfg and every from `reopen`): a finished
+    run is kept (or continued to more epochs), an interrupted one resumed from its checkpoint with
+    the fidelity samples of its kept epochs, a run not begun started. `on_run(path)` may return
+    train() callbacks (on_step, on_epoch) for the run on `path`."""
+    if resume is not None:
+        root, runs = Path(resume), _runs(Path(resume))
+    else:
+        if cfg.device == "exact":
+            raise HiltError("compare trains on the exact path and on a device: give an analog --device")
+        if every < 1:
+            raise HiltError(f"--every must be >= 1 (got {every})")
+        root, runs = None, {}
     label = cfg.device_label
     setups = {"exact": build(replace(cfg, device="exact", device_definition=None, sets=[], update=None, log_alignment=True)),
               label: build(replace(cfg, log_alignment=True))}
-    root = new_run_dir(Path(cfg.out), f"compare-{cfg.dataset}-{label}-{cfg.rule}-s{cfg.seed}")
+    if root is None:
+        root = new_run_dir(Path(cfg.out), f"compare-{cfg.dataset}-{label}-{cfg.rule}-s{cfg.seed}")
+        write_json(root / SETTINGS, {"settings": config_record(setups[label]), "every": every})
+    result = {"status": RunStatus.RUNNING, "run_dir": str(root), "device": label, "rule": cfg.rule, "dataset": cfg.dataset,
+              "seed": cfg.seed, "every": every, "epochs_target": cfg.epochs, "runs": runs}
+    write_json(root / SUMMARY, result)
     tidy, samples, summaries = [], [], {}
     for path, setup in setups.items():
         steps = -(-len(setup.data.x_train) // setup.cfg.batch_size)
         probe = FidelityProbe(setup.rule, every, steps)
         setup = replace(setup, rule=probe, cfg=replace(setup.cfg, out=str(root)))
-        summary = train(setup, run=open_run(setup), **(on_run(path) if on_run else {}))
+        summary = _train(setup, probe, runs.get(path), **(on_run(path) if on_run else {}),
+                         on_open=lambda run_dir, path=path: _record_run(root, result, path, run_dir))
         summaries[path] = summary
         if summary["status"] != RunStatus.FINISHED:
             break
         tidy += _tidy(path, RunFolder(Path(summary["run_dir"])).metrics(), probe.rows)
         samples += [{"path": path, **row} for row in probe.rows]
     stopped = next((s for s in summaries.values() if s["status"] != RunStatus.FINISHED), None)
-    result = {"status": stopped["status"] if stopped else RunStatus.FINISHED, "run_dir": str(root), "device": label,
-              "rule": cfg.rule, "dataset": cfg.dataset, "seed": cfg.seed, "every": every,
-              "runs": {path: s["run_dir"] for path, s in summaries.items()},
-              "costs": {path: s.get("costs", {}).get("train", {}) for path, s in summaries.items()},
-              "cost_table": next(iter(summaries.values())).get("costs", {}).get("table", "")}
+    result.update(status=stopped["status"] if stopped else RunStatus.FINISHED,
+                  costs={path: s.get("costs", {}).get("train", {}) for path, s in summaries.items()},
+                  cost_table=next(iter(summaries.values())).get("costs", {}).get("table", ""))
     if stopped:
         result["stopped"] = stopped  # the run that did not finish (diverged or interrupted)
     else:
         write_csv(root / "compare.csv", tidy)
-        write_csv(root / "fidelity.csv", samples)
+        write_csv(root / FIDELITY_CSV, samples)
         result["final"] = final_table(tidy, label)
         plot(tidy, label, root / "compare.png")
     write_json(root / SUMMARY, result)
     return result
+
+
+def _record_run(root: Path, result: dict, path: str, run_dir: Path) -> None:
+    result["runs"][path] = str(run_dir)
+    write_json(root / SUMMARY, result)
+
+
+def _train(setup, probe: FidelityProbe, run_dir: str | None, on_open, on_step=None, on_epoch=None) -> dict:
+    """One side of the comparison: a new run, or `run_dir` resumed (kept as it is when it already has
+    its epochs). Its fidelity samples are written to the run's fidelity.csv after every epoch, so a
+    resumed run keeps those of its kept epochs."""
+    if run_dir is None:
+        run = open_run(setup)
+        on_open(run.run_dir)
+    else:
+        folder = RunFolder(Path(run_dir), f"--resume: the comparison's run {run_dir}")
+        if not folder.has_checkpoint():  # killed before its first epoch was kept: begin it again
+            return _train(setup, probe, None, on_open, on_step, on_epoch)
+        kept = folder.summary()
+        probe.rows = [row for row in _fidelity_rows(folder) if row["epoch"] <= folder.checkpoint().epoch]
+        if kept.get("status") == RunStatus.FINISHED and kept.get("epochs") == setup.cfg.epochs:
+            return kept
+        run = open_run(setup, resume=folder)
+        probe.count = run.ckpt.epoch * probe.steps_per_epoch
+
+    def epoch_done(train_row, test_row):
+        write_csv(Path(run.run_dir) / FIDELITY_CSV, probe.rows)
+        if on_epoch:
+            on_epoch(train_row, test_row)
+
+    return train(setup, run=run, on_step=on_step, on_epoch=epoch_done)
+
+
+def _fidelity_rows(folder: RunFolder) -> list[dict]:
+    path = folder.path / FIDELITY_CSV
+    return pd.read_csv(path).to_dict("records") if path.is_file() and path.stat().st_size else []
+
+
+def reopen(root: Path, given: dict) -> tuple[TrainConfig, int]:
+    """An interrupted comparison's settings and `every`, from its comparison.json; `given`, the
+    settings the user named (TrainConfig fields, rule options, every), may only change epochs."""
+    what = f"--resume {root}"
+    if not (root / SETTINGS).is_file():
+        raise HiltError(f"{what}: not a comparison folder (no {SETTINGS} there; `compare` writes one)")
+    saved = read_json(root / SETTINGS)
+    settings = MemoryFolder()
+    settings.what = what
+    settings.write_config(saved.get("settings") if isinstance(saved.get("settings"), dict) else {})
+    settings.write_summary(read_json(root / SUMMARY) if (root / SUMMARY).is_file() else {})
+    given = dict(given)
+    every = given.pop("every", None)
+    every = saved.get("every") if every is None else every
+    if every != saved.get("every") or not isinstance(every, int):
+        raise HiltError(f"--resume: --every {every} differs from the comparison's {saved.get('every')}; "
+                        "a resumed comparison keeps its settings (only --epochs may change)")
+    return resume_config(settings, given), every
+
+
+def _runs(root: Path) -> dict:
+    """The runs an earlier call began ({"exact" or the device: folder}), from summary.json."""
+    runs = (read_json(root / SUMMARY) if (root / SUMMARY).is_file() else {}).get("runs")
+    return {k: v for k, v in (runs if isinstance(runs, dict) else {}).items() if isinstance(v, str) and Path(v).is_dir()}
 
 
 def final_table(tidy: list[dict], device: str) -> list[dict]:

@@ -69,6 +69,13 @@ def _check_field(key: str, value):
     return value
 
 
+def check_environment() -> None:
+    """What the environment tells hilt (HILT_XP) is usable here; HiltError naming it otherwise."""
+    from hilt.analog.backend import check_environment
+
+    check_environment()
+
+
 def settings_to_config(settings: dict) -> TrainConfig:
     """TrainConfig from keyword settings: TrainConfig fields, the rule's options, `cost` (a cost
     table's path or dict) and `device` as a name or a Device (HiltError naming a wrong one)."""

@@ -44,6 +44,16 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _every_command() -> None:
+    """hilt: local learning rules on emulated analog crossbars (aihwkit) and on an exact path."""
+    try:
+        api.check_environment()  # HILT_XP, once for every command
+    except HiltError as err:
+        say("error:", "bold red", str(err))
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
 def say(label: str, style: str, message: str) -> None:
     """One line on stderr: a styled label, then the message as plain text (user text is never markup;
     line breaks and other control characters in it, a value typed with a newline, are shown escaped)."""

@@ -48,6 +48,16 @@ def use(name: str) -> types.ModuleType:
     return _XP
 
 
+def check_environment() -> None:
+    """HILT_XP names a backend this machine has (HiltError otherwise): every command checks it
+    first, also those that would not use it."""
+    wanted = os.environ.get("HILT_XP", "auto")
+    if wanted not in ("numpy", "cupy", "auto"):
+        raise HiltError(f"HILT_XP={wanted}: unknown array backend; allowed: numpy, cupy, auto")
+    if wanted == "cupy" and _cupy_with_gpu() is None:
+        raise HiltError("HILT_XP=cupy: CuPy or a CUDA GPU is not available; unset HILT_XP or set it to numpy")
+
+
 def select(analog: bool) -> types.ModuleType:
     """The namespace of a run: HILT_XP if set, else CuPy when a GPU is usable. aihwkit's PyPI tiles
     are CPU tiles, so analog runs stay in NumPy (no host<->GPU copy per read)."""

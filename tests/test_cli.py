@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from hilt.cli import app
-from tests.helpers import runner
+from hilt.errors import HiltError
+from tests.helpers import message_lines, runner
 
 
 
@@ -187,13 +188,26 @@ def test_every_bad_input_is_one_line_and_exit_2(tmp_path, a_file, args, message)
     assert not (tmp_path / "runs").exists() and a_file.read_text() == "keep me"
 
 
-def test_hilt_xp_is_honoured_by_train(tmp_path, monkeypatch):
+@pytest.mark.parametrize("command", [["train", "--device", "exact"], ["align", "--check", "thm31"], ["rules"], ["devices"],
+                                     ["report", "."], ["bench", "--steps", "1"], ["devices", "fit", "x.csv"]])
+def test_hilt_xp_is_checked_for_every_command(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HILT_XP", "fortran")
-    result = run("train", "--device", "exact", "--out", str(tmp_path))
-    assert result.exit_code == 2 and "HILT_XP=fortran: unknown array backend" in result.stderr
+    result = run(*command)
+    assert result.exit_code == 2 and message_lines(result.stderr) == ["error: HILT_XP=fortran: unknown array backend; "
+                                                                      "allowed: numpy, cupy, auto"], result.output
     monkeypatch.setenv("HILT_XP", "cupy")
-    result = run("train", "--device", "rram", "--out", str(tmp_path))
-    assert result.exit_code == 2 and "HILT_XP=cupy: analog devices run on aihwkit's CPU tiles" in result.stderr
+    result = run(*command)
+    assert result.exit_code == 2 and "HILT_XP=cupy: CuPy or a CUDA GPU is not available" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hilt_xp_cupy_is_for_the_exact_path(tmp_path, monkeypatch):
+    from hilt.analog import backend
+
+    monkeypatch.setenv("HILT_XP", "cupy")
+    with pytest.raises(HiltError, match="HILT_XP=cupy: analog devices run on aihwkit's CPU tiles"):
+        backend.select(analog=True)
 
 
 def test_bench_of_a_conv_net_against_torch():

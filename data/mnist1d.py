@@ -15,6 +15,7 @@ import random
 import numpy as np
 
 from hilt.data.files import cache_dir
+from hilt.errors import HiltError
 from hilt.data.dataset import Dataset
 
 
@@ -32,12 +33,28 @@ def generate() -> dict[str, np.ndarray]:
     return {"x": ds["x"], "y": ds["y"], "x_test": ds["x_test"], "y_test": ds["y_test"]}
 
 
+def _read_cache(path) -> dict[str, np.ndarray]:
+    """The cached arrays; HiltError saying to delete a damaged cache (hilt makes it again)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            arrays = {k: saved[k] for k in ("x", "y", "x_test", "y_test")}
+        ok = all(arrays[k].ndim == 2 and arrays[k].shape[1] == 40 and np.isfinite(arrays[k]).all() for k in ("x", "x_test")) \
+            and all(arrays[k].ndim == 1 and len(arrays[k]) == len(arrays[x]) and ((arrays[k] >= 0) & (arrays[k] < 10)).all()
+                    for k, x in (("y", "x"), ("y_test", "x_test")))
+    except Exception as err:  # not a zip, a member missing or cut off, an object array
+        ok, why = False, f"{type(err).__name__}: {err}".splitlines()[0]
+    else:
+        why = "arrays of the wrong shape or values"
+    if not ok:
+        raise HiltError(f"the MNIST-1D cache {path} is damaged ({why}); delete it and hilt makes it again")
+    return arrays
+
+
 def load_mnist1d() -> Dataset:
     """MNIST-1D: (N, 1, 40) float32 sequences, 10 classes, cached on disk after the first call."""
     path = cache_dir() / f"mnist1d-{importlib.metadata.version('mnist1d')}-default.npz"
     if path.is_file():
-        with np.load(path) as saved:
-            arrays = dict(saved)
+        arrays = _read_cache(path)
     else:
         arrays = generate()
         path.parent.mkdir(parents=True, exist_ok=True)

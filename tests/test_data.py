@@ -217,6 +217,18 @@ def test_mnist1d_is_generated_offline_cached_and_leaves_global_rngs_alone(tmp_pa
     again = load_dataset("mnist1d")  # from the cache
     np.testing.assert_array_equal(again.x_test, ds.x_test)
     assert ds.default_model == "mlp:40-100-100-10"
+    (cache,) = tmp_path.glob("mnist1d-*.npz")
+    whole = cache.read_bytes()
+    saved = dict(np.load(cache))
+    for damage in (whole[: len(whole) // 2], b"not a zip", None):
+        if damage is None:  # a readable file of the wrong arrays
+            np.savez(cache, **{**saved, "x": saved["x"][:, :7]})
+        else:
+            cache.write_bytes(damage)
+        with pytest.raises(HiltError, match=r"the MNIST-1D cache .* is damaged .*; delete it and hilt makes it again"):
+            load_dataset("mnist1d")
+    cache.unlink()
+    np.testing.assert_array_equal(load_dataset("mnist1d").x_test, ds.x_test)
 
 
 # digits (embedded)

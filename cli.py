@@ -699,7 +699,7 @@ def bench(
             bench_rule_vs_bp("dp_adjoint", model, "exact", batch_size, steps, lr),
             bench_rule_vs_bp("dp_adjoint", model, device, batch_size, steps, lr),
             bench_rule_vs_bp("dp_adjoint", large_model, "exact", large_batch_size, max(20, steps // 4), lr),
-            *[bench_rule_vs_bp(rule, model, where, batch_size, steps // 4 if rule == "ep" else steps, lr)
+            *[bench_rule_vs_bp(rule, model, where, batch_size, max(1, steps // 4) if rule == "ep" else steps, lr)
               for rule in ("ep", "ff") for where in ("exact", device)],
         ]
     if as_json:

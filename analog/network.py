@@ -166,6 +166,7 @@ class LayerPlan:
     fan_in: int
     layer: Callable[[Crossbar], Dense]  # the weight layer on its crossbar
     pool: int = 0  # max-pool k after the layer (0: none)
+    positions: int = 1  # where the weights are applied per sample (a conv's output positions; dense: 1)
 
 
 def _conv_plan(spec: str, convs: list[tuple[int, bool]], dense: list[int], input_shape, scaled) -> tuple[list, int]:
@@ -177,7 +178,7 @@ def _conv_plan(spec: str, convs: list[tuple[int, bool]], dense: list[int], input
     for channels, pool in convs:
         if pool and min(H, W) < 2:
             raise HiltError(f"model {spec!r} has too many pooling stages for {input_shape} inputs")
-        plan.append(LayerPlan(scaled(channels), C * 9, lambda x: Conv2d(x, geometry), 2 if pool else 0))
+        plan.append(LayerPlan(scaled(channels), C * 9, lambda x: Conv2d(x, geometry), 2 if pool else 0, H * W))
         C, H, W = scaled(channels), H // (1 + pool), W // (1 + pool)
     n = C * H * W
     for units in dense:
@@ -214,20 +215,38 @@ def _plan(spec: str, m, input_shape, n_classes: int, readout: bool, width: float
             kernel = CNN1D_KERNELS[min(k, 1)]
             if L + 2 * CNN1D_PADDING < kernel:
                 raise HiltError(f"model {spec!r} has too many stride-2 layers for signals of length {input_shape[1]}")
+            L_out = ConvGeometry(kernel, CNN1D_STRIDE, CNN1D_PADDING, dims=1).out_hw(1, L)[1]
             plan.append(LayerPlan(scaled(channels), C * kernel,
-                                  lambda x, k=kernel: Conv1d(x, k, CNN1D_STRIDE, CNN1D_PADDING)))
-            C, L = scaled(channels), ConvGeometry(kernel, CNN1D_STRIDE, CNN1D_PADDING, dims=1).out_hw(1, L)[1]
+                                  lambda x, k=kernel: Conv1d(x, k, CNN1D_STRIDE, CNN1D_PADDING), positions=L_out))
+            C, L = scaled(channels), L_out
         return plan, C * L
     channels, s = (dims + [2])[:2] if len(dims) <= 2 else (None, None)
     depth = round(math.log(input_shape[-1], s)) if len(input_shape) == 2 and s and s >= 2 else 0
     if channels is None or depth < 1 or s**depth != input_shape[-1]:
         raise HiltError(f"model {spec!r} needs sequences (channels, s^L) such as rhm's, with s = {s}; "
                         f"this dataset has shape {input_shape}")
-    C, plan = input_shape[0], []
+    C, plan, L = input_shape[0], [], input_shape[-1]
     for _ in range(depth):
-        plan.append(LayerPlan(scaled(channels), C * s, lambda x: Conv1d(x, kernel=s, stride=s)))
+        L //= s
+        plan.append(LayerPlan(scaled(channels), C * s, lambda x: Conv1d(x, kernel=s, stride=s), positions=L))
         C = scaled(channels)
     return plan, C
+
+
+# Working memory in float32 values per sample of (inputs + outputs) of every weight application
+# (im2col patches and activations), measured with tracemalloc on the exact path: 0.7-3.3x for
+# steps of bp, dp_adjoint and dfa and up to 6.2x for ep on a wide conv (cnn:256 on 28x28); 0.25-2.3x
+# for evaluation batches of EVAL_BATCH. An estimate to refuse what cannot fit, not a bound.
+STEP_COPIES, EVAL_COPIES = 4.0, 2.5
+
+
+def working_bytes(plan: list[LayerPlan], batch_size: int) -> float:
+    """About how many bytes a training step on `batch_size` samples and an evaluation batch take
+    beyond the weights (0 for batch_size 0)."""
+    if not batch_size:
+        return 0.0
+    per_sample = sum(p.positions * (p.fan_in + p.out) for p in plan)
+    return 4.0 * per_sample * max(STEP_COPIES * batch_size, EVAL_COPIES * EVAL_BATCH)
 
 
 def check_model(spec: str, activation: str = "relu"):
@@ -255,16 +274,20 @@ def build_network(
     bias: bool = True,
     weights: list | None = None,
     readout: bool = True,
+    batch_size: int | None = None,
 ) -> Network:
     """The network of `spec` on crossbars from `make_crossbar`, programmed with its init drawn from
     `seed`, or with `weights` (one (out, in[+1]) matrix per layer, e.g. a trained run's).
-    readout=False: the encoder only (see the module docstring)."""
+    readout=False: the encoder only (see the module docstring). With `batch_size` (the samples one
+    step sees), the memory check counts the batches' working arrays too (`working_bytes`)."""
     m, width = check_model(spec, activation)
     plan, n_last = _plan(spec, m, input_shape, n_classes, readout, width)
     if readout:
         plan.append(LayerPlan(n_classes, n_last, Dense))
     n_weights = sum(p.out * (p.fan_in + bias) for p in plan)
-    check_memory(f"model {spec} ({n_weights:,} weights)", n_weights * getattr(make_crossbar, "bytes_per_weight", EXACT_BYTES_PER_WEIGHT))
+    nbytes = n_weights * getattr(make_crossbar, "bytes_per_weight", EXACT_BYTES_PER_WEIGHT)
+    batches = f" with batches of {batch_size} (and of {EVAL_BATCH} to evaluate)" if batch_size else ""
+    check_memory(f"model {spec} ({n_weights:,} weights){batches}", nbytes + working_bytes(plan, batch_size or 0))
     if weights is not None and len(weights) != len(plan):
         raise ValueError(f"build_network: {len(weights)} weight matrices for the {len(plan)} layers of {spec}")
 

@@ -231,3 +231,22 @@ def test_the_distribution_installs_one_import_name(tmp_path):
             "print([n for n in ('analog', 'cli', 'data', 'devices', 'experiments', 'rules') if u.find_spec(n)])")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_sizes_are_estimated_before_any_work(tmp_path, monkeypatch):
+    """A model's weights and a batch's working arrays (im2col patches, activations: measured 0.25-6.2
+    float32 values per (input + output) of every weight application) are estimated before data or
+    weights are made; bench keeps a fixed pool of input batches, so its memory does not grow with
+    --steps and its inputs are estimated too."""
+    import hilt.errors
+
+    monkeypatch.setattr(hilt.errors, "available_memory", lambda: 2**30)
+    ok = run("train", "--device", "exact", "--model", "cnn:500-10", "--epochs", "1", "--out", str(tmp_path / "ok"))
+    assert ok.exit_code == 0, ok.output  # batches of 10, evaluation batches of 500: about 0.5 GiB
+    for args, what in ((["train", "--device", "exact", "--model", "cnn:500-10", "--batch-size", "1024", "--out", str(tmp_path / "no")],
+                        "model cnn:500-10 (50,420 weights) with batches of 1024 (and of 500 to evaluate) would need about"),
+                       (["bench", "--batch-size", "10000000", "--steps", "1"], "model mlp:64-256-10 (19,210 weights) with batches of 10000000")):
+        result = run(*args)
+        assert result.exit_code == 2 and message_lines(result.stderr)[0].startswith(f"error: {what}"), result.output
+        assert "this machine has 1 GiB available" in result.stderr
+    assert not (tmp_path / "no").exists()

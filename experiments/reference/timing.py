@@ -28,6 +28,7 @@ import numpy as np
 
 from hilt.analog import backend
 from hilt.analog.network import build_network, crossbar_factory
+from hilt.errors import check_memory
 from hilt.data.dataset import Dataset
 from hilt.data.pairs import Pairs, next_row
 from hilt.devices import HiltError, parse_device
@@ -67,22 +68,33 @@ def _dims(model: str) -> list[int]:
     return [int(v) for v in model.split(":")[1].split("-")]
 
 
-def _mlp(model: str, spec, seed: int):
+def _mlp(model: str, spec, seed: int, batch: int | None = None):
     dims = _dims(model)
-    return build_network(model, (dims[0],), dims[-1], crossbar_factory(spec), seed=seed)
+    return build_network(model, (dims[0],), dims[-1], crossbar_factory(spec), seed=seed, batch_size=batch)
+
+
+POOL = 8  # distinct input batches; the timed steps cycle through them (memory does not grow with --steps)
+
+
+def _check_inputs(batch: int, sample_values: int, copies: int = 1) -> None:
+    """The bench's input batches (drawn in float64, kept in float32, `copies` more) fit."""
+    check_memory(f"bench inputs ({POOL} batches of {batch} samples of {sample_values:,} values; --batch-size)",
+                 (8.0 + 4.0 * copies) * POOL * batch * sample_values)
 
 
 def _batches(model: str, batch: int, steps: int, seed: int):
-    """Random inputs and labels for the warm-up and `steps` timed steps of each side."""
+    """Random inputs and labels: POOL batches for the warm-up and the timed steps of each side."""
     dims, rng = _dims(model), np.random.default_rng(seed)
-    xs = rng.uniform(0, 1, size=(steps + 4, batch, dims[0])).astype(np.float32)
-    ys = rng.integers(0, dims[-1], size=(steps + 4, batch))
+    _check_inputs(batch, dims[0])
+    xs = rng.uniform(0, 1, size=(POOL, batch, dims[0])).astype(np.float32)
+    ys = rng.integers(0, dims[-1], size=(POOL, batch))
     return xs, ys
 
 
 def _time_ms(fn, xs, ys, start: int, count: int) -> list[float]:
     times = []
     for i in range(start, start + count):
+        i %= len(xs)
         t0 = time.perf_counter()
         fn(xs[i], ys[i])
         times.append((time.perf_counter() - t0) * 1e3)
@@ -110,7 +122,7 @@ def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, see
 
     backend.use("numpy")
     spec = parse_device(device, seed=seed)
-    net = _mlp(model, spec, seed)
+    net = _mlp(model, spec, seed, batch)
     rule = make_rule("bp")
     native = native_model(net, spec, seed)
     opt = AnalogSGD(native.parameters(), lr=lr)
@@ -134,7 +146,7 @@ def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, see
 def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
     """hilt's exact bp step against the same matmuls in bare NumPy (ms per step)."""
     backend.use("numpy")
-    net = _mlp(model, parse_device("exact"), seed)
+    net = _mlp(model, parse_device("exact"), seed, batch)
     rule = make_rule("bp")
     Ws = [np.ascontiguousarray(c.W) for c in net.crossbars()]
 
@@ -169,7 +181,7 @@ def bench_rule_vs_bp(rule_name: str, model: str, device: str, batch: int, steps:
     plan = rule.network_plan(stand_in)  # the rule's own network for the model's sizes (ff: label inputs, no readout)
     factory = crossbar_factory(spec)
     nets = [build_network(model if plan.readout else plan.default_model, plan.input_shape, dims[-1], factory, seed=seed,
-                          readout=plan.readout), _mlp(model, spec, seed)]
+                          readout=plan.readout, batch_size=batch), _mlp(model, spec, seed, batch)]
     rule.attach(nets[0], factory, np.random.default_rng(seed))
     xs, ys = _batches(model, batch, steps, seed)
     rule_ms, bp_ms = _alternate(lambda x, y: rule.step(nets[0], x, y, lr), lambda x, y: bp.step(nets[1], x, y, lr),
@@ -206,14 +218,15 @@ def bench_conv(model: str, image_size: int, n_classes: int, batch: int, steps: i
     rule = make_rule(rule_name, **{k: v for k, v in rule_options.items() if v is not None})
     ssl = rule.self_supervised
     factory, shape = crossbar_factory(parse_device("exact")), (3, image_size, image_size)
-    net = build_network(model, shape, n_classes, factory, seed=seed, readout=not ssl)
+    net = build_network(model, shape, n_classes, factory, seed=seed, readout=not ssl, batch_size=(1 + ssl) * batch)
     rule.attach(net, factory, np.random.default_rng(seed))
     # A self-supervised step sees two views of `batch` images; torch's BP step then gets the 2B views.
     reference_net = build_network(model, shape, n_classes, factory, seed=seed) if ssl else net
     params, forward = torch_twin(reference_net, device)
     rng = np.random.default_rng(seed)
-    xs = rng.normal(size=(steps + 4, (1 + ssl) * batch, *shape)).astype(np.float32)
-    ys = rng.integers(0, n_classes, size=(steps + 4, (1 + ssl) * batch))
+    _check_inputs((1 + ssl) * batch, int(np.prod(shape)), copies=3)  # and hilt's and torch's copies
+    xs = rng.normal(size=(POOL, (1 + ssl) * batch, *shape)).astype(np.float32)
+    ys = rng.integers(0, n_classes, size=(POOL, (1 + ssl) * batch))
     hx, tx = [backend.asarray(x) for x in xs], [torch.from_numpy(x).to(device) for x in xs]
     ty = [torch.from_numpy(y).to(device) for y in ys]
     if ssl:

@@ -102,6 +102,7 @@ def build(cfg: TrainConfig) -> Setup:
         raise HiltError(str(err)) from None
     factory = crossbar_factory(spec, new_optimizer)
     net = build_network(cfg.model, plan.input_shape, data.n_classes, factory,
-                        seed=cfg.seed, activation=cfg.activation, readout=plan.readout)
+                        seed=cfg.seed, activation=cfg.activation, readout=plan.readout,
+                        batch_size=cfg.batch_size * (2 if rule.self_supervised else 1))  # two views per image
     rule.attach(net, factory, stream(cfg.seed, "rule_matrices"))
     return Setup(cfg, data, net, rule, spec)

@@ -165,6 +165,7 @@ def _run_options(
     dataset: str = typer.Option(_D.dataset, help=_H["datasets"]),
     data_set: Optional[List[str]] = typer.Option(None, "--data-set", help=f"dataset option KEY=VALUE (all: augment, views, validation; rhm: {_H['rhm_keys']}; on-disk data: train_size, test_size, norm)"),
     data_dir: Optional[str] = typer.Option(_D.data_dir, help="folder holding the on-disk datasets in their standard layouts (see README)"),
+    download: bool = typer.Option(_D.download, "--download", help="fetch a missing on-disk dataset into --data-dir first (torchvision's addresses and MD5 sums)"),
     model: Optional[str] = typer.Option(_D.model, help="mlp:IN-H-...-OUT, cnn:C1-C2, cnn1d:C1-C2 or rhm-cnn:H (optional @WIDTH); default: the dataset's own (self-supervised rules: its encoder, no readout)"),
     device: str = typer.Option(_D.device, help="device preset, NeuroSim device, FILE.json from `hilt devices fit`, or neurosim:KEY=V,... (see `hilt devices`)"),
     sets: Optional[List[str]] = typer.Option(None, "--set", help="device parameter KEY=VALUE (see `hilt devices`)"),

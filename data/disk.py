@@ -1,4 +1,5 @@
-"""Image datasets read from `--data-dir` in their standard on-disk formats, never downloaded.
+"""Image datasets read from `--data-dir` in their standard on-disk formats (`--download` fetches
+them first: data/download.py).
 
 | name | files under DATA_DIR | read by |
 |---|---|---|
@@ -188,14 +189,15 @@ def check_files(name: str, data_dir: str | None) -> Path:
     fmt = FORMATS[name]
     if not data_dir:
         raise HiltError(f"dataset {name} is read from disk: pass --data-dir DIR with {fmt.what} in it "
-                        f"({', '.join(fmt.files)})")
+                        f"({', '.join(fmt.files)}), or --data-dir DIR --download to fetch it there")
     root = Path(data_dir).expanduser()
     missing = [f for f in fmt.files if not (root / f).exists()]
     if len(missing) == len(fmt.files):
         raise HiltError(f"dataset {name}: none of its files are under {root}; expected {fmt.what} there "
-                        f"({', '.join(fmt.files)})")
+                        f"({', '.join(fmt.files)}); add --download to fetch it")
     if missing:
-        raise HiltError(f"dataset {name} under {root} is incomplete: missing {', '.join(missing)} ({fmt.what})")
+        raise HiltError(f"dataset {name} under {root} is incomplete: missing {', '.join(missing)} ({fmt.what}); "
+                        "add --download to fetch what is missing")
     return root
 
 
@@ -209,9 +211,10 @@ def normalise(images: np.ndarray, norm: Norm) -> np.ndarray:
     return x
 
 
-def load_from_disk(name: str, params: dict[str, str], data_dir: str | None) -> Dataset:
+def load_from_disk(name: str, params: dict[str, str], data_dir: str | None, download: bool = False) -> Dataset:
     """An on-disk dataset read from data_dir in its standard layout, normalised per FORMATS, with
-    its --data-set options."""
+    its --data-set options; `download`: fetch its release files first when some are missing
+    (data/download.py)."""
     fmt = FORMATS[name]
     allowed = ({"train_size", "test_size"} | ({"norm"} if len(fmt.norms) > 1 else set())
                | ({"ssl"} if fmt.unlabeled else set()))
@@ -225,6 +228,10 @@ def load_from_disk(name: str, params: dict[str, str], data_dir: str | None) -> D
     if ssl not in ("train", "unlabeled"):
         raise HiltError(f"--data-set ssl={ssl}: allowed for {name}: train, unlabeled")
     sizes = [_size(params, "train_size"), _size(params, "test_size")]
+    if download and (not data_dir or any(not (Path(data_dir).expanduser() / f).exists() for f in fmt.files)):
+        from hilt.data.download import download as fetch
+
+        fetch(name, data_dir)
     root = check_files(name, data_dir)
     n = [min(s or full, full) for s, full in zip(sizes, SIZES[name])] + [UNLABELED_SIZE * (ssl == "unlabeled")]
     # float32 images plus the uint8 ones they are made from (a quarter of that)

@@ -43,8 +43,9 @@ DATASETS = (*EMBEDDED, *ON_DISK)
 
 
 def load_dataset(name: str, params: list[str] | dict[str, str] | None = None, seed: int = 0,
-                 data_dir: str | None = None) -> Dataset:
-    """The dataset `name` with its --data-set options; the ON_DISK ones are read from data_dir."""
+                 data_dir: str | None = None, download: bool = False) -> Dataset:
+    """The dataset `name` with its --data-set options; the ON_DISK ones are read from data_dir
+    (fetched there first with `download` when missing)."""
     if name not in DATASETS:
         raise HiltError(f"unknown dataset {name!r}; allowed: {', '.join(EMBEDDED)} (embedded), "
                         f"{', '.join(ON_DISK)} (from --data-dir)")
@@ -56,7 +57,7 @@ def load_dataset(name: str, params: list[str] | dict[str, str] | None = None, se
     if name in ON_DISK:
         from hilt.data.disk import load_from_disk
 
-        data = load_from_disk(name, params, data_dir)
+        data = load_from_disk(name, params, data_dir, download)
     else:
         data = EMBEDDED[name](params, seed)
     data = _with_augmentation(data, augment, views)

@@ -26,6 +26,7 @@ class TrainConfig:
     dataset: str = "digits"
     data_set: list[str] = field(default_factory=list)
     data_dir: str | None = None  # where the on-disk datasets are (data/disk.py)
+    download: bool = False  # fetch a missing on-disk dataset into data_dir first (data/download.py)
     model: str | None = None  # None: the dataset's default MLP
     device: str = "rram"  # a preset, a NeuroSim device or a device file (devices/presets.py DEVICE_CHOICES)
     device_definition: dict | None = None  # a non-preset device's full definition, recorded by build()

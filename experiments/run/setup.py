@@ -89,7 +89,7 @@ def build(cfg: TrainConfig) -> Setup:
     # config.json records the options as the rule uses them (defaults resolved), once
     cfg = replace(cfg, rule_options={**resolve(cfg.rule).typed(cfg.rule_options), **rule.params()})
     backend.select(analog=not spec.is_exact)
-    data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir)
+    data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir, download=cfg.download)
     plan = rule.network_plan(data)
     cfg = replace(cfg, model=cfg.model or plan.default_model, batch_size=cfg.batch_size or data.default_batch_size)
     if plan.model_kinds and cfg.model.split(":")[0].split("@")[0] not in plan.model_kinds:

@@ -34,12 +34,15 @@ TINY_IMAGENET = ("http://cs231n.stanford.edu/tiny-imagenet-200.zip", "90528d7ca1
 
 @dataclass(frozen=True)
 class Release:
+    """One release file: where it is, its MD5, and where under --data-dir its content goes."""
+
     url: str
     md5: str
     unpack_to: str  # the folder under --data-dir its content goes to
 
     @property
     def filename(self) -> str:
+        """The release file's name (the last part of its address)."""
         return self.url.rsplit("/", 1)[-1]
 
 

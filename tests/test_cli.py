@@ -145,7 +145,7 @@ def a_file(tmp_path):
         (["train", "--dataset", "rhm", "--data-set", "grammar_seed=-1"], "grammar_seed must be >= 0"),
         (["train", "--dataset", "rhm", "--data-set", "L=30"], "GiB of memory; this machine has"),
         (["train", "--dataset", "rhm", "--data-set", "L=1000000000"], "far more than any memory holds"),
-        (["train", "--model", "mlp:64-100000000-10"], "7,500,000,010 weights) would need about"),
+        (["train", "--model", "mlp:64-100000000-10"], "7,500,000,010 weights) with batches of 10 (and of 500 to evaluate) would need about"),
         (["train", "--model", "mlp:64-32-10@1.2.3"], "unknown model 'mlp:64-32-10@1.2.3'"),
         (["train", "--device", "[/x]"], "unknown device '[/x]'"),
         (["train", "--device", "exact", "--weight-decay", "nan"], "--weight-decay must be a finite number >= 0"),

@@ -27,7 +27,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from hilt import api, shutdown
@@ -281,8 +281,12 @@ def _typed_settings(ctx: typer.Context) -> dict:
 
 def _progress(cfg):
     """A progress bar on stderr (off when stderr is not a terminal) and the train() callbacks for it."""
-    progress = _stderr_progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
+    # at 80 columns the numbers stay whole: a long description is cut, the status wraps
+    progress = _stderr_progress(
+        TextColumn("[bold]{task.description}", table_column=Column(max_width=30, no_wrap=True, overflow="ellipsis")),
+        BarColumn(bar_width=16), MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=5)),
+        TimeElapsedColumn(table_column=Column(no_wrap=True, min_width=7)),
+        TextColumn("{task.fields[status]}", table_column=Column(overflow="fold", ratio=1)))
 
     def callbacks(description: str) -> dict:
         task = progress.add_task(escape(description), total=cfg.epochs, status="")

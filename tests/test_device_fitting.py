@@ -355,3 +355,14 @@ def test_non_accumulating_choice_is_checked(tmp_path):
                                  "--out", str(tmp_path / "g.json")])
     assert result.exit_code == 2 and "allowed: write, read" in result.output
     assert not (tmp_path / "g.json").exists()
+
+
+def test_a_device_file_with_a_long_name_trains(tmp_path):
+    """The run folder is named after the device file: a name near the file-name limit is cut, with a
+    hash of the whole label, instead of failing as if --out were wrong."""
+    path = tmp_path / ("d" * 240 + ".json")
+    path.write_text(json.dumps({"format": "hilt-device-1", "device": {"class": "SoftBoundsDevice", "params": {"dw_min": 0.01}}}))
+    result = runner.invoke(app, ["train", "--device", str(path), "--epochs", "1", "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert len(run.name) < 140 and json.loads((run / "config.json").read_text())["device"] == str(path)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import platform
@@ -206,9 +207,22 @@ def check_out_dir(root: Path) -> None:
         raise HiltError(f"--out {root}: no permission to write there")
 
 
+LABEL_BYTES = 100  # a run folder's label longer than this is cut, with a hash of the whole one
+
+
+def _short_label(label: str) -> str:
+    """The label, or its first part and a hash of all of it when it is too long for a file name
+    (a device file's long name, a plug-in's long class name)."""
+    if len(label.encode()) <= LABEL_BYTES:
+        return label
+    digest = hashlib.sha1(label.encode()).hexdigest()[:8]
+    return label.encode()[: LABEL_BYTES - 9].decode(errors="ignore") + "-" + digest
+
+
 def new_run_dir(root: Path, label: str) -> Path:
-    """results/runs/<timestamp>-<label>[-N], created exclusively."""
+    """results/runs/<timestamp>-<label>[-N], created exclusively (a long label shortened)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    label = _short_label(label)
     root = Path(root)
     check_out_dir(root)
     try:

@@ -314,3 +314,14 @@ def test_resume_names_what_differs_in_the_users_words(tmp_path):
     result, lines = invoke("train", "--resume", run_dir, "--epochs", "2", "--update", "sgd")
     assert result.exit_code == 2 and "differs from the run's default (it was not given)" in lines[0]
     assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 1  # nothing trained
+
+
+def test_resume_compares_update_with_the_presets_own(tmp_path):
+    """A run of rram without --update used rram's own algorithm, sgd: naming it on resume is no change."""
+    result = runner.invoke(app, ["train", "--device", "rram", "--epochs", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.iterdir()
+    result, lines = invoke("train", "--resume", run_dir, "--epochs", "2", "--update", "mp")
+    assert result.exit_code == 2 and "--update mp differs from the run's sgd" in lines[0]
+    result, _ = invoke("train", "--resume", run_dir, "--epochs", "2", "--update", "sgd")
+    assert result.exit_code == 0 and json.loads((run_dir / "summary.json").read_text())["epochs"] == 2

@@ -54,6 +54,8 @@ def resume_config(run, given: dict, what: str | None = None, allow_rule_change: 
         if key == "epochs" or (key == "rule" and source):
             continue
         stored = options[key] if key in options else getattr(cfg, key, None)
+        if key == "update" and stored is None:  # the preset's own algorithm: the run recorded which one
+            stored = (config.get("device_params") or {}).get("update")
         value = _as_stored(value, stored)
         if value != stored:
             if key == "cost_table":

@@ -110,8 +110,9 @@ def _cell(value) -> Text:
 def print_table(title: str, rows: list[tuple], columns: tuple[str, ...] | None = None) -> None:
     """A table of plain-text cells (floats to 4 decimals); without `columns`, no header."""
     table = Table(title=Text(title), show_header=columns is not None)
-    for k, col in enumerate(columns or ()):  # the first column names things: kept whole (folded, not cut)
-        table.add_column(Text(col), overflow="fold" if k == 0 else "ellipsis", no_wrap=k != 0)
+    names = max([len(str(row[0])) for row in rows] + [len(columns[0]) if columns else 0])
+    for k, col in enumerate(columns or ()):  # the first column names things: kept whole; the others wrap
+        table.add_column(Text(col), overflow="fold", min_width=min(names, 32) if k == 0 else None)
     for row in rows:
         table.add_row(*[_cell(v) for v in row])
     Console().print(table)

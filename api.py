@@ -123,12 +123,12 @@ def configure(given: dict, base: TrainConfig | None = None, resume=None, recipe:
     from hilt.experiments.run.recipes import apply_recipe
     from hilt.experiments.run.resume import resume_config
 
-    if resume is not None and recipe:
+    if resume is not None and recipe is not None:
         raise HiltError("--resume continues a run with its own settings; leave out --recipe")
     if resume is not None:
         return resume_config(resume._folder if isinstance(resume, Run) else Path(resume), given,
                              allow_rule_change=allow_rule_change)
-    if recipe:
+    if recipe is not None:
         return apply_recipe(recipe, {k: _key_values(k, v) if k in ("sets", "data_set") else v for k, v in given.items()})
     return base if base is not None else settings_to_config(given)
 

@@ -36,7 +36,31 @@ from hilt.experiments.run.config import COMMAND_DEFAULTS, COMPARE_EVERY, TrainCo
 from hilt.experiments.run.run_folder import RunStatus
 from hilt.rules.registry import builtin_options
 
+class _OneLineGroup(typer.core.TyperGroup):
+    """Click's usage errors in a command's arguments (`--epochs abc`, an unknown option) are one line
+    on stderr and exit 2, like every other user mistake, instead of Typer's usage panel (also when
+    the app is called in-process, as the tests do; `main` does the same for the app's own options)."""
+
+    def invoke(self, ctx):
+        # Typer vendors click and exports no public name for its usage errors; typer is pinned.
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as err:
+            _usage_error(err)
+            raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _usage_error(err) -> None:
+    where = f"`{err.ctx.command_path} --help`" if err.ctx else "`hilt --help`"
+    say("error:", "bold red", f"{err.format_message()} (see {where})")
+
+
 app = typer.Typer(
+    cls=_OneLineGroup,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -513,7 +537,7 @@ def align(
                 [(r["layer"], *[r[c] for c in columns]) for r in result["layers"]], columns=("layer", *columns))
 
 
-class _DevicesGroup(typer.core.TyperGroup):
+class _DevicesGroup(_OneLineGroup):
     """`hilt devices NAME ...` is `hilt devices show NAME ...`: a device name is not a subcommand."""
 
     def parse_args(self, ctx, args):
@@ -839,10 +863,9 @@ def main() -> None:
     except NoArgsIsHelpError as err:
         err.show()
         code = 0
-    except UsageError as err:
-        where = f"`{err.ctx.command_path} --help`" if err.ctx else "`hilt --help`"
-        say("error:", "bold red", f"{err.format_message()} (see {where})")
-        code = 2
+    except UsageError as err:  # the app's own options (`hilt --bogus`)
+        _usage_error(err)
+        code = EXIT_BAD_INPUT
     if shutdown.received() and not _stop_told:  # Typer turns an interrupt while it parses into exit 130, silently
         try:
             stopped()

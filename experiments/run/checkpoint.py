@@ -65,7 +65,7 @@ def load(run_dir: Path, name: str = LAST, what: str | None = None) -> Checkpoint
                         "or was made by a hilt without checkpoints); start it again")
     try:
         state = read_tree(path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # EOFError: an empty file
         raise HiltError(f"{what}: {name} is damaged or not a hilt checkpoint ({type(err).__name__})") from None
     names = {f.name for f in fields(Checkpoint)}
     if not isinstance(state, dict) or state.get("format") != FORMAT or not set(state) <= names:

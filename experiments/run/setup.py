@@ -26,13 +26,14 @@ def validate(cfg: TrainConfig) -> None:
     make_rule(cfg.rule, **cfg.rule_options)
 
 
-FLOAT32 = np.finfo(np.float32)
+_F32 = np.finfo(np.float32)
+FLOAT32_TINY, FLOAT32_MAX = float(_F32.tiny), float(_F32.max)  # Python floats: comparing a huge float with NumPy's warns
 
 
 def check_float32(flag: str, value) -> None:
     """The run computes in float32: a nonzero number it would flush to 0 or overflow is bad input."""
-    if isinstance(value, float) and value != 0 and math.isfinite(value) and not FLOAT32.tiny <= abs(value) <= FLOAT32.max:
-        raise HiltError(f"{flag} {value!r}: outside float32's normal range ({FLOAT32.tiny:.3g} to {FLOAT32.max:.3g} "
+    if isinstance(value, float) and value != 0 and math.isfinite(value) and not FLOAT32_TINY <= abs(value) <= FLOAT32_MAX:
+        raise HiltError(f"{flag} {value!r}: outside float32's normal range ({FLOAT32_TINY:.3g} to {FLOAT32_MAX:.3g} "
                         "in size); the run computes in float32")
 
 

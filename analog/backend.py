@@ -89,6 +89,12 @@ def to_numpy(a) -> np.ndarray:
     return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
+def from_torch(t):
+    """Zero-copy view of a torch tensor as an array of the current namespace (NumPy on the CPU,
+    CuPy through DLPack on a GPU)."""
+    return t.numpy() if t.device.type == "cpu" else xp().from_dlpack(t)
+
+
 def to_torch(a):
     """Zero-copy view as a torch tensor: torch.from_numpy on the CPU, DLPack for CuPy."""
     import torch

@@ -14,6 +14,14 @@ row groups, made one at a time: the exact backend sums d^T x group by group, so 
 patches never exist all at once; the analog backend joins them (its tiles pulse row by row),
 except under `--update summed`, where it sums G block by block too.
 
+Convolutions are the same three primitives on a convolution's patch rows (im2col, see
+analog/layers.py). A backend whose `conv_kernels` is True computes them without making the rows:
+`conv_read(x, geometry)`, `conv_transposed_read(g, geometry, in_shape)` and
+`conv_update(x, g, geometry, lr)` give the numbers and counts of forward, backward and update on
+the patch rows. The exact backend does, with torch's convolution kernels (oneDNN on the CPU,
+cuDNN on a GPU) on zero-copy views of its NumPy/CuPy arrays; the analog backend reads its tiles
+row by row.
+
 An `observer` (callable(crossbar, x, d, lr), None by default) sees every update before it is
 made: metrics such as update fidelity use it to know what the rule asked for.
 
@@ -62,6 +70,8 @@ class Crossbar:
     """A matrix W (out_size x in_size, plus a bias column when `bias`) and the three primitives a
     rule may use on it. Arrays are float32, batch-first: x is (rows x in_size), d is
     (rows x out_size); the bias input is the crossbar's own, callers never append it."""
+
+    conv_kernels = False  # computes convolution reads and updates without patch rows (see above)
 
     def __init__(self, out_size: int, in_size: int, bias: bool = False):
         self.out_size, self.in_size, self.bias = int(out_size), int(in_size), bool(bias)
@@ -206,6 +216,52 @@ class ExactCrossbar(Crossbar):
         tally = RowTally()
         self.optimizer.step(self.W, self.b, *gradients(tally.over(groups, backend.asarray), self.bias), float(lr))
         self._count_update(tally.rows)
+
+    # Convolutions with torch's kernels on zero-copy views: the numbers of the patch-row primitives
+    # within float32 rounding, the same counts (one read or update row per output position).
+    conv_kernels = True
+
+    def _kernel(self, geometry, C: int):
+        """W as torch's (out, C, kh, kw) weight (a copy: W is column-major), b, and the conv's
+        stride and padding."""
+        kh, kw = geometry.kernel_hw
+        weight = backend.to_torch(self.W).reshape(self.out_size, C, kh, kw)
+        bias = None if self.b is None else backend.to_torch(self.b)
+        return weight, bias, geometry.stride_hw, geometry.padding_hw
+
+    def conv_read(self, x, geometry):
+        """y (B, out, Ho, Wo): the forward read of x's patch rows, as a map."""
+        import torch
+
+        weight, bias, stride, padding = self._kernel(geometry, x.shape[1])
+        with torch.no_grad():
+            y = torch.nn.functional.conv2d(backend.to_torch(x), weight, bias, stride, padding)
+        self._count_read(y.shape[0] * y.shape[2] * y.shape[3], transposed=False)
+        return backend.from_torch(y)
+
+    def conv_transposed_read(self, g, geometry, in_shape):
+        """z (B, C, H, W): the transposed read of g (B, out, Ho, Wo) folded back onto the input."""
+        import torch
+
+        weight, _, stride, padding = self._kernel(geometry, in_shape[1])
+        with torch.no_grad():
+            z = torch.nn.grad.conv2d_input(tuple(in_shape), weight, backend.to_torch(g), stride, padding)
+        self._count_read(g.shape[0] * g.shape[2] * g.shape[3], transposed=True)
+        return backend.from_torch(z)
+
+    def conv_update(self, x, g, geometry, lr):
+        """The update of x's patch rows with g (B, out, Ho, Wo): W <- W - lr sum g_rows^T rows."""
+        import torch
+
+        check_lr(lr)
+        weight, _, stride, padding = self._kernel(geometry, x.shape[1])
+        gt = backend.to_torch(g)
+        with torch.no_grad():
+            gW = torch.nn.grad.conv2d_weight(backend.to_torch(x), weight.shape, gt, stride, padding)
+            gb = gt.sum(dim=(0, 2, 3)) if self.bias else None
+        gW = backend.from_torch(gW.reshape(self.out_size, self.in_size))
+        self.optimizer.step(self.W, self.b, gW, None if gb is None else backend.from_torch(gb), float(lr))
+        self._count_update(g.shape[0] * g.shape[2] * g.shape[3])
 
     def _complete_counts(self, counts):
         rows = counts["forward_reads"] + counts["transposed_reads"] + counts["update_rows"]

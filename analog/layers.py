@@ -131,8 +131,15 @@ class Conv2d(WeightLayer):
         n = max(1, PATCH_BLOCK_BYTES[backend.xp().__name__] // max(patch_bytes, 1))
         return [slice(i, min(i + n, B)) for i in range(0, B, n)]
 
+    def _kernels(self) -> bool:
+        """Whether the crossbar computes this convolution itself (conv_kernels: the exact backend),
+        rather than row by row; an observer (update fidelity) needs the rows."""
+        return self.crossbar.conv_kernels and self.crossbar.observer is None
+
     def forward(self, x):
         cache = LayerCache(None, x.shape, x=x)
+        if self._kernels():
+            return self.crossbar.conv_read(x, self.geometry), cache
         B, _, H, W = x.shape
         y = backend.xp().empty((B, *self.geometry.out_hw(H, W), self.crossbar.out_size), dtype=backend.DTYPE)
         clipped = []
@@ -151,7 +158,19 @@ class Conv2d(WeightLayer):
         for s in self._sample_slices(cache.in_shape):
             yield im2col(cache.x[s], self.geometry), self._g_rows(g[s])
 
+    @staticmethod
+    def _as_map(g):
+        """An output gradient as a (B, out, Ho, Wo) map."""
+        return g
+
+    def update(self, g, cache, lr):
+        if self._kernels():
+            return self.crossbar.conv_update(cache.x, self._as_map(g), self.geometry, lr)
+        return super().update(g, cache, lr)
+
     def backward(self, g, cache):
+        if self._kernels():
+            return self.crossbar.conv_transposed_read(g, self.geometry, cache.in_shape)
         z = backend.xp().empty(cache.in_shape, dtype=backend.DTYPE)
         for k, s in enumerate(self._sample_slices(cache.in_shape)):
             clip = None if cache.clipped is None else cache.clipped[k]
@@ -177,6 +196,10 @@ class Conv1d(Conv2d):
     def forward(self, x):
         y, cache = super().forward(x[:, :, None, :])
         return y[:, :, 0, :], cache
+
+    @staticmethod
+    def _as_map(g):
+        return g[:, :, None, :]
 
     def row_groups(self, g, cache):
         return super().row_groups(g[:, :, None, :], cache)

@@ -18,12 +18,15 @@ def conv_layer(rng, C=3, O=4, k=3, stride=1, padding=1, bias=True):
     return Conv2d(xb, ConvGeometry(k, stride, padding)), W
 
 
-@pytest.fixture(params=[False, True], ids=["whole", "blocked"])
+@pytest.fixture(params=["kernels", "rows", "rows-blocked"])
 def blocked(request, monkeypatch):
-    """Whole batch, or patches made one sample at a time (PATCH_BLOCK_BYTES below one sample's)."""
-    if request.param:
+    """The exact crossbar's torch kernels; or its patch rows (im2col), the whole batch's or made one
+    sample at a time (PATCH_BLOCK_BYTES below one sample's). True when blocked."""
+    if request.param != "kernels":
+        monkeypatch.setattr(ExactCrossbar, "conv_kernels", False)
+    if request.param == "rows-blocked":
         monkeypatch.setattr(layers, "PATCH_BLOCK_BYTES", {"numpy": 1, "cupy": 1})
-    return request.param
+    return request.param == "rows-blocked"
 
 
 @pytest.mark.parametrize("stride,padding,bias", [(1, 1, True), (2, 0, False), (2, 1, True), (1, 0, False)])
@@ -131,3 +134,38 @@ def test_block_output_shape_is_the_forward_shape(rng, pool, stride, padding):
     assert block.output_shape(x.shape[1:]) == block.forward(x)[0].shape[1:]
     dense = Block(Dense(ExactCrossbar(5, 3 * 9 * 7)), ACTIVATIONS["relu"]())
     assert dense.output_shape(x.shape[1:]) == dense.forward(x)[0].shape[1:]
+
+
+@pytest.mark.parametrize("model,shape,rule", [("cnn:4-8", (1, 8, 8), "bp"), ("cnn:4-8", (1, 8, 8), "dp_adjoint"),
+                                              ("cnn:4-8", (1, 8, 8), "ep"), ("cnn1d:5-6", (1, 40), "bp"),
+                                              ("rhm-cnn:6", (4, 8), "dfa"), ("vgg6@0.0625", (3, 16, 16), "bp"),
+                                              ("vgg6@0.0625", (3, 16, 16), "clapp_pp")])
+def test_torch_kernels_give_the_numbers_and_counts_of_patch_rows(monkeypatch, model, shape, rule):
+    """One training step of a conv net on the exact crossbar's torch kernels and on its im2col rows:
+    the same weights within float32 rounding, the same counts."""
+    from hilt.analog.network import build_network, crossbar_factory
+    from hilt.devices import parse_device
+    from hilt.rules import make_rule
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, *shape)).astype(np.float32)
+    y = rng.integers(0, 5, 6)
+    after = []
+    for kernels in (True, False):
+        monkeypatch.setattr(ExactCrossbar, "conv_kernels", kernels)
+        factory = crossbar_factory(parse_device("exact"))
+        r = make_rule(rule)
+        readout = not r.self_supervised
+        net = build_network(model, shape, 5, factory, seed=1, readout=readout)
+        r.attach(net, factory, np.random.default_rng(1))
+        if r.self_supervised:
+            from hilt.data.pairs import Pairs, next_row
+
+            batch = Pairs(x, x[::-1].copy(), next_row(12))
+        else:
+            batch = x
+        r.step(net, batch, y, 0.05)
+        after.append(([c.weights() for c in net.crossbars()], net.take_counts()))
+    for k, (a, b) in enumerate(zip(after[0][0], after[1][0])):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5, err_msg=f"layer {k + 1}")
+    assert after[0][1] == after[1][1]

@@ -78,8 +78,12 @@ def xp() -> types.ModuleType:
 
 
 def asarray(a) -> "np.ndarray":
-    """A float32, C-contiguous array of the current namespace."""
-    return xp().ascontiguousarray(xp().asarray(a, dtype=DTYPE))
+    """A float32, C-contiguous array of the current namespace (`a` itself when it is one already:
+    the common case on every read, so it is checked first)."""
+    namespace = xp()
+    if type(a) is (np.ndarray if namespace is np else namespace.ndarray) and a.dtype == DTYPE and a.flags.c_contiguous:
+        return a
+    return namespace.ascontiguousarray(namespace.asarray(a, dtype=DTYPE))
 
 
 def to_numpy(a) -> np.ndarray:
@@ -87,6 +91,24 @@ def to_numpy(a) -> np.ndarray:
     if isinstance(a, np.ndarray):
         return a
     return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+# One BLAS thread pool per process on the CPU: once torch's kernels have run here (the exact
+# path's convolutions and pooling), the exact path's matrix products go through torch too. Two
+# pools (NumPy's OpenBLAS and torch's OpenMP) spinning on the same cores slowed a 32 x 1024 x 1024
+# product interleaved with convolutions from 0.6 ms to 8-11 ms and the convolutions by 40 %;
+# through torch it took 1.1 ms (measured on the 2-core development machine). An MLP that never
+# calls torch keeps NumPy's products, the faster ones alone.
+_torch_in_use = [False]
+
+
+def matmul(a, b):
+    """a @ b for arrays of the current namespace, on the thread pool already in use (see above)."""
+    if _torch_in_use[0] and type(a) is np.ndarray:
+        import torch
+
+        return (torch.from_numpy(a) @ torch.from_numpy(b)).numpy()
+    return a @ b
 
 
 def from_torch(t):
@@ -100,6 +122,7 @@ def to_torch(a):
     import torch
 
     if isinstance(a, np.ndarray):
+        _torch_in_use[0] = True
         return torch.from_numpy(np.ascontiguousarray(a, dtype=DTYPE))
     return torch.from_dlpack(xp().ascontiguousarray(a, dtype=DTYPE))
 

@@ -198,13 +198,13 @@ class ExactCrossbar(Crossbar):
         self.optimizer = optimizer or SGD()
 
     def _forward(self, x):
-        y = x @ self.W.T
+        y = backend.matmul(x, self.W.T)
         if self.b is not None:
             y += self.b
         return y, None
 
     def _backward(self, d, clipped):
-        return d @ self.W
+        return backend.matmul(d, self.W)
 
     def _update(self, x, d, lr):
         self.optimizer.step(self.W, self.b, *gradients([(x, d)], self.bias), lr)
@@ -213,8 +213,12 @@ class ExactCrossbar(Crossbar):
         if self.observer is not None:
             return super().update_groups(groups, lr)
         check_lr(lr)
-        tally = RowTally()
-        self.optimizer.step(self.W, self.b, *gradients(tally.over(groups, backend.asarray), self.bias), float(lr))
+        tally, lr = RowTally(), float(lr)
+        if self.optimizer.linear:  # lr times each group's d, not times the W-sized gradient
+            scaled = ((x, d * lr) for x, d in tally.over(groups, backend.asarray))
+            self.optimizer.step(self.W, self.b, *gradients(scaled, self.bias), 1.0)
+        else:
+            self.optimizer.step(self.W, self.b, *gradients(tally.over(groups, backend.asarray), self.bias), lr)
         self._count_update(tally.rows)
 
     # Convolutions with torch's kernels on zero-copy views: the numbers of the patch-row primitives
@@ -222,10 +226,13 @@ class ExactCrossbar(Crossbar):
     conv_kernels = True
 
     def _kernel(self, geometry, C: int):
-        """W as torch's (out, C, kh, kw) weight (a copy: W is column-major), b, and the conv's
-        stride and padding."""
+        """W as torch's (out, C, kh, kw) weight (a view), b, and the conv's stride and padding. A
+        crossbar read as a convolution keeps W row-major: the layout of torch's weight and of the
+        weight gradient its kernel returns."""
         kh, kw = geometry.kernel_hw
-        weight = backend.to_torch(self.W).reshape(self.out_size, C, kh, kw)
+        if not self.W.flags.c_contiguous:
+            self.W = backend.xp().ascontiguousarray(self.W)
+        weight = backend.to_torch(self.W).view(self.out_size, C, kh, kw)
         bias = None if self.b is None else backend.to_torch(self.b)
         return weight, bias, geometry.stride_hw, geometry.padding_hw
 

@@ -14,7 +14,7 @@ from hilt.analog import backend
 def outer(d, x):
     """d^T x, computed as (x^T d)^T: OpenBLAS runs the tall-skinny products of convolutions
     (rows = batch x positions) up to 5x faster in this order, and never slower (measured)."""
-    return (x.T @ d).T
+    return backend.matmul(x.T, d).T
 
 
 def gradients(blocks, bias: bool):
@@ -52,6 +52,8 @@ class Optimizer:
 
     name = "optimizer"
     state_keys: tuple[str, ...] = ()  # attributes that carry state from step to step (checkpoints)
+
+    linear = False  # whether step(gW, lr) == step(lr * gW, 1) (plain SGD)
 
     def step(self, W, b, gW, gb, lr: float) -> None:
         """The change to subtract from W (after multiplying by lr) for gradient G, of W's shape."""
@@ -99,8 +101,15 @@ class SGD(Optimizer):
                     self.bufs[i] += g
                 p -= lr * self.bufs[i]
             else:
-                g *= lr  # the gradient is ours: no temporary the size of W
+                if lr != 1.0:  # the gradient is ours: no temporary the size of W
+                    g *= lr
                 p -= g
+
+    @property
+    def linear(self) -> bool:
+        """Plain SGD: the step is lr times the gradient, so lr may be applied to d before d^T x is
+        formed (the crossbar does: d is batch x out, a fraction of W's size)."""
+        return not (self.momentum or self.weight_decay)
 
 
 class Adam(Optimizer):

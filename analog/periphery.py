@@ -102,7 +102,9 @@ def unwindows(g, k, shape):
 
 
 class MaxPool2d:
-    """Non-overlapping k x k max-pool; the cache is the switch (argmax) of every window."""
+    """Non-overlapping k x k max-pool; the cache is the switch of every window (where its first
+    maximum was). Computed with torch's pooling kernels on zero-copy views of the NumPy / CuPy
+    arrays (its indices are the switches; the transpose scatters through them with max_unpool2d)."""
 
     def __init__(self, k: int = 2):
         self.k = k
@@ -110,16 +112,20 @@ class MaxPool2d:
     def forward(self, x):
         """k x k max-pool of (n, C, H, W) -> (n, C, H/k, W/k), and the switches (where each max
         was)."""
-        win = windows(x, self.k)
-        switch = win.argmax(axis=-1)
-        return backend.xp().take_along_axis(win, switch[..., None], -1)[..., 0], (switch, x.shape)
+        import torch
+
+        with torch.no_grad():
+            y, switches = torch.nn.functional.max_pool2d(backend.to_torch(x), self.k, return_indices=True)
+        return backend.from_torch(y), (switches, x.shape)
 
     def backward(self, g, cache):
         """The gradient (n, C, H/k, W/k) routed back through the switches to (n, C, H, W)."""
-        switch, shape = cache
-        xp = backend.xp()
-        onehot = (switch[..., None] == xp.arange(self.k * self.k)).astype(g.dtype)
-        return unwindows(onehot * g[..., None], self.k, shape)
+        import torch
+
+        switches, shape = cache
+        with torch.no_grad():
+            z = torch.nn.functional.max_unpool2d(backend.to_torch(g), switches, self.k, output_size=tuple(shape[-2:]))
+        return backend.from_torch(z)
 
 
 class AvgPool2d:

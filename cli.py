@@ -710,28 +710,28 @@ def bench(
     """Time per training step: hilt vs aihwkit-native (analog) and vs bare NumPy matmuls (exact);
     with --vgg, an exact-path conv net vs the same network in torch."""
     from hilt.devices import parse_device
-    from hilt.experiments.reference.timing import bench_analog, bench_conv, bench_exact, bench_rule_vs_bp, check_options
+    from hilt.experiments.reference.timing import bench_analog, bench_conv, bench_exact, bench_rule_vs_bp, check_options, isolated
 
     if vgg:
         check_options(steps=steps, lr=lr, models={}, batch_size=batch_size, image_size=image_size)
-        results = [bench_conv(vgg, image_size, 10, batch_size, steps, lr, rule_name=rule, passes=passes,
-                              schedule=schedule, pool=pool)]
+        results = isolated([(bench_conv, (vgg, image_size, 10, batch_size, steps, lr),
+                             dict(rule_name=rule, passes=passes, schedule=schedule, pool=pool))])
     else:
         check_options(steps=steps, lr=lr, models={"model": model, "large_model": large_model},
                       batch_size=batch_size, large_batch_size=large_batch_size)
         parse_device(device)
         if device == "exact":
             raise HiltError("bench --device takes an analog preset (the exact path is always benchmarked)")
-        results = [
-            bench_analog(model, device, batch_size, steps, lr),
-            bench_exact(model, batch_size, steps, lr),
-            bench_exact(large_model, large_batch_size, max(20, steps // 4), lr),
-            bench_rule_vs_bp("dp_adjoint", model, "exact", batch_size, steps, lr),
-            bench_rule_vs_bp("dp_adjoint", model, device, batch_size, steps, lr),
-            bench_rule_vs_bp("dp_adjoint", large_model, "exact", large_batch_size, max(20, steps // 4), lr),
-            *[bench_rule_vs_bp(rule, model, where, batch_size, max(1, steps // 4) if rule == "ep" else steps, lr)
+        results = isolated([
+            (bench_analog, (model, device, batch_size, steps, lr), {}),
+            (bench_exact, (model, batch_size, steps, lr), {}),
+            (bench_exact, (large_model, large_batch_size, max(20, steps // 4), lr), {}),
+            (bench_rule_vs_bp, ("dp_adjoint", model, "exact", batch_size, steps, lr), {}),
+            (bench_rule_vs_bp, ("dp_adjoint", model, device, batch_size, steps, lr), {}),
+            (bench_rule_vs_bp, ("dp_adjoint", large_model, "exact", large_batch_size, max(20, steps // 4), lr), {}),
+            *[(bench_rule_vs_bp, (rule, model, where, batch_size, max(1, steps // 4) if rule == "ep" else steps, lr), {})
               for rule in ("ep", "ff") for where in ("exact", device)],
-        ]
+        ])
     if as_json:
         print(json.dumps([{**r.__dict__, "ratio": r.ratio} for r in results]))
         return

@@ -64,6 +64,21 @@ def check_options(steps: int, lr: float, models: dict[str, str], **batch_sizes: 
             raise HiltError(f"--{name.replace('_', '-')} must be >= 1 (got {size})")
 
 
+def isolated(cases) -> list["BenchResult"]:
+    """Run each (function, args, kwargs) case in a fresh process, one after the other: a case's
+    thread pools (torch's OpenMP after aihwkit or a convolution, NumPy's OpenBLAS) would otherwise
+    keep spinning into the next case and slow it (measured: exact MLP steps 2x slower after the
+    analog case in one process). A HiltError in a case is raised here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    results = []
+    for fn, args, kwargs in cases:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results.append(pool.submit(fn, *args, **kwargs).result())
+    return results
+
+
 def _dims(model: str) -> list[int]:
     return [int(v) for v in model.split(":")[1].split("-")]
 
@@ -112,16 +127,17 @@ def _alternate(hilt_step, ref_step, xs, ys, steps: int) -> tuple[float, float]:
     return float(np.median(hilt_t)), float(np.median(ref_t))
 
 
-def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
+def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, seed: int = 0,
+                 update: str | None = None) -> BenchResult:
     """hilt's analog bp step against aihwkit's AnalogSequential + AnalogSGD on the same rpu config
-    (ms per step)."""
+    (ms per step); `update`: an update algorithm other than the preset's own."""
     import torch
     from aihwkit.optim import AnalogSGD
 
     from hilt.experiments.reference.native import native_model
 
     backend.use("numpy")
-    spec = parse_device(device, seed=seed)
+    spec = parse_device(device, seed=seed, update=update)
     net = _mlp(model, spec, seed, batch)
     rule = make_rule("bp")
     native = native_model(net, spec, seed)
@@ -263,3 +279,35 @@ def bench_conv(model: str, image_size: int, n_classes: int, batch: int, steps: i
     what = f"bp on the {2 * batch} views + readout" if ssl else "bp"
     return BenchResult(f"{rule_name}{f' ({options})' if options else ''} step, exact ({xp.__name__}), {model}, "
                        f"{image_size}x{image_size}, batch {batch}", hilt_ms, torch_ms, f"{reference}, {what}", extra)
+
+
+def growth_case(model: str, device: str, update: str | None, batch: int, steps: int, lr: float = 0.01,
+                seed: int = 0) -> dict:
+    """One row of the cost-growth table (bench/cost_growth.py): an MLP's bp step on `device`
+    (with `update`), its median ms beside its reference (bare NumPy matmuls on the exact path,
+    aihwkit's AnalogSequential + AnalogSGD on a device, none for hilt's own `summed`), and the
+    process's peak resident memory above what it held before the network was built (run it in a
+    fresh process: see `isolated`)."""
+    import resource
+
+    def rss_mib() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    before = rss_mib()
+    spec = parse_device(device, seed=seed, update=update)
+    xs, ys = _batches(model, batch, steps, seed)
+    if spec.is_exact:
+        result = bench_exact(model, batch, steps, lr, seed)
+    elif spec.summed:
+        backend.use("numpy")
+        net = _mlp(model, spec, seed, batch)
+        rule = make_rule("bp")
+        step = lambda x, y: rule.step(net, x, y, lr)  # noqa: E731
+        step(xs[0], ys[0])
+        result = BenchResult(f"bp step, {device}+{update}", float(np.median(_time_ms(step, xs, ys, 1, steps))),
+                             float("nan"), "none (hilt's own update)")
+    else:
+        result = bench_analog(model, device, batch, steps, lr, seed, update=update)
+    return {"model": model, "device": device, "update": update or "", "batch": batch, "hilt_ms": result.hilt_ms,
+            "reference_ms": result.reference_ms, "reference": result.reference,
+            "peak_mib": rss_mib() - before}

@@ -79,8 +79,11 @@ def largest() -> list[dict]:
 
 
 def plot(frame: pd.DataFrame, path: Path) -> None:
+    import logging
+
     import matplotlib
 
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)  # font notices
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -286,15 +286,19 @@ def growth_case(model: str, device: str, update: str | None, batch: int, steps: 
     """One row of the cost-growth table (bench/cost_growth.py): an MLP's bp step on `device`
     (with `update`), its median ms beside its reference (bare NumPy matmuls on the exact path,
     aihwkit's AnalogSequential + AnalogSGD on a device, none for hilt's own `summed`), and the
-    process's peak resident memory above what it held before the network was built (run it in a
-    fresh process: see `isolated`)."""
+    process's peak resident memory above what it held with its libraries loaded, before the
+    network was built (run it in a fresh process: see `isolated`)."""
     import resource
 
     def rss_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    before = rss_mib()
     spec = parse_device(device, seed=seed, update=update)
+    import torch  # noqa: F401  (the libraries' own memory is not the network's)
+
+    if not spec.is_exact:
+        from aihwkit.simulator.tiles import AnalogTile  # noqa: F401
+    before = rss_mib()
     xs, ys = _batches(model, batch, steps, seed)
     if spec.is_exact:
         result = bench_exact(model, batch, steps, lr, seed)

@@ -245,8 +245,8 @@ def test_sizes_are_estimated_before_any_work(tmp_path, monkeypatch):
     assert ok.exit_code == 0, ok.output  # batches of 10, evaluation batches of 500: about 0.5 GiB
     for args, what in ((["train", "--device", "exact", "--model", "cnn:500-10", "--batch-size", "1024", "--out", str(tmp_path / "no")],
                         "model cnn:500-10 (50,420 weights) with batches of 1024 (and of 500 to evaluate) would need about"),
-                       (["bench", "--batch-size", "10000000", "--steps", "1"], "model mlp:64-256-10 (19,210 weights) with batches of 10000000")):
+                       # bench's cases run in fresh processes, which see the machine's real memory
+                       (["bench", "--batch-size", "1000000000", "--steps", "1"], "model mlp:64-256-10 (19,210 weights) with batches of 1000000000")):
         result = run(*args)
         assert result.exit_code == 2 and message_lines(result.stderr)[0].startswith(f"error: {what}"), result.output
-        assert "this machine has 1 GiB available" in result.stderr
     assert not (tmp_path / "no").exists()

@@ -265,6 +265,22 @@ def check_model(spec: str, activation: str = "relu"):
     return m, width
 
 
+def plan_network(spec: str, input_shape: tuple[int, ...], n_classes: int, make_crossbar: CrossbarFactory,
+                 activation: str = "relu", bias: bool = True, readout: bool = True, batch_size: int | None = None):
+    """The parsed spec and the layer plan of `build_network`'s network, checked against the data's
+    shape and the memory it would take (weights, and with `batch_size` a batch's working arrays),
+    without allocating it: HiltError otherwise."""
+    m, width = check_model(spec, activation)
+    plan, n_last = _plan(spec, m, input_shape, n_classes, readout, width)
+    if readout:
+        plan.append(LayerPlan(n_classes, n_last, Dense))
+    n_weights = sum(p.out * (p.fan_in + bias) for p in plan)
+    nbytes = n_weights * getattr(make_crossbar, "bytes_per_weight", EXACT_BYTES_PER_WEIGHT)
+    batches = f" with batches of {batch_size} (and of {EVAL_BATCH} to evaluate)" if batch_size else ""
+    check_memory(f"model {spec} ({n_weights:,} weights){batches}", nbytes + working_bytes(plan, batch_size or 0))
+    return m, plan
+
+
 def build_network(
     spec: str,
     input_shape: tuple[int, ...],
@@ -281,14 +297,7 @@ def build_network(
     `seed`, or with `weights` (one (out, in[+1]) matrix per layer, e.g. a trained run's).
     readout=False: the encoder only (see the module docstring). With `batch_size` (the samples one
     step sees), the memory check counts the batches' working arrays too (`working_bytes`)."""
-    m, width = check_model(spec, activation)
-    plan, n_last = _plan(spec, m, input_shape, n_classes, readout, width)
-    if readout:
-        plan.append(LayerPlan(n_classes, n_last, Dense))
-    n_weights = sum(p.out * (p.fan_in + bias) for p in plan)
-    nbytes = n_weights * getattr(make_crossbar, "bytes_per_weight", EXACT_BYTES_PER_WEIGHT)
-    batches = f" with batches of {batch_size} (and of {EVAL_BATCH} to evaluate)" if batch_size else ""
-    check_memory(f"model {spec} ({n_weights:,} weights){batches}", nbytes + working_bytes(plan, batch_size or 0))
+    m, plan = plan_network(spec, input_shape, n_classes, make_crossbar, activation, bias, readout, batch_size)
     if weights is not None and len(weights) != len(plan):
         raise ValueError(f"build_network: {len(weights)} weight matrices for the {len(plan)} layers of {spec}")
 

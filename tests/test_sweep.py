@@ -162,8 +162,15 @@ def test_grid_values_with_commas_are_separated_by_semicolons(tmp_path):
 
 
 @pytest.mark.parametrize("grid, message", [("model=mlp:64-32-10,mlp:64-x-10", "unknown model 'mlp:64-x-10'"),
-                                           ("activation=relu,nope", "unknown activation 'nope'")])
-def test_every_grid_value_is_checked_before_the_first_point_trains(tmp_path, grid, message):
+                                           ("activation=relu,nope", "unknown activation 'nope'"),
+                                           ("model=mlp:64-32-10,mlp:32-16-10", "does not fit the data"),
+                                           ("model=mlp:64-32-10,mlp:64-100000-10", "would need about")])
+def test_every_grid_value_is_checked_before_the_first_point_trains(tmp_path, monkeypatch, grid, message):
+    """Values of the wrong form, and values that do not fit the data or the memory (found by the
+    fuzz suite: `--grid batch_size=2;1313885` trained point 1, then stopped)."""
+    import hilt.errors
+
+    monkeypatch.setattr(hilt.errors, "available_memory", lambda: 2**30)
     result = runner.invoke(app, ["sweep", "--epochs", "1", "--grid", grid, "--out", str(tmp_path)])
     assert result.exit_code == 2 and message in result.output
     assert not any(tmp_path.rglob("summary.json"))  # no point trained

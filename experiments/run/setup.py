@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hilt.analog import backend
-from hilt.analog.network import Network, build_network, check_model, crossbar_factory
+from hilt.analog.network import plan_network, Network, build_network, check_model, crossbar_factory
 from hilt.analog.optim import make_optimizer
 from hilt.data import load_dataset
 from hilt.errors import HiltError
@@ -82,6 +82,32 @@ class Setup:
 def build(cfg: TrainConfig) -> Setup:
     """The run's Setup from its settings: validated, device resolved, data loaded, network built,
     rule attached (HiltError on bad input)."""
+    cfg, spec, rule, data, plan, factory = _resolve(cfg)
+    net = build_network(cfg.model, plan.input_shape, data.n_classes, factory,
+                        seed=cfg.seed, activation=cfg.activation, readout=plan.readout,
+                        batch_size=_batch(cfg, rule, data))
+    rule.attach(net, factory, stream(cfg.seed, "rule_matrices"))
+    return Setup(cfg, data, net, rule, spec)
+
+
+def check_fits(cfg: TrainConfig, data) -> None:
+    """HiltError when the run's network does not fit `data` (the dataset its settings load) or this
+    machine's memory, found without building it: what a sweep checks of every point first."""
+    cfg, _, rule, data, plan, factory = _resolve(cfg, data)
+    plan_network(cfg.model, plan.input_shape, data.n_classes, factory, cfg.activation,
+                 readout=plan.readout, batch_size=_batch(cfg, rule, data))
+
+
+def _batch(cfg: TrainConfig, rule, data) -> int:
+    """The most samples one step reads: the batch (no more than the training set), two views per
+    image for self-supervised rules."""
+    n = len(data.ssl_images if rule.self_supervised else data.x_train)
+    return min(cfg.batch_size, n) * (2 if rule.self_supervised else 1)
+
+
+def _resolve(cfg: TrainConfig, data=None):
+    """The settings resolved against the data (loaded unless given): (cfg, spec, rule, data, the
+    rule's network plan, the crossbar factory)."""
     spec = _check(cfg)
     # config.json holds the device and the cost table themselves, not their paths
     cfg = replace(cfg, device_definition=spec.definition,
@@ -90,7 +116,8 @@ def build(cfg: TrainConfig) -> Setup:
     # config.json records the options as the rule uses them (defaults resolved), once
     cfg = replace(cfg, rule_options={**resolve(cfg.rule).typed(cfg.rule_options), **rule.params()})
     backend.select(analog=not spec.is_exact)
-    data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir, download=cfg.download)
+    if data is None:
+        data = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir, download=cfg.download)
     plan = rule.network_plan(data)
     cfg = replace(cfg, model=cfg.model or plan.default_model, batch_size=cfg.batch_size or data.default_batch_size)
     if plan.model_kinds and cfg.model.split(":")[0].split("@")[0] not in plan.model_kinds:
@@ -102,8 +129,4 @@ def build(cfg: TrainConfig) -> Setup:
     except ValueError as err:
         raise HiltError(str(err)) from None
     factory = crossbar_factory(spec, new_optimizer)
-    net = build_network(cfg.model, plan.input_shape, data.n_classes, factory,
-                        seed=cfg.seed, activation=cfg.activation, readout=plan.readout,
-                        batch_size=cfg.batch_size * (2 if rule.self_supervised else 1))  # two views per image
-    rule.attach(net, factory, stream(cfg.seed, "rule_matrices"))
-    return Setup(cfg, data, net, rule, spec)
+    return cfg, spec, rule, data, plan, factory

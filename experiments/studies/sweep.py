@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
+from hilt.data.registry import load_dataset
 from hilt.data.rhm import RHMParams
 from hilt.devices import PARAMS, HiltError
 from hilt.devices.device_file import is_device_file
@@ -37,7 +38,7 @@ from hilt.keyvalue import merged, parse_items
 from hilt.experiments.run.files import WRITER, check_plain_name, one_writer, read_json, write_csv, write_json
 from hilt.experiments.run.config import COMMAND_DEFAULTS, flag
 from hilt.experiments.run.config import TrainConfig
-from hilt.experiments.run.setup import build, validate
+from hilt.experiments.run.setup import build, check_fits, validate
 from hilt.experiments.run.resume import open_run
 from hilt.experiments.run.trainer import train
 from hilt.rules import resolve
@@ -225,6 +226,20 @@ def _as_typed(message: str, point: Point) -> str:
     return message
 
 
+def _fits_its_data():
+    """A check that a point's network fits its data and this machine's memory (setup.check_fits),
+    loading each dataset once for all points."""
+    loaded = {}
+
+    def check(cfg: TrainConfig) -> None:
+        key = (cfg.dataset, tuple(cfg.data_set or ()), cfg.data_dir)
+        if key not in loaded:
+            loaded[key] = load_dataset(cfg.dataset, cfg.data_set, seed=cfg.seed, data_dir=cfg.data_dir, download=cfg.download)
+        check_fits(cfg, loaded[key])
+
+    return check
+
+
 def plan(base: TrainConfig, grid_items: list[str], seeds: int, out: Path, name: str | None = None) -> Sweep:
     """Validate every point's settings and name the sweep folder (HiltError on bad input)."""
     if seeds < 1:
@@ -235,15 +250,16 @@ def plan(base: TrainConfig, grid_items: list[str], seeds: int, out: Path, name: 
         check_plain_name("--name", name)
     grid = parse_grid(grid_items, base.rule)
     sweep = Sweep(base, grid, list(range(base.seed, base.seed + seeds)), Path(out))
-    for point in sweep.points:
-        try:
-            validate(point_config(base, point))
-        except HiltError as err:
-            typed = _as_typed(str(err), point)
-            if typed == str(err):  # about a flag of the base settings, not the grid
-                raise
-            where = ",".join(f"{k}={v}" for k, v in point.values)
-            raise HiltError(f"--grid point {where}: {typed}") from None
+    for check in (validate, _fits_its_data()):  # settings first, then sizes against the data
+        for point in sweep.points:
+            try:
+                check(point_config(base, point))
+            except HiltError as err:
+                typed = _as_typed(str(err), point)
+                if typed == str(err):  # about a flag of the base settings, not the grid
+                    raise
+                where = ",".join(f"{k}={v}" for k, v in point.values)
+                raise HiltError(f"--grid point {where}: {typed}") from None
     if name is None:  # readable pieces (a device file by its stem: never a path) and the settings' hash
         name = "-".join(_label(part) for part in (base.dataset, base.device, base.rule_label)) + f"-{sweep.settings_hash[:8]}"
     sweep.root = Path(out) / name

@@ -26,6 +26,7 @@ def validate(cfg: TrainConfig) -> None:
     make_rule(cfg.rule, **cfg.rule_options)
 
 
+MAX_COUNT = 2**31 - 1  # the largest epochs, batch size or evaluation interval a run takes
 _F32 = np.finfo(np.float32)
 FLOAT32_TINY, FLOAT32_MAX = float(_F32.tiny), float(_F32.max)  # Python floats: comparing a huge float with NumPy's warns
 
@@ -47,6 +48,9 @@ def _check(cfg: TrainConfig):
     check_seed(cfg.seed)
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
         raise HiltError(f"--lr must be a finite number > 0 (got {cfg.lr})")
+    for key, value in (("epochs", cfg.epochs), ("batch_size", cfg.batch_size), ("eval_every", cfg.eval_every)):
+        if value is not None and value > MAX_COUNT:  # tables (parquet, int64) and array indices hold these
+            raise HiltError(f"{flag(key)} {value}: at most {MAX_COUNT}")
     if cfg.epochs < 1:
         raise HiltError(f"--epochs must be >= 1 (got {cfg.epochs})")
     parse_schedule(cfg.lr_schedule)

@@ -99,7 +99,8 @@ def test_the_noise_splits_into_what_accumulates_and_what_does_not(tmp_path, mode
     """aihwkit traces (16 cycles of 100 up / 100 down) with cycle-to-cycle noise (accumulates),
     write noise and read noise (do not) fitted back. Measured over 3 draws per model: dw_min_std
     within 19 % of 0.5, the non-accumulating sigma within 6 % (ConstantStepDevice has no write
-    noise: its sigma is the read noise alone)."""
+    noise: its sigma is the read noise alone). piecewise over 10 more draws: 0.448-0.598, and
+    once in CI 0.325 (aihwkit's noise is clock-seeded: a tail draw), hence 40 % here."""
     device = NOISY[model]
     rows = synthetic_measurements(device, cycles=16, pulses=100, read_noise=0.02)
     pd.DataFrame(rows, columns=["pulse", "conductance", "trace", "device"]).to_csv(tmp_path / "noisy.csv", index=False)
@@ -107,7 +108,7 @@ def test_the_noise_splits_into_what_accumulates_and_what_does_not(tmp_path, mode
     result = fit(read_measurements(str(tmp_path / "noisy.csv"), -span, span, -span, span), model)
     noise = result.noise
     sigma = math.hypot(getattr(device, "write_noise_std", 0.0) * device.dw_min, 0.02)
-    assert noise.dw_min_std == pytest.approx(0.5, rel=0.3)
+    assert noise.dw_min_std == pytest.approx(0.5, rel=0.4)
     assert noise.sigma_non_accumulating == pytest.approx(sigma, rel=0.1)
     assert noise.dw_min_std_ci[0] <= noise.dw_min_std <= noise.dw_min_std_ci[1]
     assert result.params["dw_min_std"] == noise.dw_min_std

@@ -270,15 +270,24 @@ def plan_network(spec: str, input_shape: tuple[int, ...], n_classes: int, make_c
     """The parsed spec and the layer plan of `build_network`'s network, checked against the data's
     shape and the memory it would take (weights, and with `batch_size` a batch's working arrays),
     without allocating it: HiltError otherwise."""
+    m, plan, n_weights, nbytes = network_bytes(spec, input_shape, n_classes, make_crossbar, activation, bias, readout,
+                                               batch_size)
+    batches = f" with batches of {batch_size} (and of {EVAL_BATCH} to evaluate)" if batch_size else ""
+    check_memory(f"model {spec} ({n_weights:,} weights){batches}", nbytes)
+    return m, plan
+
+
+def network_bytes(spec: str, input_shape: tuple[int, ...], n_classes: int, make_crossbar: CrossbarFactory,
+                  activation: str = "relu", bias: bool = True, readout: bool = True, batch_size: int | None = None):
+    """(parsed spec, layer plan, number of weights, bytes): what the network of `spec` would take
+    in memory (its weights on these crossbars, and with `batch_size` a batch's working arrays)."""
     m, width = check_model(spec, activation)
     plan, n_last = _plan(spec, m, input_shape, n_classes, readout, width)
     if readout:
         plan.append(LayerPlan(n_classes, n_last, Dense))
     n_weights = sum(p.out * (p.fan_in + bias) for p in plan)
     nbytes = n_weights * getattr(make_crossbar, "bytes_per_weight", EXACT_BYTES_PER_WEIGHT)
-    batches = f" with batches of {batch_size} (and of {EVAL_BATCH} to evaluate)" if batch_size else ""
-    check_memory(f"model {spec} ({n_weights:,} weights){batches}", nbytes + working_bytes(plan, batch_size or 0))
-    return m, plan
+    return m, plan, n_weights, nbytes + working_bytes(plan, batch_size or 0)
 
 
 def build_network(

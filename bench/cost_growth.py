@@ -48,27 +48,22 @@ def cases(quick: bool) -> list[tuple]:
 def largest() -> list[dict]:
     """The largest square MLP (784-H-H-10, batch 100) and VGG16 width multiplier (32x32, batch 32)
     that the memory check (analog/network.py: weights + a batch's working arrays) admits on 24 GiB."""
-    from hilt.analog.network import EXACT_BYTES_PER_WEIGHT, _plan, check_model, working_bytes
-    from hilt.analog.network import LayerPlan, Dense
+    from hilt.analog.network import crossbar_factory, network_bytes
     from hilt.devices import parse_device
-    from hilt.analog.network import crossbar_factory
 
     rows = []
     for path in ("exact", "rram"):
-        per_weight = getattr(crossbar_factory(parse_device(path)), "bytes_per_weight", EXACT_BYTES_PER_WEIGHT)
+        factory = crossbar_factory(parse_device(path))
 
         def need(spec: str, shape, batch: int) -> float:
-            m, width = check_model(spec)
-            plan, n_last = _plan(spec, m, shape, 10, True, width)
-            plan = plan + [LayerPlan(10, n_last, Dense)]
-            return sum(p.out * (p.fan_in + 1) for p in plan) * per_weight + working_bytes(plan, batch)
+            return network_bytes(spec, shape, 10, factory, batch_size=batch)[3]
 
         lo, hi = 256, 1 << 20  # bisect the hidden width
         while hi - lo > 64:
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if need(f"mlp:784-{mid}-{mid}-10", (784,), 100) <= GIB24 else (lo, mid)
         rows.append({"path": path, "network": "mlp:784-H-H-10, batch 100", "largest": f"H = {lo}",
-                     "weights": 784 * lo + lo * lo + 10 * lo})
+                     "weights": network_bytes(f"mlp:784-{lo}-{lo}-10", (784,), 10, factory)[2]})
         lo_w, hi_w = 0.25, 64.0
         for _ in range(30):
             mid = math.sqrt(lo_w * hi_w)

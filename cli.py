@@ -707,10 +707,12 @@ def bench(
     schedule: Optional[str] = typer.Option(None, help="--vgg with dp/dp_adjoint: fwbw | fw"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
 ):
-    """Time per training step: hilt vs aihwkit-native (analog) and vs bare NumPy matmuls (exact);
-    with --vgg, an exact-path conv net vs the same network in torch."""
+    """Time per training step: hilt vs aihwkit-native (analog), and on the exact path vs bare NumPy
+    matmuls and vs a flat NumPy program of the same step; with --vgg, an exact-path conv net vs the
+    same network in torch."""
     from hilt.devices import parse_device
-    from hilt.experiments.reference.timing import bench_analog, bench_conv, bench_exact, bench_rule_vs_bp, check_options, isolated
+    from hilt.experiments.reference.timing import (bench_analog, bench_conv, bench_exact, bench_flat, bench_rule_vs_bp,
+                                                   check_options, isolated)
 
     if vgg:
         check_options(steps=steps, lr=lr, models={}, batch_size=batch_size, image_size=image_size)
@@ -726,6 +728,8 @@ def bench(
             (bench_analog, (model, device, batch_size, steps, lr), {}),
             (bench_exact, (model, batch_size, steps, lr), {}),
             (bench_exact, (large_model, large_batch_size, max(20, steps // 4), lr), {}),
+            (bench_flat, (model, batch_size, steps, lr), {}),
+            (bench_flat, (large_model, large_batch_size, max(20, steps // 4), lr), {}),
             (bench_rule_vs_bp, ("dp_adjoint", model, "exact", batch_size, steps, lr), {}),
             (bench_rule_vs_bp, ("dp_adjoint", model, device, batch_size, steps, lr), {}),
             (bench_rule_vs_bp, ("dp_adjoint", large_model, "exact", large_batch_size, max(20, steps // 4), lr), {}),

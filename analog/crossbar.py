@@ -47,9 +47,6 @@ from hilt.analog.costs import zero_counts
 from hilt.analog.optim import Optimizer, SGD, gradients
 
 
-FOLD_LR_SIZE = 1 << 16  # from this many weights on, plain SGD scales d by lr (a small W: one op more than it saves)
-
-
 class RowTally:
     """Counts the rows of (x, d) groups as an update consumes them (`update_groups` is given a generator)."""
 
@@ -210,6 +207,8 @@ class ExactCrossbar(Crossbar):
         return backend.matmul(d, self.W)
 
     def _update(self, x, d, lr):
+        if self.optimizer.linear:  # lr times d (rows x out), not the gradient (out x in) and the bias's
+            d, lr = d * lr, 1.0
         self.optimizer.step(self.W, self.b, *gradients([(x, d)], self.bias), lr)
 
     def update_groups(self, groups, lr):
@@ -217,7 +216,7 @@ class ExactCrossbar(Crossbar):
             return super().update_groups(groups, lr)
         check_lr(lr)
         tally, lr = RowTally(), float(lr)
-        if self.optimizer.linear and self.W.size >= FOLD_LR_SIZE:  # lr times each group's d, not the W-sized gradient
+        if self.optimizer.linear:  # as in _update
             scaled = ((x, d * lr) for x, d in tally.over(groups, backend.asarray))
             self.optimizer.step(self.W, self.b, *gradients(scaled, self.bias), 1.0)
         else:

@@ -94,9 +94,9 @@ class Dense(WeightLayer):
         return LayerCache(x.reshape(x.shape[0], -1), x.shape)
 
     def forward(self, x):
-        cache = self.input_cache(x)
-        y, clipped = self.crossbar.forward_clipped(cache.rows)
-        return y, cache._replace(clipped=clipped)
+        rows = x.reshape(x.shape[0], -1)
+        y, clipped = self.crossbar.forward_clipped(rows)
+        return y, LayerCache(rows, x.shape, clipped)
 
     def output_shape(self, in_shape):
         """Per-sample shape of the crossbar output for per-sample input shape `in_shape`."""
@@ -105,6 +105,10 @@ class Dense(WeightLayer):
     def row_groups(self, g, cache):
         """The (rows, g rows) row groups of the update for output gradient g: one group here."""
         yield cache.rows, g
+
+    def update(self, g, cache, lr):
+        """The crossbar's update with the layer's rows, W <- W - lr sum g_rows^T rows (its one row group)."""
+        self.crossbar.update(cache.rows, g, lr)
 
     def backward(self, g, cache):
         return self.crossbar.backward(g, cache.clipped).reshape(cache.in_shape)

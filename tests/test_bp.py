@@ -64,3 +64,24 @@ def test_a_rule_is_one_method_and_a_rule_without_it_fails_plainly():
         Nothing().step(None, np.zeros((1, 2), np.float32), None, 0.1)
     for name, cls in BUILTIN.items():
         assert "updates" not in vars(cls), name  # one protocol: signals (and pc's own step)
+
+
+def test_the_benchmarks_flat_numpy_step_is_hilts_bp_step(rng):
+    """`hilt bench` times the exact bp step against a flat NumPy program of it: that program must
+    be the same arithmetic (weights, biases, loss and correct count, step after step)."""
+    from hilt.experiments.reference.timing import bench_flat, flat_bp_step
+
+    net = build_network("mlp:12-9-7-5", (12,), 5, crossbar_factory(parse_device("exact")), seed=2)
+    Ws = [c.W.copy(order="K") for c in net.crossbars()]
+    bs = [c.b.copy() for c in net.crossbars()]
+    rule = make_rule("bp")
+    for _ in range(3):
+        x, y = rng.normal(size=(6, 12)).astype(np.float32), rng.integers(0, 5, size=6)
+        metrics = rule.step(net, x, y, lr=0.2)
+        loss, correct = flat_bp_step(Ws, bs, x, y, lr=0.2)
+        assert loss == pytest.approx(metrics["loss_sum"], rel=1e-5) and correct == metrics["correct"]
+    for c, W, b in zip(net.crossbars(), Ws, bs):
+        np.testing.assert_allclose(c.W, W, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(c.b, b, rtol=1e-5, atol=1e-7)
+    result = bench_flat("mlp:12-9-5", 4, 2, 0.1)
+    assert result.hilt_ms > 0 and result.reference_ms > 0 and result.ratio > 0

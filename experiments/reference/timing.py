@@ -7,6 +7,9 @@
   the same batches and are timed in alternating blocks.
 - exact: one `bp` step on ExactCrossbars divided by the same matmuls done directly in NumPy
   (per layer x W^T, d W (not for the first layer), d^T x): the floor any exact step must pay.
+- exact, flat: the same exact bp step divided by `flat_bp_step`, one NumPy function doing the
+  step's arithmetic (bias, ReLU, softmax cross-entropy, backward, SGD) on copies of the weights:
+  what hilt's layers, crossbar contract and checks cost over the arithmetic itself.
 - rule vs bp: one step of another rule (dp_adjoint with its defaults: fwbw, K = 1) divided by
   one bp step of hilt on the same backend.
 - conv (`--vgg MODEL`): one exact-path step (SGD) of a rule (bp by default) of a conv net such
@@ -191,6 +194,51 @@ def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) ->
     hilt_ms, floor_ms, paired = _alternate(hilt_step, floor_step, xs, ys, steps)
     return BenchResult(f"bp step, exact, {model}, batch {batch}", hilt_ms, floor_ms, "NumPy matmuls only",
                        paired_ratio=paired)
+
+
+def flat_bp_step(Ws, bs, x, y, lr: float) -> tuple[float, int]:
+    """One bp step of an MLP (ReLU hidden layers, linear output, biases, softmax cross-entropy, plain
+    SGD) written as one flat NumPy function: the arithmetic of hilt's exact bp step without its
+    layers, crossbars and checks. Updates the weights Ws (out x in) and biases bs in place; returns
+    the batch's summed loss and correct count, as hilt's step does."""
+    acts, pre = [x], []
+    for k, (W, b) in enumerate(zip(Ws, bs)):
+        a = acts[-1] @ W.T
+        a += b
+        pre.append(a)
+        acts.append(np.maximum(a, 0) if k < len(Ws) - 1 else a)
+    out = acts[-1]
+    e = np.exp(out - out.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    rows = np.arange(len(out))
+    loss = -float(np.log(np.maximum(p[rows, y], 1e-30)).sum())
+    correct = int((out.argmax(axis=1) == y).sum())
+    p[rows, y] -= 1.0
+    d = p * (lr / len(out))  # lr / B times dL/da of the output
+    for k in reversed(range(len(Ws))):
+        below = (d @ Ws[k]) * (pre[k - 1] > 0) if k else None
+        Ws[k] -= (acts[k].T @ d).T
+        bs[k] -= d.sum(axis=0)
+        d = below
+    return loss, correct
+
+
+def bench_flat(model: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
+    """hilt's exact bp step against `flat_bp_step` on copies of the same weights (ms per step): the
+    cost of hilt's layers, crossbar contract and checks over the same arithmetic."""
+    backend.use("numpy")
+    net = _mlp(model, parse_device("exact"), seed, batch)
+    rule = make_rule("bp")
+    Ws = [c.W.copy(order="K") for c in net.crossbars()]  # hilt's own layout
+    bs = [c.b.copy() for c in net.crossbars()]
+
+    def hilt_step(x, y):
+        rule.step(net, x, y, lr)
+
+    xs, ys = _batches(model, batch, steps, seed)
+    hilt_ms, flat_ms, paired = _alternate(hilt_step, lambda x, y: flat_bp_step(Ws, bs, x, y, lr), xs, ys, steps)
+    return BenchResult(f"bp step, exact, {model}, batch {batch}", hilt_ms, flat_ms,
+                       "a flat NumPy bp step (same arithmetic)", paired_ratio=paired)
 
 
 def bench_rule_vs_bp(rule_name: str, model: str, device: str, batch: int, steps: int, lr: float,

@@ -166,7 +166,7 @@ class AnalogCrossbar(Crossbar):
 
     @staticmethod
     def _torch(a):
-        return backend.to_torch(np.ascontiguousarray(a))
+        return backend.to_torch(a)  # a float32 C-ordered copy first where a is not one
 
     def _tiles(self):
         """(i, j, out block, in block, tile) for every tile of the grid."""
@@ -225,7 +225,7 @@ class AnalogCrossbar(Crossbar):
         self._set_lr(lr)
         row_trains = self._pulse_model["rows_pulse_device"]
         for i, j, rows, cols, tile in self._tiles():
-            x_tile, d_tile = np.ascontiguousarray(x[:, cols]), np.ascontiguousarray(d[:, rows])  # for both
+            x_tile, d_tile = (x, d) if self.single else (np.ascontiguousarray(x[:, cols]), np.ascontiguousarray(d[:, rows]))
             tile.update(self._torch(x_tile), self._torch(d_tile))
             tile.post_update_step()
             if row_trains:

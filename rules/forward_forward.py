@@ -130,7 +130,7 @@ class ForwardForward(ProbeReadout, Rule):
 
     def signals(self, net, x, y):
         if self.self_supervised:
-            images = np.asarray(x.first)
+            images = x.first  # host or device views; flat() and hybrids() convert
             B = len(images)
             flat = lambda a: backend.asarray(a).reshape(len(a), -1)  # noqa: E731
             x0 = backend.xp().concatenate([flat(images), flat(self.hybrids(images))])

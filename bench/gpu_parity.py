@@ -89,8 +89,10 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true", help="NumPy against NumPy (no GPU needed)")
     args = ap.parse_args()
     device_xp = "numpy" if args.dry_run else "cupy"
-    if not args.dry_run and backend._cupy_with_gpu() is None:
-        print("gpu_parity: CuPy or a CUDA GPU is not available (--dry-run checks the script on NumPy)", file=sys.stderr)
+    try:
+        backend.use(device_xp)
+    except RuntimeError as err:
+        print(f"gpu_parity: {err} (--dry-run checks the script on NumPy)", file=sys.stderr)
         return 2
     rules = [(name, {}) for name in BUILTIN] + VARIANTS
     results = {f"{name}{''.join(f' {k}={v}' for k, v in options.items())} {kind}": compare(name, options, kind, device_xp)

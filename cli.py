@@ -860,8 +860,7 @@ def main() -> None:
     # Typer vendors click and exports no public name for its usage errors; typer is pinned.
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-    shutdown.install()
-    _quiet_libraries()
+    _quiet_libraries()  # the signal handlers are installed already (hilt/__main__.py)
     try:
         code = typer.main.get_command(app).main(prog_name="hilt", standalone_mode=False)
     except NoArgsIsHelpError as err:

@@ -164,10 +164,6 @@ class AnalogCrossbar(Crossbar):
             self.counts["expected_pulses_down"] += pulses - up
             self.counts["pulse_slots"] += slots
 
-    @staticmethod
-    def _torch(a):
-        return backend.to_torch(a)  # a float32 C-ordered copy first where a is not one
-
     def _tiles(self):
         """(i, j, out block, in block, tile) for every tile of the grid."""
         for i, ((r0, r1), row) in enumerate(zip(self.row_splits, self.tiles)):
@@ -179,12 +175,12 @@ class AnalogCrossbar(Crossbar):
         outputs of tile ij that were at its forward output bound (aihwkit's `handle_output_bound`)."""
         clipped = {}
         if self.single:
-            y = self.tiles[0][0].joint_forward(self._torch(x)).numpy()
+            y = self.tiles[0][0].joint_forward(backend.to_torch(x)).numpy()
             self._note_clipped(clipped, 0, 0, y)
         else:
             y = np.zeros((x.shape[0], self.out_size), dtype=backend.DTYPE)
             for i, j, rows, cols, tile in self._tiles():
-                part = tile.joint_forward(self._torch(x[:, cols])).numpy()
+                part = tile.joint_forward(backend.to_torch(x[:, cols])).numpy()
                 self._note_clipped(clipped, i, j, part)
                 y[:, rows] += part
         if self.scale != 1.0:
@@ -204,11 +200,11 @@ class AnalogCrossbar(Crossbar):
             return np.where(clipped[i, j], 0, block) if clipped and (i, j) in clipped else block
 
         if self.single:
-            z = self.tiles[0][0].backward(self._torch(part(0, 0, slice(None)))).numpy()
+            z = self.tiles[0][0].backward(backend.to_torch(part(0, 0, slice(None)))).numpy()
         else:
             z = np.zeros((d.shape[0], self.in_size), dtype=backend.DTYPE)
             for i, j, rows, cols, tile in self._tiles():
-                z[:, cols] += tile.backward(self._torch(part(i, j, rows))).numpy()
+                z[:, cols] += tile.backward(backend.to_torch(part(i, j, rows))).numpy()
         return z * self.scale if self.scale != 1.0 else z
 
     def _set_lr(self, lr):
@@ -225,8 +221,8 @@ class AnalogCrossbar(Crossbar):
         self._set_lr(lr)
         row_trains = self._pulse_model["rows_pulse_device"]
         for i, j, rows, cols, tile in self._tiles():
-            x_tile, d_tile = (x, d) if self.single else (np.ascontiguousarray(x[:, cols]), np.ascontiguousarray(d[:, rows]))
-            tile.update(self._torch(x_tile), self._torch(d_tile))
+            x_tile, d_tile = np.ascontiguousarray(x[:, cols]), np.ascontiguousarray(d[:, rows])  # for both
+            tile.update(backend.to_torch(x_tile), backend.to_torch(d_tile))
             tile.post_update_step()
             if row_trains:
                 self._count_pulses(i, j, x_tile, d_tile, lr, tile.analog_bias)
@@ -256,7 +252,7 @@ class AnalogCrossbar(Crossbar):
                 lines = np.ascontiguousarray(values[live], dtype=backend.DTYPE)
                 x, d = (lines, unit) if by_rows else (unit, lines)
                 # positional arguments (aihwkit 1.1 reads them so); bias=False: x carries the bias input itself
-                tile.tile.update(self._torch(x), self._torch(d), False, False, False, False)
+                tile.tile.update(backend.to_torch(x), backend.to_torch(d), False, False, False, False)
                 self._count_pulses(i, j, x, d, lr)
             tile.post_update_step()
 
@@ -303,8 +299,8 @@ class AnalogCrossbar(Crossbar):
             self.scale = peak / self.omega if self.omega > 0 and peak > 0 else 1.0
         W = W / self.scale
         for _, _, rows, cols, tile in self._tiles():
-            bias = self._torch(W[rows, self.in_size]) if tile.analog_bias else None
-            tile.set_weights(self._torch(W[rows, cols]), bias)
+            bias = backend.to_torch(W[rows, self.in_size]) if tile.analog_bias else None
+            tile.set_weights(backend.to_torch(W[rows, cols]), bias)
 
     def state_dict(self):
         return {"scale": self.scale, "lr": self._lr, "tiles": [[tile_state(tile) for tile in row] for row in self.tiles]}

@@ -207,21 +207,23 @@ class ExactCrossbar(Crossbar):
         return backend.matmul(d, self.W)
 
     def _update(self, x, d, lr):
-        if self.optimizer.linear:  # lr times d (rows x out), not the gradient (out x in) and the bias's
-            d, lr = d * lr, 1.0
-        self.optimizer.step(self.W, self.b, *gradients([(x, d)], self.bias), lr)
+        self._descend([(x, d)], lr)
 
     def update_groups(self, groups, lr):
         if self.observer is not None:
             return super().update_groups(groups, lr)
         check_lr(lr)
-        tally, lr = RowTally(), float(lr)
-        if self.optimizer.linear:  # as in _update
-            scaled = ((x, d * lr) for x, d in tally.over(groups, backend.asarray))
-            self.optimizer.step(self.W, self.b, *gradients(scaled, self.bias), 1.0)
-        else:
-            self.optimizer.step(self.W, self.b, *gradients(tally.over(groups, backend.asarray), self.bias), lr)
+        tally = RowTally()
+        self._descend(tally.over(groups, backend.asarray), float(lr))
         self._count_update(tally.rows)
+
+    def _descend(self, groups, lr: float) -> None:
+        """The optimizer's step on the gradients summed over the (x, d) groups. Plain SGD multiplies
+        each d (rows x out) by lr instead of the gradient (out x in) and the bias's."""
+        step_lr = lr
+        if self.optimizer.linear:
+            groups, step_lr = ((x, d * lr) for x, d in groups), 1.0
+        self.optimizer.step(self.W, self.b, *gradients(groups, self.bias), step_lr)
 
     # Convolutions with torch's kernels on zero-copy views: the numbers of the patch-row primitives
     # within float32 rounding, the same counts (one read or update row per output position).

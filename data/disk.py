@@ -183,6 +183,11 @@ def _size(params: dict[str, str], key: str) -> int | None:
     return value
 
 
+def _missing(name: str, root: Path) -> list[str]:
+    """The files of dataset `name` not under root."""
+    return [f for f in FORMATS[name].files if not (root / f).exists()]
+
+
 def check_files(name: str, data_dir: str | None) -> Path:
     """The dataset's folder under data_dir, or HiltError naming the files that are missing and
     where."""
@@ -191,7 +196,7 @@ def check_files(name: str, data_dir: str | None) -> Path:
         raise HiltError(f"dataset {name} is read from disk: pass --data-dir DIR with {fmt.what} in it "
                         f"({', '.join(fmt.files)}), or --data-dir DIR --download to fetch it there")
     root = Path(data_dir).expanduser()
-    missing = [f for f in fmt.files if not (root / f).exists()]
+    missing = _missing(name, root)
     if len(missing) == len(fmt.files):
         raise HiltError(f"dataset {name}: none of its files are under {root}; expected {fmt.what} there "
                         f"({', '.join(fmt.files)}); add --download to fetch it")
@@ -228,7 +233,7 @@ def load_from_disk(name: str, params: dict[str, str], data_dir: str | None, down
     if ssl not in ("train", "unlabeled"):
         raise HiltError(f"--data-set ssl={ssl}: allowed for {name}: train, unlabeled")
     sizes = [_size(params, "train_size"), _size(params, "test_size")]
-    if download and (not data_dir or any(not (Path(data_dir).expanduser() / f).exists() for f in fmt.files)):
+    if download and (not data_dir or _missing(name, Path(data_dir).expanduser())):
         from hilt.data.download import download as fetch
 
         fetch(name, data_dir)

@@ -133,7 +133,9 @@ def _alternate(hilt_step, ref_step, xs, ys, steps: int, warmup: int = 1) -> tupl
     (hilt's block median / the reference's block median), the ratio reported: a disturbance hits
     both sides of a pair alike."""
     for i in range(warmup):
-        hilt_step(xs[i % len(xs)], ys[i % len(xs)]), ref_step(xs[i % len(xs)], ys[i % len(xs)])
+        i %= len(xs)
+        hilt_step(xs[i], ys[i])
+        ref_step(xs[i], ys[i])
     hilt_t, ref_t, pairs, block = [], [], [], max(1, steps // 10)
     for start in range(2, steps + 2, block):
         count = min(block, steps + 2 - start)
@@ -177,11 +179,30 @@ def bench_analog(model: str, device: str, batch: int, steps: int, lr: float, see
                        f"aihwkit AnalogSequential + AnalogSGD (after {warmup} steps)", paired_ratio=paired)
 
 
-def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
-    """hilt's exact bp step against the same matmuls in bare NumPy (ms per step)."""
+def _exact_against(model: str, batch: int, steps: int, lr: float, seed: int, reference: str, make_step) -> BenchResult:
+    """hilt's exact bp step against a reference step, `make_step(net)`, made from the freshly built
+    network (from its own copies of the weights), timed side by side on the same batches."""
     backend.use("numpy")
     net = _mlp(model, parse_device("exact"), seed, batch)
     rule = make_rule("bp")
+    ref_step = make_step(net)
+
+    def hilt_step(x, y):
+        rule.step(net, x, y, lr)
+
+    xs, ys = _batches(model, batch, steps, seed)
+    hilt_ms, ref_ms, paired = _alternate(hilt_step, ref_step, xs, ys, steps)
+    return BenchResult(f"bp step, exact, {model}, batch {batch}", hilt_ms, ref_ms, reference, paired_ratio=paired)
+
+
+def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
+    """hilt's exact bp step against the same matmuls in bare NumPy (ms per step)."""
+    return _exact_against(model, batch, steps, lr, seed, "NumPy matmuls only", _floor_step)
+
+
+def _floor_step(net):
+    """The products of a bp step of `net` and nothing else: per layer x W^T, d W (not for the first
+    layer) and d^T x."""
     Ws = [np.ascontiguousarray(c.W) for c in net.crossbars()]
 
     def floor_step(x, y):
@@ -195,13 +216,7 @@ def bench_exact(model: str, batch: int, steps: int, lr: float, seed: int = 0) ->
                 d = d @ Ws[k]
         return grad
 
-    def hilt_step(x, y):
-        rule.step(net, x, y, lr)
-
-    xs, ys = _batches(model, batch, steps, seed)
-    hilt_ms, floor_ms, paired = _alternate(hilt_step, floor_step, xs, ys, steps)
-    return BenchResult(f"bp step, exact, {model}, batch {batch}", hilt_ms, floor_ms, "NumPy matmuls only",
-                       paired_ratio=paired)
+    return floor_step
 
 
 def flat_bp_step(Ws, bs, x, y, lr: float) -> tuple[float, int]:
@@ -234,19 +249,12 @@ def flat_bp_step(Ws, bs, x, y, lr: float) -> tuple[float, int]:
 def bench_flat(model: str, batch: int, steps: int, lr: float, seed: int = 0) -> BenchResult:
     """hilt's exact bp step against `flat_bp_step` on copies of the same weights (ms per step): the
     cost of hilt's layers, crossbar contract and checks over the same arithmetic."""
-    backend.use("numpy")
-    net = _mlp(model, parse_device("exact"), seed, batch)
-    rule = make_rule("bp")
-    Ws = [c.W.copy(order="K") for c in net.crossbars()]  # hilt's own layout
-    bs = [c.b.copy() for c in net.crossbars()]
+    def flat_step(net):
+        Ws = [c.W.copy(order="K") for c in net.crossbars()]  # hilt's own layout
+        bs = [c.b.copy() for c in net.crossbars()]
+        return lambda x, y: flat_bp_step(Ws, bs, x, y, lr)
 
-    def hilt_step(x, y):
-        rule.step(net, x, y, lr)
-
-    xs, ys = _batches(model, batch, steps, seed)
-    hilt_ms, flat_ms, paired = _alternate(hilt_step, lambda x, y: flat_bp_step(Ws, bs, x, y, lr), xs, ys, steps)
-    return BenchResult(f"bp step, exact, {model}, batch {batch}", hilt_ms, flat_ms,
-                       "a flat NumPy bp step (same arithmetic)", paired_ratio=paired)
+    return _exact_against(model, batch, steps, lr, seed, "a flat NumPy bp step (same arithmetic)", flat_step)
 
 
 def bench_rule_vs_bp(rule_name: str, model: str, device: str, batch: int, steps: int, lr: float,
@@ -365,11 +373,11 @@ def growth_case(model: str, device: str, update: str | None, batch: int, steps: 
     if not spec.is_exact:
         from aihwkit.simulator.tiles import AnalogTile  # noqa: F401
     before = rss_mib()
-    xs, ys = _batches(model, batch, steps, seed)
     if spec.is_exact:
         result = bench_exact(model, batch, steps, lr, seed)
     elif spec.summed:
         backend.use("numpy")
+        xs, ys = _batches(model, batch, steps, seed)
         net = _mlp(model, spec, seed, batch)
         rule = make_rule("bp")
         step = lambda x, y: rule.step(net, x, y, lr)  # noqa: E731
